@@ -1,0 +1,380 @@
+"""The ``dsv2`` command. The only module that parses flags, prints and picks exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO, TextIO
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import Dsv2Error, ExitCode
+
+app = typer.Typer(
+    name="dsv2",
+    help="Summarize, question and extract from documents with a local DeepSeek-V2 (llama.cpp).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_STARTED = time.perf_counter()
+
+
+@dataclass
+class Env:
+    """The process's streams and environment, bundled so tests can substitute them."""
+
+    stdin: BinaryIO = field(default_factory=lambda: sys.stdin.buffer)
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def stdout_isatty(self) -> bool:
+        return _isatty(self.stdout)
+
+    @property
+    def animate(self) -> bool:
+        """Progress bars only on a terminal, and never with NO_COLOR."""
+        return _isatty(self.stderr) and "NO_COLOR" not in self.environ
+
+    def console(self) -> Console:
+        return Console(
+            file=self.stderr,
+            no_color="NO_COLOR" in self.environ or not _isatty(self.stderr),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def note(self, message: str) -> None:
+        print(f"dsv2: {message}", file=self.stderr, flush=True)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextmanager
+def handle_errors(env: Env, debug: bool) -> Iterator[None]:
+    """Dsv2Error -> one line and its exit code; anything else -> one line, exit 1 (traceback with --debug)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Dsv2Error as exc:
+        if debug:
+            raise
+        env.note(f"error: {exc}")
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        env.note("interrupted")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
+        finally:
+            raise typer.Exit(0) from None
+    except Exception as exc:
+        if debug:
+            raise
+        env.note(f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)")
+        raise typer.Exit(int(ExitCode.UNEXPECTED)) from None
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"dsv2 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Summarize, question and extract from documents with a local DeepSeek-V2 (llama.cpp).
+
+    Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 input error, 4 model error,
+    5 context overflow, 130 interrupted.
+    """
+
+
+# Options shared by model-running commands.
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="GGUF model file (env DSV2_MODEL).", show_default=False)
+]
+CtxOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--ctx", help="Context window in tokens [default: the model's rated/trained context].", show_default=False
+    ),
+]
+MaxTokensOpt = Annotated[
+    int | None, typer.Option("--max-tokens", help="Tokens reserved for the output [default: 512].", show_default=False)
+]
+GpuLayersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--gpu-layers",
+        help="Layers to offload to the GPU, -1 all [default: all if the build can offload, else 0].",
+        show_default=False,
+    ),
+]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", help="CPU threads [default: all cores].", show_default=False)
+]
+FlashOpt = Annotated[
+    bool | None, typer.Option("--flash-attn/--no-flash-attn", help="Flash attention [default: on].", show_default=False)
+]
+TempOpt = Annotated[
+    float | None,
+    typer.Option("--temperature", help="Sampling temperature, 0 = greedy [default: 0.2].", show_default=False),
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Sampling seed [default: 0].", show_default=False)]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show llama.cpp's own log and timing details on stderr.")
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def _settings(env: Env, **flags: Any) -> Any:
+    from .settings import resolve
+
+    return resolve(flags, env.environ)
+
+
+@app.command()
+def summarize(
+    path: Annotated[
+        str, typer.Argument(help="File to summarize (.txt, .md), or - for standard input.", show_default=False)
+    ],
+    style: Annotated[
+        str | None, typer.Option("--style", help="brief | detailed | bullets [default: brief].", show_default=False)
+    ] = None,
+    prompt_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--prompt-file", help="Your own prompt template; must contain {{ document }}.", show_default=False
+        ),
+    ] = None,
+    stream: Annotated[
+        bool,
+        typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal)."),
+    ] = False,
+    json_out: JsonOpt = False,
+    model: ModelOpt = None,
+    ctx: CtxOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    threads: ThreadsOpt = None,
+    flash_attn: FlashOpt = None,
+    temperature: TempOpt = None,
+    seed: SeedOpt = None,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Summarize a document. Only the summary goes to stdout."""
+    env = Env()
+    with handle_errors(env, debug):
+        settings = _settings(
+            env,
+            model=model,
+            ctx=ctx,
+            max_tokens=max_tokens,
+            gpu_layers=gpu_layers,
+            threads=threads,
+            flash_attn=flash_attn,
+            temperature=temperature,
+            seed=seed,
+            style=style,
+        )
+        from . import prompts, sources
+        from . import summarize as summ
+        from .engines.base import GenerationParams
+
+        spec = summ.style_spec(settings.style)
+        if prompt_file is not None:
+            spec = summ.PromptSpec(spec.system, prompts.load_user_template(prompt_file, frozenset({"document"})))
+        doc = sources.load(path, env.stdin)
+        for warning in doc.warnings:
+            env.note(f"warning: {warning}")
+        session = _open_model(env, settings, verbose)
+        tokenize_started = time.perf_counter()
+        the_plan = summ.plan([doc], session.backend.tokenizer, session.facts, spec, session.window, settings.max_tokens)
+        tokenize_s = time.perf_counter() - tokenize_started
+
+        streaming = not json_out and (stream or env.stdout_isatty)
+        on_text = _stdout_writer(env) if streaming else None
+        params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
+        with _prompt_progress(env, len(the_plan.prompt.ids)) as progress:
+            result = summ.run(the_plan, session.backend, params, on_text=on_text, on_prompt_progress=progress)
+        result.timings = {
+            "load_s": round(session.backend.load_s, 4),
+            "tokenize_s": round(tokenize_s, 4),
+            **result.timings,
+            "total_s": round(time.perf_counter() - _STARTED, 4),
+        }
+        if verbose:
+            t = result.timings
+            env.note(
+                f"prompt {result.input_tokens} tokens in {t['prompt_eval_s']:.2f} s "
+                f"({t['prompt_tokens_per_s']} tok/s); output {result.output_tokens} tokens in "
+                f"{t['generation_s']:.2f} s ({t['output_tokens_per_s']} tok/s)"
+            )
+        if result.finish_reason == "length":
+            env.note(f"warning: the summary reached --max-tokens ({settings.max_tokens}) and may be cut short")
+        if json_out:
+            payload = {
+                "summary": result.summary,
+                "model": result.model,
+                "model_path": str(session.path),
+                "strategy": result.strategy,
+                "input_tokens": result.input_tokens,
+                "document_tokens": result.document_tokens,
+                "output_tokens": result.output_tokens,
+                "window": result.window,
+                "budget": result.budget,
+                "finish_reason": result.finish_reason,
+                "timings": result.timings,
+            }
+            env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        elif streaming:
+            env.stdout.write("\n")
+        else:
+            env.stdout.write(result.summary + "\n")
+        env.stdout.flush()
+
+
+@dataclass
+class _ModelSession:
+    backend: Any  # LlamaCppBackend
+    facts: Any  # summarize.ModelFacts
+    window: int
+    path: Path
+
+
+def _open_model(env: Env, settings: Any, verbose: bool) -> _ModelSession:
+    """Resolve the model, read its header, prepare (not yet load) the engine."""
+    from .engines.llamacpp import LlamaCppBackend, LlamaCppOptions
+    from .ggufmeta import read_gguf
+    from .models import default_context, embedded_notice, resolve_model
+    from .summarize import ModelFacts
+
+    resolved = resolve_model(settings)
+    if resolved.embedded:
+        env.note(embedded_notice(settings))
+    info = read_gguf(resolved.path)
+    window = settings.ctx or default_context(info)
+    name = info.name or resolved.path.stem
+    options = LlamaCppOptions(
+        model_path=resolved.path,
+        n_ctx=window,
+        gpu_layers=settings.gpu_layers,
+        threads=settings.threads,
+        flash_attn=settings.flash_attn,
+        verbose=verbose,
+    )
+    return _ModelSession(
+        LlamaCppBackend(options, name), ModelFacts(name, info.architecture, info.chat_template), window, resolved.path
+    )
+
+
+def _stdout_writer(env: Env) -> Any:
+    def write(text: str) -> None:
+        env.stdout.write(text)
+        env.stdout.flush()
+
+    return write
+
+
+@contextmanager
+def _prompt_progress(env: Env, total: int) -> Iterator[Any]:
+    """A progress bar with tokens/s while the prompt is evaluated (terminals only)."""
+    if not env.animate:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("evaluating prompt"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} tokens"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=env.console(),
+        transient=True,
+    )
+    started = time.perf_counter()
+    with progress:
+        task = progress.add_task("prompt", total=total, rate="")
+
+        def update(done: int, _total: int) -> None:
+            elapsed = time.perf_counter() - started
+            rate = f"{done / elapsed:,.0f} tok/s" if elapsed > 0 else ""
+            progress.update(task, completed=done, rate=rate)
+            if done >= _total:
+                progress.stop()
+
+        yield update
+
+
+@app.command()
+def models(
+    model: ModelOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the resolved model and what it is, without loading its weights."""
+    env = Env()
+    with handle_errors(env, debug):
+        from .models import model_info, resolve_model
+
+        settings = _settings(env, model=model)
+        info = model_info(resolve_model(settings))
+        if json_out:
+            env.stdout.write(json.dumps(info) + "\n")
+            return
+        labels = {
+            "path": "model",
+            "resolved_from": "resolved from",
+            "name": "name",
+            "architecture": "architecture",
+            "trained_context": "trained context",
+            "default_context": "dsv2 window",
+            "layers": "layers",
+            "vocab_size": "vocabulary",
+            "chat_template": "chat template",
+            "quantization": "quantization",
+            "file_size_bytes": "file size",
+            "gguf_version": "GGUF version",
+            "gpu_offload": "GPU offload",
+        }
+        for key, label in labels.items():
+            value = info[key]
+            if key == "file_size_bytes":
+                value = f"{int(value) / 1e6:,.1f} MB ({value} bytes)"  # type: ignore[call-overload]  # int from model_info
+            elif isinstance(value, bool):
+                value = "yes" if value else "no"
+                if key == "gpu_offload":
+                    value += " (this llama.cpp build)" if value == "yes" else " (CPU-only llama.cpp build)"
+            env.stdout.write(f"{label + ':':<17}{value}\n")
+
+
+def main() -> None:
+    app(prog_name="dsv2")

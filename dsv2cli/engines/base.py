@@ -1,0 +1,54 @@
+"""The backend interface: capabilities plus one streaming generate method."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..chat import ChatPrompt
+
+# Called between prompt-evaluation slices with (tokens evaluated so far, total prompt tokens).
+PromptProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    name: str  # model identity shown to users
+    context_window: int  # n_ctx in tokens
+    streaming: bool
+    gpu_offload: bool
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int
+    temperature: float
+    seed: int
+
+
+@dataclass
+class Usage:
+    """Filled in by ``generate`` as it runs; complete once the iterator is exhausted."""
+
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    prompt_eval_s: float = 0.0
+    generation_s: float = 0.0
+    finish_reason: str | None = None  # "stop" (end of turn) or "length" (hit max_tokens)
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def generate(
+        self,
+        prompt: ChatPrompt,
+        params: GenerationParams,
+        usage: Usage,
+        on_prompt_progress: PromptProgress | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer's text as it is produced."""
+        ...

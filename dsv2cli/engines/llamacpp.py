@@ -1,0 +1,155 @@
+"""Local engine: llama-cpp-python in-process. ``llama_cpp`` is imported on first use only."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..chat import ChatPrompt
+from ..errors import ContextOverflowError, ModelError
+from ..tokens import Tokenizer
+from .base import Capabilities, GenerationParams, PromptProgress, Usage
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+# Sampling defaults besides temperature/seed (llama.cpp's CLI defaults).
+TOP_K, TOP_P, MIN_P, REPEAT_PENALTY = 40, 0.95, 0.05, 1.1
+
+
+@dataclass(frozen=True)
+class LlamaCppOptions:
+    model_path: Path
+    n_ctx: int
+    gpu_layers: int | None = None  # None: all layers when the build can offload, else 0
+    threads: int | None = None  # None: every core
+    flash_attn: bool | None = None  # None: llama.cpp's default for this build
+    verbose: bool = False
+    n_batch: int = 512
+
+
+def default_threads() -> int:
+    return max(os.cpu_count() or 1, 1)
+
+
+class LlamaCppBackend:
+    """Implements :class:`dsv2cli.engines.Backend` over ``llama_cpp.Llama``."""
+
+    def __init__(self, options: LlamaCppOptions, name: str) -> None:
+        self.options = options
+        self.name = name
+        self._llama: Llama | None = None
+        self.load_s = 0.0
+
+    def load(self) -> Llama:
+        if self._llama is not None:
+            return self._llama
+        import llama_cpp
+
+        opts = self.options
+        gpu_layers = opts.gpu_layers
+        if gpu_layers is None:
+            gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+        threads = opts.threads or default_threads()
+        kwargs: dict[str, object] = {}
+        if opts.flash_attn is not None:
+            kwargs["flash_attn"] = opts.flash_attn
+        started = time.perf_counter()
+        try:
+            self._llama = llama_cpp.Llama(
+                str(opts.model_path),
+                n_ctx=opts.n_ctx,
+                n_batch=opts.n_batch,
+                n_ubatch=opts.n_batch,
+                n_gpu_layers=gpu_layers,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=opts.verbose,
+                **kwargs,  # type: ignore[arg-type]  # flash_attn only when the user chose
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"{opts.model_path}: llama.cpp failed to load the model ({exc})") from exc
+        self.load_s = time.perf_counter() - started
+        return self._llama
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return Tokenizer(self.load())
+
+    @property
+    def capabilities(self) -> Capabilities:
+        import llama_cpp
+
+        return Capabilities(
+            name=self.name,
+            context_window=self.options.n_ctx,
+            streaming=True,
+            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
+        )
+
+    def generate(
+        self,
+        prompt: ChatPrompt,
+        params: GenerationParams,
+        usage: Usage,
+        on_prompt_progress: PromptProgress | None = None,
+    ) -> Iterator[str]:
+        import llama_cpp
+
+        llm = self.load()
+        ids = prompt.ids
+        n_ctx = llm.n_ctx()
+        if len(ids) + params.max_tokens > n_ctx:  # the packer guarantees this; never let llama.cpp see it
+            raise ContextOverflowError(
+                f"prompt of {len(ids)} tokens + {params.max_tokens} output tokens exceeds the {n_ctx}-token window",
+                input_tokens=len(ids),
+                window=n_ctx,
+                budget=n_ctx - params.max_tokens,
+            )
+        usage.prompt_tokens = len(ids)
+
+        # Prompt evaluation in slices, so progress can be reported between them.
+        started = time.perf_counter()
+        llm.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves reset() unannotated
+        step = self.options.n_batch
+        for start in range(0, len(ids), step):
+            llm.eval(ids[start : start + step])
+            if on_prompt_progress is not None:
+                on_prompt_progress(min(start + step, len(ids)), len(ids))
+        usage.prompt_eval_s = time.perf_counter() - started
+
+        # Generation: llm.generate sees the whole prompt already evaluated and samples at once.
+        llm.set_seed(params.seed)
+        vocab = llm._model.vocab
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        model = llm._model
+        started = time.perf_counter()
+        usage.finish_reason = "length"
+        try:
+            for token in llm.generate(
+                ids,
+                temp=params.temperature,
+                top_k=TOP_K,
+                top_p=TOP_P,
+                min_p=MIN_P,
+                repeat_penalty=REPEAT_PENALTY,
+            ):
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    usage.finish_reason = "stop"
+                    break
+                usage.output_tokens += 1
+                text = decoder.decode(model.token_to_piece(token, special=False))
+                if text:
+                    yield text
+                if usage.output_tokens >= params.max_tokens:
+                    break
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+        finally:
+            usage.generation_s = time.perf_counter() - started

@@ -1,0 +1,60 @@
+"""User-facing errors. Each subclass carries the process exit code the CLI uses.
+
+Core code raises these; only ``cli.py`` turns them into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes (README, "Exit codes")."""
+
+    OK = 0
+    UNEXPECTED = 1
+    USAGE = 2
+    INPUT = 3
+    MODEL = 4
+    CONTEXT_OVERFLOW = 5
+    INTERRUPTED = 130
+
+
+class Dsv2Error(Exception):
+    """Base class: a problem the user can act on, reported as one line."""
+
+    exit_code: ExitCode = ExitCode.UNEXPECTED
+
+
+class UsageError(Dsv2Error):
+    """Flags or settings that do not make sense together."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(UsageError):
+    """A config file or DSV2_* variable that cannot be used."""
+
+
+class InputError(Dsv2Error):
+    """An input document that is missing, unreadable or malformed."""
+
+    exit_code = ExitCode.INPUT
+
+
+class ModelError(Dsv2Error):
+    """A model file that is missing, not a GGUF, or fails to load or run."""
+
+    exit_code = ExitCode.MODEL
+
+
+class ContextOverflowError(Dsv2Error):
+    """The prompt plus the reserved output does not fit the context window."""
+
+    exit_code = ExitCode.CONTEXT_OVERFLOW
+
+    def __init__(self, message: str, *, input_tokens: int, window: int, budget: int) -> None:
+        super().__init__(message)
+        self.input_tokens = input_tokens
+        self.window = window
+        self.budget = budget

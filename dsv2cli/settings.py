@@ -1,0 +1,141 @@
+"""Typed settings with one documented precedence: flag > DSV2_* env > config file > default.
+
+The config file is ``$DSV2_HOME/config.toml`` (``DSV2_HOME`` defaults to the platform's
+user data directory). Unknown keys are rejected so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+STYLES = ("brief", "detailed", "bullets")
+
+
+def default_home(environ: Mapping[str, str]) -> Path:
+    if environ.get("DSV2_HOME"):
+        return Path(environ["DSV2_HOME"]).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("dsv2", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know; built once by :func:`resolve`."""
+
+    model: str | None = field(default=None, metadata={"help": "GGUF model path"})
+    ctx: int | None = field(default=None, metadata={"help": "context window (n_ctx); default: the model's"})
+    max_tokens: int = field(default=512, metadata={"help": "tokens reserved for the answer"})
+    gpu_layers: int | None = field(default=None, metadata={"help": "layers to offload; default all if the build can"})
+    threads: int | None = field(default=None, metadata={"help": "CPU threads; default: all cores"})
+    flash_attn: bool | None = field(default=None, metadata={"help": "flash attention; default: llama.cpp's auto"})
+    temperature: float = field(default=0.2, metadata={"help": "sampling temperature (0 = greedy)"})
+    seed: int = field(default=0, metadata={"help": "sampling seed (fixed by default: reproducible runs)"})
+    style: str = field(default="brief", metadata={"help": "summary style: " + "|".join(STYLES)})
+    home: Path = field(default=Path("."), metadata={"help": "DSV2_HOME: config, caches, indexes"})
+    # where each value came from: "flag", "env DSV2_X", "config <path>" or "default"
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "config.toml"
+
+    def origin(self, name: str) -> str:
+        return self.origins.get(name, "default")
+
+
+_KEYS = tuple(f.name for f in fields(Settings) if f.name not in ("home", "origins"))
+
+
+def _coerce(name: str, raw: Any, where: str) -> Any:
+    """Turn a raw value (string from env, TOML value) into the field's type."""
+    if raw is None:
+        return None
+    try:
+        if name in ("ctx", "max_tokens", "gpu_layers", "threads", "seed"):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if name == "temperature":
+            return float(raw)
+        if name == "flash_attn":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "on", "yes"):
+                return True
+            if text in ("0", "false", "off", "no"):
+                return False
+            if text == "auto":
+                return None
+            raise ValueError(raw)
+        if name in ("model", "style"):
+            return str(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: invalid value {raw!r} for {name}") from exc
+    raise ConfigError(f"{where}: unknown setting {name!r}")
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from exc
+    unknown = sorted(set(data) - set(_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}")
+    return data
+
+
+def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from flags (None = not given), the environment and the config file."""
+    environ = os.environ if environ is None else environ
+    home = default_home(environ)
+    config_path = home / "config.toml"
+    config = _read_config(config_path)
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for name in _KEYS:
+        env_name = "DSV2_" + name.upper()
+        if flags.get(name) is not None:
+            values[name], origins[name] = _coerce(name, flags[name], f"--{name.replace('_', '-')}"), "flag"
+        elif environ.get(env_name, "") != "":
+            values[name], origins[name] = _coerce(name, environ[env_name], env_name), f"env {env_name}"
+        elif name in config:
+            values[name], origins[name] = _coerce(name, config[name], str(config_path)), f"config {config_path}"
+    settings = replace(Settings(home=home), **values, origins=origins)
+    validate(settings)
+    return settings
+
+
+def validate(s: Settings) -> None:
+    def bad(name: str, problem: str) -> ConfigError:
+        where = s.origin(name)
+        return ConfigError(f"{name} ({where}): {problem}")
+
+    if s.style not in STYLES:
+        raise bad("style", f"must be one of {', '.join(STYLES)}, not {s.style!r}")
+    if s.max_tokens < 1:
+        raise bad("max_tokens", "must be at least 1")
+    if s.ctx is not None and s.ctx < 16:
+        raise bad("ctx", "must be at least 16 tokens")
+    if s.threads is not None and s.threads < 1:
+        raise bad("threads", "must be at least 1")
+    if s.gpu_layers is not None and s.gpu_layers < -1:
+        raise bad("gpu_layers", "must be -1 (all), 0 or a positive layer count")
+    if not 0.0 <= s.temperature <= 5.0:
+        raise bad("temperature", "must be between 0 and 5")

