@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 
@@ -56,3 +57,8 @@ class Document:
     @property
     def text(self) -> str:
         return "\n\n".join(s.text for s in self.segments)
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 (hex) of ``text``: a cache key for token counts; equal text gives equal hashes wherever it lives."""
+        return hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,233 @@
+"""PDF -> text per page, with pypdfium2 (PDFium, the engine in Chrome).
+
+Why pypdfium2 and no fallback (measured with bench/ingest.py, see its output and the commit log):
+- speed: 12-25x pypdf on the same files (FACTS.md: 978 vs 64 pages/s on a manual, 196 vs 8 on a
+  10-K; here ~440 vs ~32 pages/s on the Debian libtasn1 manual);
+- fidelity: on our generated PDFs both give the same reading order (content order, so a
+  two-column page reads left column then right), the same row-per-line tables and the same
+  headers/footers. PDFium additionally marks line-end hyphens it saw as U+0002, so we can join
+  hyphenated words exactly where the layout broke them; pypdf leaves "inter-\\nnational".
+- robustness: both refuse the same truncated files (no xref, no trailer), so pypdf as a
+  fallback recovered nothing PDFium could not; it also logs to stderr on bad input.
+
+Header/footer stripping: a line repeated at the top or bottom of most pages ("ACME Corp -
+Confidential", "Page 3 of 12") carries no information, costs tokens on every page and cuts
+sentences that run across a page break. We drop a line when it sits in the first or last two
+lines of a page and the same line is in that position on at least 60% of the pages with text,
+and there are at least 3 such pages. Page numbers
+("7", "- 7 -", "Page 7 of 40") at a page edge are dropped when they follow the page order on
+3+ pages. The page index is kept in ``Location.page``, so nothing citable is lost. Running
+headers that change per chapter ("Chapter 2: Usage") stay: they are rare enough to be cheap
+and they say where the page belongs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from ..errors import InputError
+from .base import Document, Location, Segment
+from .structure import find_headings
+
+# PDFium error codes (fpdfview.h FPDF_ERR_*)
+_ERR_PASSWORD = 4
+_ERR_SECURITY = 5
+
+_LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "ft", "ﬆ": "st"})
+# PDFium marks a hyphen it found at a line break as U+FFFE (get_text_range) or U+0002
+# (get_text_bounded); a soft hyphen U+00AD means the same. Other control characters are noise.
+_HYPHEN_MARKS = str.maketrans({"\ufffe": "\x02", "\xad": "\x02"})
+_CONTROLS = re.compile(r"[\x00\x01\x03-\x08\x0b\x0c\x0e-\x1f\uffff]")
+_HEADER_FOOTER_SHARE = 0.6
+_EDGE_LINES = 2
+
+
+def _dehyphenate(text: str) -> str:
+    """Join words PDFium broke at a line end (marked U+0002).
+
+    Lowercase on both sides ("inter-national") is typesetter hyphenation: join without the hyphen.
+    Otherwise ("COVID-19", "Jean-Paul") keep the hyphen. A compound that really has a hyphen
+    and happens to break at it ("well-known") loses it; in running text that is rarer than
+    line-break hyphenation, and the word stays readable.
+    """
+    if "\x02" not in text:
+        return text
+    text = re.sub(r"(?<=[a-zà-ÿ])\x02\s*(?=[a-zà-ÿ])", "", text)
+    return re.sub(r"\x02\s*", "-", text)
+
+
+def clean_page_text(raw: str) -> str:
+    text = raw.replace("\r\n", "\n").replace("\r", "\n")
+    text = _dehyphenate(text.translate(_HYPHEN_MARKS))
+    text = _CONTROLS.sub("", text.translate(_LIGATURES))
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+
+
+def _edge_key(line: str) -> str:
+    # Exact text (whitespace aside): with digits masked, a short page's first body line
+    # ("Week 3: ...") would match the same line on other pages and be dropped as a header.
+    return " ".join(line.split())
+
+
+_PAGE_NUMBER = re.compile(r"[\W_]*(?:page\s*)?(\d{1,4})(?:\s*(?:of|/)\s*\d{1,4})?[\W_]*", re.IGNORECASE)
+
+
+def _page_number_offset(pages: list[list[str]]) -> int | None:
+    """The usual (printed number - page index) of bare page-number lines at page edges, if consistent.
+
+    Printed numbers ("7", "- 7 -", "Page 7 of 40") often start after front matter, so they
+    rarely equal the page index; a constant offset on 3+ pages tells them from content.
+    """
+    offsets: Counter[int] = Counter()
+    for index, lines in enumerate(pages):
+        seen: set[int] = set()
+        for line in lines[:_EDGE_LINES] + lines[-_EDGE_LINES:]:
+            m = _PAGE_NUMBER.fullmatch(line.strip())
+            if m:
+                seen.add(int(m.group(1)) - index)
+        offsets.update(seen)
+    if not offsets:
+        return None
+    offset, count = offsets.most_common(1)[0]
+    return offset if count >= 3 else None
+
+
+def _is_page_number(line: str, index: int, offset: int | None) -> bool:
+    if offset is None:
+        return False
+    m = _PAGE_NUMBER.fullmatch(line.strip())
+    return m is not None and int(m.group(1)) - index == offset
+
+
+def strip_repeated_edges(pages: list[list[str]]) -> tuple[list[list[str]], int]:
+    """Remove header/footer lines repeated on most pages, and page numbers (see module doc).
+
+    Returns the pages and the number of lines removed.
+    """
+    with_text = [p for p in pages if p]
+    if len(with_text) < 3:
+        return pages, 0
+    offset = _page_number_offset(pages)
+    top: Counter[str] = Counter()
+    bottom: Counter[str] = Counter()
+    for lines in with_text:
+        top.update({_edge_key(x) for x in lines[:_EDGE_LINES] if x.strip()})
+        bottom.update({_edge_key(x) for x in lines[-_EDGE_LINES:] if x.strip()})
+    need = max(3, int(len(with_text) * _HEADER_FOOTER_SHARE + 0.999))
+    top_keys = {k for k, n in top.items() if n >= need}
+    bottom_keys = {k for k, n in bottom.items() if n >= need}
+    if not top_keys and not bottom_keys and offset is None:
+        return pages, 0
+    removed = 0
+    out: list[list[str]] = []
+    for index, lines in enumerate(pages):
+        keep = list(lines)
+        n = len(keep)
+        top_idx = range(min(_EDGE_LINES, n))
+        bottom_idx = range(max(0, n - _EDGE_LINES), n)
+        drop = {i for i in top_idx if _edge_key(keep[i]) in top_keys}
+        drop |= {i for i in bottom_idx if _edge_key(keep[i]) in bottom_keys}
+        drop |= {i for i in (*top_idx, *bottom_idx) if _is_page_number(keep[i], index, offset)}
+        removed += len(drop)
+        kept = [x for i, x in enumerate(keep) if i not in drop]
+        while kept and not kept[0].strip():
+            kept.pop(0)
+        while kept and not kept[-1].strip():
+            kept.pop()
+        out.append(kept)
+    return out, removed
+
+
+def _open_error(exc: Exception, source: str, password: str | None) -> InputError:
+    code = getattr(exc, "err_code", None)
+    if code == _ERR_PASSWORD:
+        if password is None:
+            return InputError(f"{source}: PDF is encrypted; pass --password")
+        return InputError(f"{source}: wrong password for this encrypted PDF")
+    if code == _ERR_SECURITY:
+        return InputError(f"{source}: PDF uses an unsupported security handler")
+    return InputError(f"{source}: not a readable PDF (corrupt or truncated)")
+
+
+def read_pages(data: bytes | Path, source: str, password: str | None = None) -> list[str]:
+    """Cleaned text of every page, in order ('' for a page without a text layer)."""
+    import pypdfium2 as pdfium  # lazy: keeps `dsv2 --help` fast
+
+    try:
+        doc = pdfium.PdfDocument(data, password=password)
+    except pdfium.PdfiumError as exc:
+        raise _open_error(exc, source, password) from None
+    pages: list[str] = []
+    try:
+        for index in range(len(doc)):
+            try:
+                page = doc[index]
+                textpage = page.get_textpage()
+                try:
+                    raw = textpage.get_text_range()
+                finally:
+                    textpage.close()
+                    page.close()
+            except pdfium.PdfiumError as exc:
+                raise InputError(f"{source}: page {index + 1} cannot be read (corrupt PDF)") from exc
+            pages.append(clean_page_text(raw))
+    finally:
+        doc.close()
+    return pages
+
+
+def _page_ranges(pages: list[str]) -> str:
+    """[2, 3, 4, 7] -> '2-4, 7'"""
+    nums = [i + 1 for i, text in enumerate(pages) if not text.strip()]
+    spans: list[str] = []
+    start = prev = nums[0]
+    for n in [*nums[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        spans.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(spans)
+
+
+def pdf_document(data: bytes | Path, source: str, password: str | None = None) -> Document:
+    """A Document with one segment per page, or per (page, section) when the PDF has numbered clauses."""
+    texts = read_pages(data, source, password)
+    if not texts:
+        raise InputError(f"{source}: PDF has no pages")
+    if not any(t.strip() for t in texts):
+        raise InputError(f"{source}: no page has a text layer (a scan?); run OCR first, e.g. `ocrmypdf in.pdf out.pdf`")
+    warnings: list[str] = []
+    if not all(t.strip() for t in texts):
+        empty = [t for t in texts if not t.strip()]
+        warnings.append(
+            f"{source}: {len(empty)} of {len(texts)} pages have no text layer (scanned images?) "
+            f"and were skipped: page {_page_ranges(texts)}"
+        )
+    pages, _removed = strip_repeated_edges([t.split("\n") if t.strip() else [] for t in texts])
+    return Document(source, "pdf", page_segments(pages, source), warnings)
+
+
+def page_segments(pages: list[list[str]], source: str) -> list[Segment]:
+    """One segment per page; where numbered sections are found, also split at each section start."""
+    flat = [(p, i) for p, lines in enumerate(pages) for i in range(len(lines))]
+    headings = find_headings([pages[p][i] for p, i in flat])
+    starts: dict[int, dict[int, str]] = {}
+    for h in headings:
+        p, i = flat[h.line]
+        starts.setdefault(p, {})[i] = h.label
+    segments: list[Segment] = []
+    section: str | None = None
+    for p, lines in enumerate(pages):
+        cuts = starts.get(p, {})
+        bounds = sorted({0, *cuts})
+        for k, a in enumerate(bounds):
+            b = bounds[k + 1] if k + 1 < len(bounds) else len(lines)
+            section = cuts.get(a, section)
+            text = "\n".join(lines[a:b]).strip("\n")
+            if text.strip():
+                segments.append(Segment(text, Location(source, page=p + 1, section=section)))
+    return segments

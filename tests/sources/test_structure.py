@@ -1,0 +1,75 @@
+"""Section/clause heading detection, as a table of lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from dsv2cli.sources.structure import find_headings, parse_heading
+
+
+@pytest.mark.parametrize(
+    ("line", "label"),
+    [
+        ("1. Definitions", "1"),
+        ("8.2 Limitation of Liability", "8.2"),
+        ("8.2. Limitation of Liability", "8.2"),
+        ("12.1.3 The Supplier shall notify the Customer.", "12.1.3"),
+        ("Section 8.2 Cap", "8.2"),
+        ("SECTION 4. TERM", "4"),
+        ("§ 8 Haftung", "8"),
+        ("§8.2 Haftungsgrenze", "8.2"),
+        ("ARTICLE IV", "IV"),
+        ("Article 4 - Termination", "4"),
+        ("ARTICLE XII. GOVERNING LAW", "XII"),
+        ("Clause 9.1 Termination for convenience", "9.1"),
+        ("2 ASN.1 structure handling", "2"),
+    ],
+)
+def test_numbered_heading_forms_are_recognised(line: str, label: str) -> None:
+    parsed = parse_heading(line)
+    assert parsed is not None and parsed[0] == label
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "4.82 million passengers were carried in 2025.",
+        "2025 was the year the company grew.",
+        "Section 8.2 of this Agreement applies.",  # a wrapped cross-reference, not a heading
+        "3 vessels were sold to a buyer in Norway, which closed the deal.",
+        "1.5 2.3 4.4",
+        "",
+        "Page 4",
+    ],
+)
+def test_numbers_that_are_not_headings_are_ignored(line: str) -> None:
+    assert parse_heading(line) is None
+
+
+def test_headings_must_continue_the_numbering() -> None:
+    lines = [
+        "1. Definitions",
+        "Text.",
+        "2. Services",
+        "The Supplier shall:",
+        "1. Host the platform;",  # a list restarting at 1 inside section 2
+        "2. Keep backups;",  # would be accepted only after the (rejected) restart
+        "2.1 Hosting",
+        "2.2 Support",
+        "3. Fees",
+        "3.2 Late payment",  # tolerated gap: 3.1 lost in a table
+        "5. Liability",  # tolerated gap
+        "9. Notices",  # gap too large: a stray number
+    ]
+    found = find_headings(lines)
+    assert [(h.line, h.label) for h in found] == [(0, "1"), (2, "2"), (6, "2.1"), (7, "2.2"), (8, "3"), (9, "3.2"),
+                                                  (10, "5")]  # fmt: skip
+
+
+def test_articles_with_roman_numerals_nest_sections() -> None:
+    lines = ["ARTICLE I DEFINITIONS", "Section 1.1 Terms", "Section 1.2 Usage", "ARTICLE II TERM", "Section 2.1 Start"]
+    assert [h.label for h in find_headings(lines)] == ["I", "1.1", "1.2", "II", "2.1"]
+
+
+def test_a_single_numbered_line_is_not_a_structure() -> None:
+    assert find_headings(["Intro", "1. Only item", "More text"]) == []
