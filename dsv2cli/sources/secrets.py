@@ -97,7 +97,8 @@ def find_secrets(text: str) -> list[tuple[int, int, str]]:
             continue
         if not _PLACEHOLDER.match(m.group("v")):
             spans.append((m.start("v"), m.end("v"), "secret-assignment"))
-    spans.sort()
+    # At one position, a named kind beats the generic assignment, and the longer match wins.
+    spans.sort(key=lambda span: (span[0], span[2] == "secret-assignment", -span[1]))
     kept: list[tuple[int, int, str]] = []
     for span in spans:
         if kept and span[0] < kept[-1][1]:
