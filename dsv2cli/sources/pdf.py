@@ -3,10 +3,12 @@
 Why pypdfium2 and no fallback (measured with bench/ingest.py, see its output and the commit log):
 - speed: 12-25x pypdf on the same files (FACTS.md: 978 vs 64 pages/s on a manual, 196 vs 8 on a
   10-K; here ~440 vs ~32 pages/s on the Debian libtasn1 manual);
-- fidelity: on our generated PDFs both give the same reading order (content order, so a
-  two-column page reads left column then right), the same row-per-line tables and the same
-  headers/footers. PDFium additionally marks line-end hyphens it saw as U+0002, so we can join
-  hyphenated words exactly where the layout broke them; pypdf leaves "inter-\\nnational".
+- fidelity: the same words (identical word multisets on the libtasn1 and shared-mime-info
+  manuals and both samples), the same reading order on our generated PDFs (content order, so a
+  two-column page reads left column then right), row-per-line tables, and the same
+  headers/footers. PDFium also marks the hyphens it finds at line ends, so we join the
+  typesetter's hyphenation (31 words in the libtasn1 manual: "manip-ulation", "OP-TIONAL");
+  pypdf leaves all 31 split as "manip-\\nulation".
 - robustness: both refuse the same truncated files (no xref, no trailer), so pypdf as a
   fallback recovered nothing PDFium could not; it also logs to stderr on bad input.
 
@@ -14,11 +16,10 @@ Header/footer stripping: a line repeated at the top or bottom of most pages ("AC
 Confidential", "Page 3 of 12") carries no information, costs tokens on every page and cuts
 sentences that run across a page break. We drop a line when it sits in the first or last two
 lines of a page and the same line is in that position on at least 60% of the pages with text,
-and there are at least 3 such pages. Page numbers
-("7", "- 7 -", "Page 7 of 40") at a page edge are dropped when they follow the page order on
-3+ pages. The page index is kept in ``Location.page``, so nothing citable is lost. Running
-headers that change per chapter ("Chapter 2: Usage") stay: they are rare enough to be cheap
-and they say where the page belongs.
+and there are at least 3 such pages. Page numbers ("7", "- 7 -", "Page 7 of 40") at a page
+edge are dropped when they follow the page order on 3+ pages. The page index is kept in
+``Location.page``, so nothing citable is lost. Running headers that change per chapter
+("Chapter 2: Usage") stay: they are rare enough to be cheap and they say where the page belongs.
 """
 
 from __future__ import annotations
@@ -47,14 +48,15 @@ _EDGE_LINES = 2
 def _dehyphenate(text: str) -> str:
     """Join words PDFium broke at a line end (marked U+0002).
 
-    Lowercase on both sides ("inter-national") is typesetter hyphenation: join without the hyphen.
-    Otherwise ("COVID-19", "Jean-Paul") keep the hyphen. A compound that really has a hyphen
-    and happens to break at it ("well-known") loses it; in running text that is rarer than
-    line-break hyphenation, and the word stays readable.
+    Letters of the same case on both sides ("manip-ulation", "OP-TIONAL") are typesetter
+    hyphenation: join without the hyphen. A digit or a case change ("COVID-19", "Jean-Paul")
+    keeps the hyphen. A compound that really has a hyphen and breaks at it ("well-known")
+    loses it; in running text that is rarer than line-break hyphenation (all 31 marks in the
+    libtasn1 manual were typesetter hyphens), and the word stays readable.
     """
     if "\x02" not in text:
         return text
-    text = re.sub(r"(?<=[a-zà-ÿ])\x02\s*(?=[a-zà-ÿ])", "", text)
+    text = re.sub(r"(?:(?<=[a-zß-ÿ])\x02\s*(?=[a-zß-ÿ]))|(?:(?<=[A-ZÀ-Þ])\x02\s*(?=[A-ZÀ-Þ]))", "", text)
     return re.sub(r"\x02\s*", "-", text)
 
 

@@ -182,6 +182,10 @@ class _Walk:
             if not os.path.isfile(target):
                 self.skip(rel, "broken or special symlink")
                 return False
+            target_rel = os.path.relpath(target, self.real_root).replace(os.sep, "/")
+            if is_secret_file(target_rel) and not self.filters.named(rel):
+                self.skip(rel, "symlink to a file that looks like a secrets file")
+                return False
         if is_dir:
             return self.enter_dir(entry, rel, rules)
         if not is_link and not entry.is_file(follow_symlinks=False):

@@ -41,10 +41,35 @@ def test_a_header_on_only_some_pages_is_kept(tmp_path: Path) -> None:
 
 
 def test_words_hyphenated_at_a_line_break_are_joined(tmp_path: Path) -> None:
-    text = "The board approved the inter-\nnational expansion and the COVID-\n19 plan."
+    text = "The inter-\nnational expansion, the COVID-\n19 plan, the OP-\nTIONAL clause and Jean-\nPaul."
     doc = load(str(write_pdf(tmp_path / "hyphen.pdf", [text])))
     assert "international expansion" in doc.text
-    assert "COVID-19" in doc.text
+    assert "COVID-19 plan" in doc.text
+    assert "OPTIONAL clause" in doc.text
+    assert "Jean-Paul" in doc.text
+
+
+def test_two_columns_read_left_column_then_right(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    with pdf.text_columns(ncols=2, gutter=10) as cols:
+        cols.write("LEFTSTART " + "tide tables for the northern harbours. " * 30 + "LEFTEND ")
+        cols.write("RIGHTSTART " + "ferry timetables for the island routes. " * 30 + "RIGHTEND")
+    path = tmp_path / "columns.pdf"
+    pdf.output(str(path))
+    text = load(str(path)).text
+    positions = [text.index(marker) for marker in ("LEFTSTART", "LEFTEND", "RIGHTSTART", "RIGHTEND")]
+    assert positions == sorted(positions)
+
+
+def test_table_rows_come_out_one_per_line() -> None:
+    doc = load(str(SAMPLES / "meridian-coast-annual-report-2025.pdf"))
+    page10 = "\n".join(s.text for s in doc.segments if s.location.page == 10)
+    assert "Revenue 684.2 571.9" in page10.splitlines()
+    assert "Net profit 81.3 59.0" in page10.splitlines()
 
 
 def test_encrypted_pdf_without_password_is_a_clear_input_error(tmp_path: Path) -> None:

@@ -70,6 +70,7 @@ def repo(tmp_path: Path) -> Path:
     (root / "link_out.txt").symlink_to(outside)
     (root / "link_in.py").symlink_to(root / "src" / "app.py")
     (root / "linked_dir").symlink_to(root / "src", target_is_directory=True)
+    (root / "innocent.txt").symlink_to(root / ".env")
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     return root
 
@@ -114,6 +115,7 @@ def test_every_skip_is_reported_with_its_reason(repo: Path) -> None:
     assert reasons["data/big.txt"] == "larger than the 1,000,000-byte cap (1,500,001 bytes)"
     assert reasons["link_out.txt"] == "symlink pointing outside the root"
     assert reasons["linked_dir/"] == "symlinked folder (not followed)"
+    assert reasons["innocent.txt"] == "symlink to a file that looks like a secrets file"
     assert reasons["empty.py"] == "empty"
     notes = report.notes()
     assert notes[0] == f"{repo}: 7 files, {report.bytes:,} bytes"
