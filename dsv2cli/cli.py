@@ -159,23 +159,29 @@ def _settings(env: Env, **flags: Any) -> Any:
     return resolve(flags, env.environ)
 
 
+StrategyOpt = Annotated[
+    str | None,
+    typer.Option("--strategy", help="whole | map-reduce | retrieve [default: chosen from token counts].", show_default=False),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Do everything up to the model call and show what would be sent; loads no weights.")
+]
+
+
 @app.command()
 def summarize(
-    path: Annotated[
-        str, typer.Argument(help="File to summarize (.txt, .md), or - for standard input.", show_default=False)
-    ],
+    path: Annotated[str, typer.Argument(help="File to summarize, or - for standard input.", show_default=False)],
     style: Annotated[
         str | None, typer.Option("--style", help="brief | detailed | bullets [default: brief].", show_default=False)
     ] = None,
     prompt_file: Annotated[
         Path | None,
-        typer.Option(
-            "--prompt-file", help="Your own prompt template; must contain {{ document }}.", show_default=False
-        ),
+        typer.Option("--prompt-file", help="Your own prompt template; must contain {{ document }}.", show_default=False),
     ] = None,
+    strategy: StrategyOpt = None,
+    dry_run: DryRunOpt = False,
     stream: Annotated[
-        bool,
-        typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal)."),
+        bool, typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal).")
     ] = False,
     json_out: JsonOpt = False,
     model: ModelOpt = None,
@@ -193,16 +199,8 @@ def summarize(
     env = Env()
     with handle_errors(env, debug):
         settings = _settings(
-            env,
-            model=model,
-            ctx=ctx,
-            max_tokens=max_tokens,
-            gpu_layers=gpu_layers,
-            threads=threads,
-            flash_attn=flash_attn,
-            temperature=temperature,
-            seed=seed,
-            style=style,
+            env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers, threads=threads,
+            flash_attn=flash_attn, temperature=temperature, seed=seed, style=style,
         )
         from . import prompts, sources
         from . import summarize as summ
@@ -211,19 +209,31 @@ def summarize(
         spec = summ.style_spec(settings.style)
         if prompt_file is not None:
             spec = summ.PromptSpec(spec.system, prompts.load_user_template(prompt_file, frozenset({"document"})))
-        doc = sources.load(path, env.stdin)
-        for warning in doc.warnings:
-            env.note(f"warning: {warning}")
+        docs = [sources.load(path, env.stdin)]
+        for doc in docs:
+            for warning in doc.warnings:
+                env.note(f"warning: {warning}")
         session = _open_model(env, settings, verbose)
         tokenize_started = time.perf_counter()
-        the_plan = summ.plan([doc], session.backend.tokenizer, session.facts, spec, session.window, settings.max_tokens)
+        tokenizer = session.vocab_tokenizer(verbose) if dry_run else session.backend.tokenizer
+        the_plan = summ.plan(docs, tokenizer, session.facts, spec, session.window, settings.max_tokens, strategy)
         tokenize_s = time.perf_counter() - tokenize_started
+        if dry_run:
+            _print_dry_run(env, the_plan, docs, json_out)
+            return
+        if the_plan.strategy != "whole":
+            env.note(
+                f"input is {the_plan.document_tokens} tokens, over the {the_plan.budget.document}-token budget "
+                f"of one {session.window}-token window: map-reduce over {len(the_plan.chunks)} chunks"
+            )
 
         streaming = not json_out and (stream or env.stdout_isatty)
         on_text = _stdout_writer(env) if streaming else None
         params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
-        with _prompt_progress(env, len(the_plan.prompt.ids)) as progress:
-            result = summ.run(the_plan, session.backend, params, on_text=on_text, on_prompt_progress=progress)
+        with _progress(env, len(the_plan.prompt.ids) if the_plan.prompt else 0) as (on_prompt, on_stage):
+            result = summ.run(
+                the_plan, docs, session.backend, params, on_text=on_text, on_prompt_progress=on_prompt, on_stage=on_stage
+            )
         result.timings = {
             "load_s": round(session.backend.load_s, 4),
             "tokenize_s": round(tokenize_s, 4),
@@ -233,7 +243,7 @@ def summarize(
         if verbose:
             t = result.timings
             env.note(
-                f"prompt {result.input_tokens} tokens in {t['prompt_eval_s']:.2f} s "
+                f"{result.calls} model call(s): prompt {result.input_tokens} tokens in {t['prompt_eval_s']:.2f} s "
                 f"({t['prompt_tokens_per_s']} tok/s); output {result.output_tokens} tokens in "
                 f"{t['generation_s']:.2f} s ({t['output_tokens_per_s']} tok/s)"
             )
@@ -251,6 +261,8 @@ def summarize(
                 "window": result.window,
                 "budget": result.budget,
                 "finish_reason": result.finish_reason,
+                "calls": result.calls,
+                "chunks": result.chunks,
                 "timings": result.timings,
             }
             env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
@@ -261,12 +273,40 @@ def summarize(
         env.stdout.flush()
 
 
+def _print_dry_run(env: Env, the_plan: Any, docs: Any, json_out: bool) -> None:
+    if json_out:
+        payload = {
+            "strategy": the_plan.strategy,
+            "window": the_plan.budget.window,
+            "budget": the_plan.budget.document,
+            "reserved_output": the_plan.budget.output,
+            "context_tokens": the_plan.document_tokens,
+            "prompt_tokens": len(the_plan.prompt.ids) if the_plan.prompt else None,
+            "chunks": len(the_plan.chunks) if the_plan.chunks else None,
+            "sources": the_plan.sources(docs),
+        }
+        env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    elif the_plan.prompt is not None:
+        env.stdout.write(the_plan.prompt.text + "\n")
+    else:
+        for i, chunk in enumerate(the_plan.chunks, 1):
+            env.stdout.write(f"=== chunk {i}/{len(the_plan.chunks)}: {chunk.label()} ({chunk.tokens} tokens) ===\n")
+            env.stdout.write(chunk.render() + "\n")
+    env.stdout.flush()
+
+
 @dataclass
 class _ModelSession:
     backend: Any  # LlamaCppBackend
     facts: Any  # summarize.ModelFacts
     window: int
     path: Path
+
+    def vocab_tokenizer(self, verbose: bool) -> Any:
+        """The tokenizer alone (no weights): for --dry-run and planning."""
+        from .tokens import Tokenizer
+
+        return Tokenizer.load(self.path, verbose=verbose)
 
 
 def _open_model(env: Env, settings: Any, verbose: bool) -> _ModelSession:
@@ -304,34 +344,41 @@ def _stdout_writer(env: Env) -> Any:
 
 
 @contextmanager
-def _prompt_progress(env: Env, total: int) -> Iterator[Any]:
-    """A progress bar with tokens/s while the prompt is evaluated (terminals only)."""
+def _progress(env: Env, prompt_total: int) -> Iterator[tuple[Any, Any]]:
+    """Progress on stderr (terminals only): prompt evaluation with tokens/s, and one bar per map-reduce stage."""
     if not env.animate:
-        yield None
+        yield None, None
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     progress = Progress(
-        TextColumn("evaluating prompt"),
+        TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} tokens"),
+        TextColumn("{task.completed}/{task.total} {task.fields[unit]}"),
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         console=env.console(),
         transient=True,
     )
     started = time.perf_counter()
+    stages: dict[str, TaskID] = {}
     with progress:
-        task = progress.add_task("prompt", total=total, rate="")
+        prompt_task = progress.add_task("evaluating prompt", total=prompt_total or 1, unit="tokens", rate="",
+                                        visible=bool(prompt_total))
 
-        def update(done: int, _total: int) -> None:
+        def on_prompt(done: int, total: int) -> None:
             elapsed = time.perf_counter() - started
             rate = f"{done / elapsed:,.0f} tok/s" if elapsed > 0 else ""
-            progress.update(task, completed=done, rate=rate)
-            if done >= _total:
-                progress.stop()
+            progress.update(prompt_task, completed=done, total=total, rate=rate)
+            if done >= total:
+                progress.update(prompt_task, visible=False)
 
-        yield update
+        def on_stage(stage: str, done: int, total: int) -> None:
+            if stage not in stages:
+                stages[stage] = progress.add_task(stage, total=total, unit="chunks", rate="")
+            progress.update(stages[stage], completed=done, total=total)
+
+        yield on_prompt, on_stage
 
 
 @app.command()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import ContextOverflowError, UsageError
-from .sources.base import Document
+from .sources.base import Document, Location, Segment
 
 # Document text is data: neutralise anything that could close or open our delimiters.
 _DELIMITER = re.compile(r"<(/?)(document)\b", re.IGNORECASE)
@@ -28,15 +28,28 @@ def _attr(value: str) -> str:
     )
 
 
-def render_document(doc: Document) -> str:
-    """One document between markers; segments with a page get a page marker."""
+def marker(loc: Location) -> str | None:
+    """``[p. 4]``, ``[§ 8.2, p. 4]`` or ``[§ 8.2]``: written like the citations we ask for."""
+    parts = []
+    if loc.section:
+        parts.append(f"§ {loc.section}")
+    if loc.page is not None:
+        parts.append(f"p. {loc.page}")
+    return f"[{', '.join(parts)}]" if parts else None
+
+
+def render_segments(source: str, segments: Sequence[Segment]) -> str:
+    """Segments of one source between markers, each with its page/section marker when it has one."""
     body: list[str] = []
-    for seg in doc.segments:
-        if seg.location.page is not None:
-            body.append(f"[page {seg.location.page}]\n{escape_data(seg.text)}")
-        else:
-            body.append(escape_data(seg.text))
-    return f'<document source="{_attr(doc.source)}">\n' + "\n\n".join(body).strip("\n") + "\n</document>"
+    for seg in segments:
+        label = marker(seg.location)
+        text = escape_data(seg.text)
+        body.append(f"{label}\n{text}" if label else text)
+    return f'<document source="{_attr(source)}">\n' + "\n\n".join(body).strip("\n") + "\n</document>"
+
+
+def render_document(doc: Document) -> str:
+    return render_segments(doc.source, doc.segments)
 
 
 def render_context(docs: Sequence[Document]) -> str:

@@ -20,6 +20,8 @@ FILLED: dict[str, frozenset[str]] = {
     "summarize_brief": frozenset({"document"}),
     "summarize_detailed": frozenset({"document"}),
     "summarize_bullets": frozenset({"document"}),
+    "map": frozenset({"document", "part", "parts"}),
+    "reduce": frozenset({"document"}),
 }
 REQUIRED: dict[str, frozenset[str]] = {name: names for name, names in FILLED.items()}
 

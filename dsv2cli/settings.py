@@ -40,7 +40,7 @@ class Settings:
     max_tokens: int = field(default=512, metadata={"help": "tokens reserved for the answer"})
     gpu_layers: int | None = field(default=None, metadata={"help": "layers to offload; default all if the build can"})
     threads: int | None = field(default=None, metadata={"help": "CPU threads; default: all cores"})
-    flash_attn: bool | None = field(default=None, metadata={"help": "flash attention; default: llama.cpp's auto"})
+    flash_attn: bool | None = field(default=None, metadata={"help": "flash attention; default: on"})
     temperature: float = field(default=0.2, metadata={"help": "sampling temperature (0 = greedy)"})
     seed: int = field(default=0, metadata={"help": "sampling seed (fixed by default: reproducible runs)"})
     style: str = field(default="brief", metadata={"help": "summary style: " + "|".join(STYLES)})

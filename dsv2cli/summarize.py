@@ -1,4 +1,4 @@
-"""``dsv2 summarize``: documents in, one summary out."""
+"""``dsv2 summarize``: documents in, one summary out (whole pass, or map-reduce when too big)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from . import prompts
 from .chat import ChatPrompt, Message, format_chat
 from .engines.base import Backend, GenerationParams, PromptProgress, Usage
-from .errors import ContextOverflowError
+from .errors import UsageError
 from .packing import Budget, ensure_fits, render_context
 from .sources.base import Document
-from .strategies import WHOLE, choose
+from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
+from .strategies.map_reduce import Chunk, MapReduce, StageProgress
 from .tokens import Tokenizer
 
 
@@ -35,11 +36,28 @@ class ModelFacts:
 
 @dataclass
 class Plan:
-    prompt: ChatPrompt
+    strategy: str
     document_tokens: int
     budget: Budget
-    strategy: str
     source: str
+    prompt: ChatPrompt | None = None  # whole: the exact prompt
+    mapper: MapReduce | None = None  # map-reduce: the job
+    chunks: list[Chunk] = field(default_factory=list)
+
+    def sources(self, docs: Sequence[Document]) -> list[dict[str, object]]:
+        """Ordered list of what is sent, for ``--dry-run --json``."""
+        if self.strategy == WHOLE:
+            return [
+                {**seg.location.to_dict(), "score": None, "chunk": None}
+                for doc in docs
+                for seg in doc.segments
+                if seg.text.strip()
+            ]
+        return [
+            {**piece.segment.location.to_dict(), "score": None, "chunk": i, "tokens": piece.tokens}
+            for i, chunk in enumerate(self.chunks, 1)
+            for piece in chunk.pieces
+        ]
 
 
 @dataclass
@@ -47,12 +65,14 @@ class SummaryResult:
     summary: str
     model: str
     strategy: str
-    input_tokens: int  # the whole prompt as sent
+    input_tokens: int  # prompt tokens sent, summed over every model call
     document_tokens: int
-    output_tokens: int
+    output_tokens: int  # summed over every model call
     window: int
-    budget: int  # document tokens allowed
+    budget: int  # document tokens allowed in one window
     finish_reason: str | None
+    calls: int = 1
+    chunks: list[dict[str, object]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -78,43 +98,47 @@ def plan(
     strategy: str | None = None,
 ) -> Plan:
     """Tokenize exactly what would be sent and decide how to run. No model weights needed."""
+    if strategy == RETRIEVE:
+        raise UsageError("--strategy retrieve is for `dsv2 ask`; summarize uses whole or map-reduce")
     overhead = len(build_prompt(tokenizer, facts, spec, "").ids)
     budget = Budget(window=window, output=max_tokens, overhead=overhead)
     prompt = build_prompt(tokenizer, facts, spec, render_context(docs))
     document_tokens = len(prompt.ids) - overhead
     source = ", ".join(d.source for d in docs)
     chosen = choose("summarize", document_tokens, budget.document, strategy)
-    if chosen != WHOLE:
-        raise ContextOverflowError(
-            f"{source}: input is {document_tokens} tokens but the document budget is {max(budget.document, 0)} "
-            f"(window {window} - {max_tokens} reserved for output - {overhead} prompt template); "
-            f"the {chosen} fallback is not available yet: use a larger --ctx, a smaller --max-tokens, "
-            "or a shorter input",
-            input_tokens=document_tokens,
-            window=window,
-            budget=max(budget.document, 0),
-        )
-    ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=document_tokens, source=source)
-    return Plan(prompt, document_tokens, budget, chosen, source)
+    if chosen == WHOLE:
+        ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=document_tokens, source=source)
+        return Plan(WHOLE, document_tokens, budget, source, prompt=prompt)
+    mapper = MapReduce(tokenizer, facts.architecture, facts.chat_template, spec.system, spec.template, window, max_tokens)
+    return Plan(MAP_REDUCE, document_tokens, budget, source, mapper=mapper, chunks=mapper.chunks(docs))
 
 
 def run(
     the_plan: Plan,
+    docs: Sequence[Document],
     backend: Backend,
     params: GenerationParams,
     on_text: Callable[[str], None] | None = None,
     on_prompt_progress: PromptProgress | None = None,
+    on_stage: StageProgress | None = None,
 ) -> SummaryResult:
-    usage = Usage()
-    pieces: list[str] = []
     started = time.perf_counter()
-    for piece in backend.generate(the_plan.prompt, params, usage, on_prompt_progress):
-        pieces.append(piece)
-        if on_text is not None:
-            on_text(piece)
+    if the_plan.mapper is not None:
+        mr = the_plan.mapper.run(docs, backend, params, on_stage=on_stage, on_text=on_text)
+        usage, summary, calls = mr.usage, mr.summary, mr.calls
+        chunks = [{"chunk": i, "source": c.label(), "tokens": c.tokens} for i, c in enumerate(mr.chunks, 1)]
+    else:
+        assert the_plan.prompt is not None
+        usage = Usage()
+        pieces: list[str] = []
+        for piece in backend.generate(the_plan.prompt, params, usage, on_prompt_progress):
+            pieces.append(piece)
+            if on_text is not None:
+                on_text(piece)
+        summary, calls, chunks = "".join(pieces).strip(), 1, []
     elapsed = time.perf_counter() - started
     return SummaryResult(
-        summary="".join(pieces).strip(),
+        summary=summary,
         model=backend.capabilities.name,
         strategy=the_plan.strategy,
         input_tokens=usage.prompt_tokens,
@@ -123,6 +147,8 @@ def run(
         window=the_plan.budget.window,
         budget=the_plan.budget.document,
         finish_reason=usage.finish_reason,
+        calls=calls,
+        chunks=chunks,
         timings={
             "prompt_eval_s": round(usage.prompt_eval_s, 4),
             "generation_s": round(usage.generation_s, 4),

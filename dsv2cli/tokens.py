@@ -105,3 +105,64 @@ class Tokenizer:
         if pos < len(text):
             parts.append(text[pos:])
         return parts
+
+
+class CountCache:
+    """Token counts per (tokenizer, content hash), persisted in ``$DSV2_HOME/cache/token-counts.sqlite``.
+
+    Short texts are counted directly (a lookup costs more than tokenizing them); long ones are
+    looked up first, so re-planning a 300-page PDF does not re-tokenize it.
+    """
+
+    MIN_CHARS = 2048
+
+    def __init__(self, tokenizer: Tokenizer, path: Path, tokenizer_key: str) -> None:
+        import sqlite3
+
+        self.tokenizer = tokenizer
+        self.key = tokenizer_key
+        self.hits = 0
+        self.misses = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS counts (tokenizer TEXT, sha256 TEXT, tokens INTEGER,"
+            " PRIMARY KEY (tokenizer, sha256))"
+        )
+        self._pending: list[tuple[str, str, int]] = []
+
+    def count(self, text: str) -> int:
+        if len(text) < self.MIN_CHARS:
+            return self.tokenizer.count(text)
+        import hashlib
+
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        row = self._db.execute(
+            "SELECT tokens FROM counts WHERE tokenizer = ? AND sha256 = ?", (self.key, digest)
+        ).fetchone()
+        if row is not None:
+            self.hits += 1
+            return int(row[0])
+        self.misses += 1
+        tokens = self.tokenizer.count(text)
+        self._pending.append((self.key, digest, tokens))
+        if len(self._pending) >= 256:
+            self.flush()
+        return tokens
+
+    def flush(self) -> None:
+        if self._pending:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO counts VALUES (?, ?, ?)", self._pending)
+            self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()
+
+
+def tokenizer_key(model_path: Path) -> str:
+    """Identity of a model file's tokenizer for caches: path, size and modification time."""
+    st = model_path.stat()
+    return f"{model_path.resolve()}:{st.st_size}:{st.st_mtime_ns}"

@@ -93,4 +93,4 @@ def test_pages_get_markers() -> None:
     doc = Document(
         "r.pdf", "pdf", [Segment("one", Location("r.pdf", page=1)), Segment("two", Location("r.pdf", page=2))]
     )
-    assert "[page 1]\none\n\n[page 2]\ntwo" in render_context([doc])
+    assert "[p. 1]\none\n\n[p. 2]\ntwo" in render_context([doc])

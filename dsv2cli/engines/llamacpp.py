@@ -28,13 +28,29 @@ class LlamaCppOptions:
     n_ctx: int
     gpu_layers: int | None = None  # None: all layers when the build can offload, else 0
     threads: int | None = None  # None: every core
-    flash_attn: bool | None = None  # None: llama.cpp's default for this build
+    # None: on. llama-cpp-python cannot ask for llama.cpp's "auto"; on CPU, flash attention
+    # evaluated prompts ~2x faster with 2 threads (SmolLM2, 1000 tokens: 107 vs 45 tok/s).
+    flash_attn: bool | None = None
     verbose: bool = False
     n_batch: int = 512
 
 
 def default_threads() -> int:
     return max(os.cpu_count() or 1, 1)
+
+
+def _piece(vocab: object, token: int) -> bytes:
+    """The bytes of one token (llama_cpp's own token_to_piece returns a NUL-padded 32-byte buffer)."""
+    import ctypes
+
+    import llama_cpp
+
+    buf = ctypes.create_string_buffer(64)
+    n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
+    if n < 0:  # buffer too small: -n is the size needed
+        buf = ctypes.create_string_buffer(-n)
+        n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
+    return buf.raw[:n]
 
 
 class LlamaCppBackend:
@@ -56,9 +72,6 @@ class LlamaCppBackend:
         if gpu_layers is None:
             gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
         threads = opts.threads or default_threads()
-        kwargs: dict[str, object] = {}
-        if opts.flash_attn is not None:
-            kwargs["flash_attn"] = opts.flash_attn
         started = time.perf_counter()
         try:
             self._llama = llama_cpp.Llama(
@@ -70,7 +83,7 @@ class LlamaCppBackend:
                 n_threads=threads,
                 n_threads_batch=threads,
                 verbose=opts.verbose,
-                **kwargs,  # type: ignore[arg-type]  # flash_attn only when the user chose
+                flash_attn=True if opts.flash_attn is None else opts.flash_attn,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"{opts.model_path}: llama.cpp failed to load the model ({exc})") from exc
@@ -127,7 +140,6 @@ class LlamaCppBackend:
         llm.set_seed(params.seed)
         vocab = llm._model.vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        model = llm._model
         started = time.perf_counter()
         usage.finish_reason = "length"
         try:
@@ -143,7 +155,7 @@ class LlamaCppBackend:
                     usage.finish_reason = "stop"
                     break
                 usage.output_tokens += 1
-                text = decoder.decode(model.token_to_piece(token, special=False))
+                text = decoder.decode(_piece(vocab, token))
                 if text:
                     yield text
                 if usage.output_tokens >= params.max_tokens:

@@ -1,0 +1,327 @@
+"""Hierarchical map-reduce summaries for inputs larger than the window.
+
+Split along the document's own structure (pages, sections, files, paragraphs) into chunks that
+fill the window; summarize each chunk keeping page/section references; merge the partial
+summaries in groups that fit, level after level, until the final summary's prompt fits.
+Every segment lands in exactly one chunk, in order: nothing dropped, nothing repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from .. import prompts
+from ..chat import ChatPrompt, Message, format_chat
+from ..engines.base import Backend, GenerationParams, Usage
+from ..errors import ContextOverflowError
+from ..packing import marker, render_segments
+from ..sources.base import Document, Location, Segment
+from ..tokens import Tokenizer
+
+# Slack for tokens that per-piece counts cannot see (joins between pieces, document headers).
+PIECE_JOIN_TOKENS = 2
+SOURCE_HEADER_TOKENS = 32
+
+StageProgress = Callable[[str, int, int], None]  # (stage, done, total)
+Count = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class Piece:
+    source: str
+    segment: Segment
+    tokens: int
+
+
+@dataclass
+class Chunk:
+    pieces: list[Piece]
+
+    @property
+    def tokens(self) -> int:
+        sources = {p.source for p in self.pieces}
+        return sum(p.tokens + PIECE_JOIN_TOKENS for p in self.pieces) + SOURCE_HEADER_TOKENS * len(sources)
+
+    def label(self) -> str:
+        return span_label([p.source for p in self.pieces], [p.segment.location for p in self.pieces])
+
+    def render(self) -> str:
+        blocks: list[str] = []
+        run: list[Segment] = []
+        current: str | None = None
+        for piece in self.pieces:
+            if piece.source != current and run:
+                blocks.append(render_segments(current or "", run))
+                run = []
+            current = piece.source
+            run.append(piece.segment)
+        if run:
+            blocks.append(render_segments(current or "", run))
+        return "\n\n".join(blocks)
+
+
+def span_label(sources: Sequence[str], locations: Sequence[Location]) -> str:
+    """``report.pdf p. 3-5``, ``notes.txt:1-80``, ``a.md:1-9; b.md:1-4``."""
+    out: list[str] = []
+    for source in dict.fromkeys(sources):
+        locs = [loc for s, loc in zip(sources, locations) if s == source]
+        pages = [loc.page for loc in locs if loc.page is not None]
+        starts = [loc.line_start for loc in locs if loc.line_start is not None]
+        ends = [loc.line_end or loc.line_start for loc in locs if loc.line_start is not None]
+        if pages:
+            lo, hi = min(pages), max(pages)
+            out.append(f"{source} p. {lo}" + (f"-{hi}" if hi != lo else ""))
+        elif starts:
+            out.append(f"{source}:{min(starts)}-{max(e for e in ends if e is not None)}")
+        else:
+            out.append(source)
+    return "; ".join(out)
+
+
+def piece_tokens(segment: Segment, count: Count) -> int:
+    label = marker(segment.location)
+    return count(f"{label}\n{segment.text}" if label else segment.text)
+
+
+def split_segment(segment: Segment, limit: int, count: Count) -> list[Segment]:
+    """Split one segment into pieces of at most ``limit`` tokens: paragraphs, then lines, then characters."""
+    if piece_tokens(segment, count) <= limit:
+        return [segment]
+    lines = segment.text.split("\n")
+    base = segment.location.line_start
+    # Paragraph blocks as (first line index, lines).
+    blocks: list[tuple[int, list[str]]] = []
+    start = 0
+    for i, line in enumerate(lines + [""]):
+        if line.strip() == "" or i == len(lines):
+            if i > start:
+                blocks.append((start, lines[start:i]))
+            start = i + 1
+    pieces: list[Segment] = []
+    group: list[tuple[int, str]] = []  # (line index, text)
+
+    def emit() -> None:
+        if not group:
+            return
+        first, last = group[0][0], group[-1][0]
+        loc = segment.location
+        if base is not None:
+            loc = replace(loc, line_start=base + first, line_end=base + last)
+        pieces.append(Segment("\n".join(t for _, t in group).strip("\n"), loc))
+        group.clear()
+
+    def fits(candidate: list[tuple[int, str]]) -> bool:
+        text = "\n".join(t for _, t in candidate)
+        return piece_tokens(Segment(text, segment.location), count) <= limit
+
+    for first, block in blocks:
+        numbered = [(first + k, t) for k, t in enumerate(block)]
+        trial = [*group, (first - 1, ""), *numbered] if group else numbered
+        if fits(trial):
+            group[:] = trial
+            continue
+        emit()
+        if fits(numbered):
+            group[:] = numbered
+            continue
+        for entry in numbered:  # a paragraph too big on its own: go line by line
+            if fits([*group, entry]):
+                group.append(entry)
+                continue
+            emit()
+            if fits([entry]):
+                group.append(entry)
+                continue
+            for part in _hard_split(entry[1], limit, count):  # one enormous line
+                group.append((entry[0], part))
+                emit()
+    emit()
+    return [p for p in pieces if p.text.strip()]
+
+
+def _hard_split(text: str, limit: int, count: Count) -> list[str]:
+    parts: list[str] = []
+    while text:
+        size = len(text)
+        while size > 1 and count(text[:size]) > limit - 8:
+            size = size * 3 // 4
+        parts.append(text[:size])
+        text = text[size:]
+    return parts
+
+
+def make_pieces(docs: Sequence[Document], limit: int, count: Count) -> list[Piece]:
+    pieces: list[Piece] = []
+    for doc in docs:
+        for segment in doc.segments:
+            if not segment.text.strip():
+                continue
+            for part in split_segment(segment, limit, count):
+                pieces.append(Piece(doc.source, part, piece_tokens(part, count)))
+    return pieces
+
+
+def plan_chunks(pieces: Sequence[Piece], budget: int) -> list[Chunk]:
+    """Greedy, in order: consecutive pieces fill a chunk up to ``budget`` tokens (a pure function)."""
+    chunks: list[Chunk] = []
+    current = Chunk([])
+    for piece in pieces:
+        candidate = Chunk([*current.pieces, piece])
+        if current.pieces and candidate.tokens > budget:
+            chunks.append(current)
+            current = Chunk([piece])
+        else:
+            current = candidate
+    if current.pieces:
+        chunks.append(current)
+    return chunks
+
+
+@dataclass
+class Partial:
+    label: str
+    text: str
+
+
+@dataclass
+class MapReduceResult:
+    summary: str
+    chunks: list[Chunk]
+    levels: int
+    calls: int
+    usage: Usage = field(default_factory=Usage)  # summed over every call
+    final_prompt_tokens: int = 0
+
+
+@dataclass
+class MapReduce:
+    """The whole job; ``chunks()`` alone is what ``--dry-run`` shows."""
+
+    tokenizer: Tokenizer
+    architecture: str
+    chat_template: str | None
+    system: str
+    final_template: str
+    window: int
+    max_tokens: int
+
+    def _prompt(self, template: str, values: dict[str, str]) -> ChatPrompt:
+        messages = [Message("system", self.system.strip()), Message("user", prompts.fill(template, values).strip())]
+        return format_chat(self.tokenizer, messages, self.chat_template, self.architecture)
+
+    def _budget(self, template: str, values: dict[str, str]) -> int:
+        overhead = len(self._prompt(template, {**values, "document": ""}).ids)
+        return self.window - self.max_tokens - overhead
+
+    def chunks(self, docs: Sequence[Document]) -> list[Chunk]:
+        budget = self._budget(prompts.load("map"), {"part": "9999", "parts": "9999"})
+        if budget < 64:
+            raise ContextOverflowError(
+                f"the {self.window}-token window leaves {max(budget, 0)} tokens per chunk after "
+                f"{self.max_tokens} reserved for output: use a larger --ctx or a smaller --max-tokens",
+                input_tokens=0, window=self.window, budget=max(budget, 0),
+            )
+        limit = budget - SOURCE_HEADER_TOKENS - PIECE_JOIN_TOKENS
+        return plan_chunks(make_pieces(docs, limit, self.tokenizer.count), budget)
+
+    def run(
+        self,
+        docs: Sequence[Document],
+        backend: Backend,
+        params: GenerationParams,
+        on_stage: StageProgress | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> MapReduceResult:
+        chunks = self.chunks(docs)
+        result = MapReduceResult("", chunks, levels=0, calls=0)
+        map_template = prompts.load("map")
+        partials: list[Partial] = []
+        for i, chunk in enumerate(chunks, 1):
+            values = {"document": chunk.render(), "part": str(i), "parts": str(len(chunks))}
+            text = self._call(self._prompt(map_template, values), backend, params, result)
+            partials.append(Partial(chunk.label(), text))
+            if on_stage:
+                on_stage("map", i, len(chunks))
+        result.levels = 1
+        reduce_template = prompts.load("reduce")
+        while True:
+            final = self._prompt(self.final_template, {"document": self._render_partials(partials)})
+            if len(final.ids) + self.max_tokens <= self.window:
+                result.final_prompt_tokens = len(final.ids)
+                result.summary = self._call(final, backend, params, result, on_text).strip()
+                if on_stage:
+                    on_stage("final", 1, 1)
+                return result
+            groups = self._group(partials, self._budget(reduce_template, {}))
+            if len(groups) >= len(partials):
+                raise ContextOverflowError(
+                    f"partial summaries do not shrink: two of them ({max(len(self.tokenizer.encode(p.text)) for p in partials)}"
+                    f"+ tokens each) do not fit one {self.window}-token window with {self.max_tokens} reserved for "
+                    "output: lower --max-tokens or raise --ctx",
+                    input_tokens=sum(self.tokenizer.count(p.text) for p in partials),
+                    window=self.window, budget=self._budget(reduce_template, {}),
+                )
+            result.levels += 1
+            merged: list[Partial] = []
+            for j, group in enumerate(groups, 1):
+                prompt = self._prompt(reduce_template, {"document": self._render_partials(group)})
+                merged.append(Partial(_join_labels(group), self._call(prompt, backend, params, result)))
+                if on_stage:
+                    on_stage(f"reduce (level {result.levels})", j, len(groups))
+            partials = merged
+
+    @staticmethod
+    def _render_partials(partials: Sequence[Partial]) -> str:
+        body = "\n\n".join(f"[{p.label}]\n{p.text.strip()}" for p in partials)
+        from ..packing import escape_data
+
+        return f'<document source="summaries of consecutive parts">\n{escape_data(body)}\n</document>'
+
+    def _group(self, partials: Sequence[Partial], budget: int) -> list[list[Partial]]:
+        groups: list[list[Partial]] = []
+        current: list[Partial] = []
+        for partial in partials:
+            trial = [*current, partial]
+            if current and self.tokenizer.count(self._render_partials(trial)) > budget:
+                groups.append(current)
+                current = [partial]
+            else:
+                current = trial
+        if current:
+            groups.append(current)
+        return groups
+
+    def _call(
+        self,
+        prompt: ChatPrompt,
+        backend: Backend,
+        params: GenerationParams,
+        result: MapReduceResult,
+        on_text: Callable[[str], None] | None = None,
+    ) -> str:
+        if len(prompt.ids) + params.max_tokens > self.window:
+            raise ContextOverflowError(
+                f"internal: a {len(prompt.ids)}-token chunk prompt does not fit the {self.window}-token window",
+                input_tokens=len(prompt.ids), window=self.window, budget=self.window - params.max_tokens,
+            )
+        usage = Usage()
+        pieces = []
+        for piece in backend.generate(prompt, params, usage):
+            pieces.append(piece)
+            if on_text:
+                on_text(piece)
+        result.calls += 1
+        total = result.usage
+        total.prompt_tokens += usage.prompt_tokens
+        total.output_tokens += usage.output_tokens
+        total.prompt_eval_s += usage.prompt_eval_s
+        total.generation_s += usage.generation_s
+        total.finish_reason = usage.finish_reason
+        return "".join(pieces).strip()
+
+
+def _join_labels(partials: Sequence[Partial]) -> str:
+    if len(partials) == 1:
+        return partials[0].label
+    return f"{partials[0].label} .. {partials[-1].label}"
