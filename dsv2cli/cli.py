@@ -168,9 +168,46 @@ DryRunOpt = Annotated[
 ]
 
 
+PathsArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Files or directories to read; - for standard input.", show_default=False),
+]
+RepoOpt = Annotated[
+    str | None, typer.Option("--repo", help="A code directory to read (honours .gitignore and .dsv2ignore).", show_default=False)
+]
+IncludeOpt = Annotated[
+    list[str] | None, typer.Option("--include", help="Glob of repository files to keep (repeatable).", show_default=False)
+]
+ExcludeOpt = Annotated[
+    list[str] | None, typer.Option("--exclude", help="Glob of repository files to skip (repeatable).", show_default=False)
+]
+PasswordOpt = Annotated[
+    str | None, typer.Option("--password", help="Password of an encrypted PDF.", show_default=False)
+]
+
+
+def _load_inputs(
+    env: Env, paths: list[str] | None, repo: str | None, include: list[str] | None, exclude: list[str] | None,
+    password: str | None,
+) -> list[Any]:
+    """Read every input; print the reader's notes (what was skipped, redacted, warned) on stderr."""
+    from . import sources
+
+    docs, notes = sources.load_inputs(
+        paths or [], env.stdin, repo=repo, include=include or (), exclude=exclude or (), password=password
+    )
+    for line in notes:
+        env.note(line)
+    return docs
+
+
 @app.command()
 def summarize(
-    path: Annotated[str, typer.Argument(help="File to summarize, or - for standard input.", show_default=False)],
+    paths: PathsArg = None,
+    repo: RepoOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    password: PasswordOpt = None,
     style: Annotated[
         str | None, typer.Option("--style", help="brief | detailed | bullets [default: brief].", show_default=False)
     ] = None,
@@ -195,24 +232,21 @@ def summarize(
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Summarize a document. Only the summary goes to stdout."""
+    """Summarize documents (.txt, .md, .html, .pdf, a directory, or - for stdin). Only the summary goes to stdout."""
     env = Env()
     with handle_errors(env, debug):
         settings = _settings(
             env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers, threads=threads,
             flash_attn=flash_attn, temperature=temperature, seed=seed, style=style,
         )
-        from . import prompts, sources
+        from . import prompts
         from . import summarize as summ
         from .engines.base import GenerationParams
 
         spec = summ.style_spec(settings.style)
         if prompt_file is not None:
             spec = summ.PromptSpec(spec.system, prompts.load_user_template(prompt_file, frozenset({"document"})))
-        docs = [sources.load(path, env.stdin)]
-        for doc in docs:
-            for warning in doc.warnings:
-                env.note(f"warning: {warning}")
+        docs = _load_inputs(env, paths, repo, include, exclude, password)
         session = _open_model(env, settings, verbose)
         tokenize_started = time.perf_counter()
         tokenizer = session.vocab_tokenizer(verbose) if dry_run else session.backend.tokenizer
@@ -309,7 +343,7 @@ class _ModelSession:
         return Tokenizer.load(self.path, verbose=verbose)
 
 
-def _open_model(env: Env, settings: Any, verbose: bool) -> _ModelSession:
+def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True) -> _ModelSession:
     """Resolve the model, read its header, prepare (not yet load) the engine."""
     from .engines.llamacpp import LlamaCppBackend, LlamaCppOptions
     from .ggufmeta import read_gguf
@@ -317,7 +351,7 @@ def _open_model(env: Env, settings: Any, verbose: bool) -> _ModelSession:
     from .summarize import ModelFacts
 
     resolved = resolve_model(settings)
-    if resolved.embedded:
+    if resolved.embedded and announce:
         env.note(embedded_notice(settings))
     info = read_gguf(resolved.path)
     window = settings.ctx or default_context(info)
@@ -379,6 +413,156 @@ def _progress(env: Env, prompt_total: int) -> Iterator[tuple[Any, Any]]:
             progress.update(stages[stage], completed=done, total=total)
 
         yield on_prompt, on_stage
+
+
+@app.command()
+def pack(
+    paths: PathsArg = None,
+    repo: RepoOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    password: PasswordOpt = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the segments with locations and token counts as JSON.")
+    ] = False,
+    model: ModelOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Print the packed context exactly as the model receives it (markers, line numbers)."""
+    env = Env()
+    with handle_errors(env, debug):
+        from .packing import render_context
+
+        docs = _load_inputs(env, paths, repo, include, exclude, password)
+        if not json_out:
+            env.stdout.write(render_context(docs) + "\n")
+            return
+        settings = _settings(env, model=model)
+        counter, resolved = _count_cache(env, settings)
+        try:
+            context_tokens = counter.count(render_context(docs))
+            payload = {
+                "model": str(resolved.path),
+                "context_tokens": context_tokens,
+                "documents": [
+                    {
+                        "source": doc.source,
+                        "kind": doc.kind,
+                        "segments": [
+                            {**seg.location.to_dict(), "tokens": counter.count(seg.text)} for seg in doc.segments
+                        ],
+                    }
+                    for doc in docs
+                ],
+            }
+        finally:
+            counter.close()
+        env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+
+
+def _count_cache(env: Env, settings: Any) -> tuple[Any, Any]:
+    """The resolved model's tokenizer (vocabulary only) behind the persistent token-count cache."""
+    from .models import resolve_model
+    from .tokens import CountCache, Tokenizer, tokenizer_key
+
+    resolved = resolve_model(settings)
+    tokenizer = Tokenizer.load(resolved.path)
+    cache = CountCache(tokenizer, settings.home / "cache" / "token-counts.sqlite", tokenizer_key(resolved.path))
+    return cache, resolved
+
+
+@app.command()
+def plan(
+    paths: PathsArg = None,
+    repo: RepoOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    password: PasswordOpt = None,
+    top: Annotated[int, typer.Option("--top", help="How many of the largest files/pages to list.")] = 10,
+    measure: Annotated[
+        bool | None,
+        typer.Option(
+            "--measure/--no-measure",
+            help="Measure prompt speed now (loads the weights) / never. Default: measure once, then reuse.",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+    model: ModelOpt = None,
+    ctx: CtxOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    threads: ThreadsOpt = None,
+    flash_attn: FlashOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Token counts, what fits, which strategy would run, and how long prompt evaluation would take."""
+    env = Env()
+    with handle_errors(env, debug):
+        from . import planning
+        from . import summarize as summ
+        from .engines.llamacpp import default_threads
+        from .packing import Budget, render_context
+        from .strategies import choose
+
+        settings = _settings(env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers,
+                             threads=threads, flash_attn=flash_attn)
+        docs = _load_inputs(env, paths, repo, include, exclude, password)
+        session = _open_model(env, settings, verbose=False, announce=False)
+        counter, _ = _count_cache(env, settings)
+        try:
+            context_tokens = counter.count(render_context(docs))
+            sizes = planning.segment_sizes(docs, counter.count)
+            overhead = len(summ.build_prompt(counter.tokenizer, session.facts, summ.style_spec(settings.style), "").ids)
+        finally:
+            counter.close()
+        budget = Budget(window=session.window, output=settings.max_tokens, overhead=overhead)
+        strategy = {task: choose(task, context_tokens, budget.document) for task in ("summarize", "ask")}
+        chunks = -(-context_tokens // max(budget.document, 1))
+        eval_tokens = context_tokens + overhead * (chunks if chunks > 1 else 1)
+
+        speed_cache = planning.SpeedCache(settings.home / "cache" / "prompt-speed.json")
+        key = planning.speed_key(session.path, settings.threads or default_threads(), settings.gpu_layers,
+                                 settings.flash_attn)
+        rate = None if measure else speed_cache.get(key)
+        measured_now = False
+        if rate is None and measure is not False:
+            env.note("measuring prompt-evaluation speed once for this model and settings (loads the weights)")
+            rate = planning.measure_prompt_speed(session.backend)
+            speed_cache.put(key, rate)
+            measured_now = True
+        payload = {
+            "model": str(session.path),
+            "window": session.window,
+            "reserved_output": settings.max_tokens,
+            "prompt_overhead": overhead,
+            "budget": budget.document,
+            "context_tokens": context_tokens,
+            "fits": budget.fits(context_tokens),
+            "strategy": strategy,
+            "largest": [{**s.location.to_dict(), "tokens": s.tokens} for s in planning.largest(sizes, top)],
+            "segments": len(sizes),
+            "prompt_tokens_per_s": round(rate, 1) if rate else None,
+            "speed_measured_now": measured_now,
+            "estimated_prompt_eval_s": round(eval_tokens / rate, 1) if rate else None,
+        }
+        if json_out:
+            env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+            return
+        out = env.stdout
+        out.write(f"model:     {session.path.name} (window {session.window:,} tokens, "
+                  f"{settings.max_tokens:,} reserved for output)\n")
+        out.write(f"input:     {context_tokens:,} tokens in {len(sizes):,} segments; "
+                  f"budget {budget.document:,} -> {'fits' if payload['fits'] else 'does not fit'} one window\n")
+        out.write(f"strategy:  summarize: {strategy['summarize']}"
+                  + (f" (~{chunks} chunks)" if strategy["summarize"] != "whole" else "")
+                  + f"; ask: {strategy['ask']}\n")
+        if rate:
+            out.write(f"estimate:  prompt evaluation ~{eval_tokens / rate:,.1f} s at {rate:,.0f} tok/s "
+                      f"({'measured now' if measured_now else 'measured earlier on this machine'})\n")
+        out.write("largest:\n")
+        for s in planning.largest(sizes, top):
+            out.write(f"  {s.tokens:>9,}  {s.location.cite()}\n")
 
 
 @app.command()

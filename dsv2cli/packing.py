@@ -38,18 +38,27 @@ def marker(loc: Location) -> str | None:
     return f"[{', '.join(parts)}]" if parts else None
 
 
-def render_segments(source: str, segments: Sequence[Segment]) -> str:
-    """Segments of one source between markers, each with its page/section marker when it has one."""
+def number_lines(text: str, first: int) -> str:
+    """``  12 | code``: line numbers so answers can cite ``path:line``."""
+    lines = text.split("\n")
+    width = len(str(first + len(lines) - 1))
+    return "\n".join(f"{n:>{width}} | {line}" for n, line in enumerate(lines, first))
+
+
+def render_segments(source: str, segments: Sequence[Segment], numbered: bool = False) -> str:
+    """Segments of one source between markers: page/section markers, or line numbers for code."""
     body: list[str] = []
     for seg in segments:
-        label = marker(seg.location)
         text = escape_data(seg.text)
+        if numbered and seg.location.line_start is not None:
+            text = number_lines(text, seg.location.line_start)
+        label = marker(seg.location)
         body.append(f"{label}\n{text}" if label else text)
     return f'<document source="{_attr(source)}">\n' + "\n\n".join(body).strip("\n") + "\n</document>"
 
 
 def render_document(doc: Document) -> str:
-    return render_segments(doc.source, doc.segments)
+    return render_segments(doc.source, doc.segments, numbered=doc.kind == "code")
 
 
 def render_context(docs: Sequence[Document]) -> str:

@@ -29,6 +29,9 @@ class Tokenizer:
         """Load only the vocabulary of a GGUF (no weights): ~0.5 s for a small model."""
         from llama_cpp import Llama
 
+        from .engines import llamalog
+
+        llamalog.configure(verbose)
         try:
             llama = Llama(str(path), vocab_only=True, verbose=verbose)
         except (ValueError, RuntimeError, OSError) as exc:

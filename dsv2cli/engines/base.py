@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..chat import ChatPrompt
 
@@ -25,6 +25,8 @@ class GenerationParams:
     max_tokens: int
     temperature: float
     seed: int
+    # Constrain the output to JSON matching this JSON Schema (a grammar, for local models).
+    json_schema: Mapping[str, Any] | None = None
 
 
 @dataclass

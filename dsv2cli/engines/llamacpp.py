@@ -5,13 +5,13 @@ from __future__ import annotations
 import codecs
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..chat import ChatPrompt
-from ..errors import ContextOverflowError, ModelError
+from ..errors import ContextOverflowError, ModelError, UsageError
 from ..tokens import Tokenizer
 from .base import Capabilities, GenerationParams, PromptProgress, Usage
 
@@ -37,6 +37,18 @@ class LlamaCppOptions:
 
 def default_threads() -> int:
     return max(os.cpu_count() or 1, 1)
+
+
+def _grammar(schema: Mapping[str, Any]) -> Any:
+    """A llama.cpp grammar that only admits JSON matching ``schema``."""
+    import json
+
+    from llama_cpp import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise UsageError(f"cannot turn the JSON schema into a grammar: {exc}") from exc
 
 
 def _piece(vocab: object, token: int) -> bytes:
@@ -67,7 +79,10 @@ class LlamaCppBackend:
             return self._llama
         import llama_cpp
 
+        from . import llamalog
+
         opts = self.options
+        llamalog.configure(opts.verbose)
         gpu_layers = opts.gpu_layers
         if gpu_layers is None:
             gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
@@ -136,6 +151,9 @@ class LlamaCppBackend:
                 on_prompt_progress(min(start + step, len(ids)), len(ids))
         usage.prompt_eval_s = time.perf_counter() - started
 
+        grammar = None
+        if params.json_schema is not None:
+            grammar = _grammar(params.json_schema)
         # Generation: llm.generate sees the whole prompt already evaluated and samples at once.
         llm.set_seed(params.seed)
         vocab = llm._model.vocab
@@ -150,6 +168,7 @@ class LlamaCppBackend:
                 top_p=TOP_P,
                 min_p=MIN_P,
                 repeat_penalty=REPEAT_PENALTY,
+                grammar=grammar,
             ):
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     usage.finish_reason = "stop"

@@ -15,7 +15,7 @@ from .. import prompts
 from ..chat import ChatPrompt, Message, format_chat
 from ..engines.base import Backend, GenerationParams, Usage
 from ..errors import ContextOverflowError
-from ..packing import marker, render_segments
+from ..packing import marker, number_lines, render_segments
 from ..sources.base import Document, Location, Segment
 from ..tokens import Tokenizer
 
@@ -32,6 +32,7 @@ class Piece:
     source: str
     segment: Segment
     tokens: int
+    numbered: bool = False  # code: rendered with line numbers
 
 
 @dataclass
@@ -48,16 +49,14 @@ class Chunk:
 
     def render(self) -> str:
         blocks: list[str] = []
-        run: list[Segment] = []
-        current: str | None = None
+        run: list[Piece] = []
         for piece in self.pieces:
-            if piece.source != current and run:
-                blocks.append(render_segments(current or "", run))
+            if run and piece.source != run[0].source:
+                blocks.append(render_segments(run[0].source, [p.segment for p in run], run[0].numbered))
                 run = []
-            current = piece.source
-            run.append(piece.segment)
+            run.append(piece)
         if run:
-            blocks.append(render_segments(current or "", run))
+            blocks.append(render_segments(run[0].source, [p.segment for p in run], run[0].numbered))
         return "\n\n".join(blocks)
 
 
@@ -79,14 +78,17 @@ def span_label(sources: Sequence[str], locations: Sequence[Location]) -> str:
     return "; ".join(out)
 
 
-def piece_tokens(segment: Segment, count: Count) -> int:
+def piece_tokens(segment: Segment, count: Count, numbered: bool = False) -> int:
+    text = segment.text
+    if numbered and segment.location.line_start is not None:
+        text = number_lines(text, segment.location.line_start)
     label = marker(segment.location)
-    return count(f"{label}\n{segment.text}" if label else segment.text)
+    return count(f"{label}\n{text}" if label else text)
 
 
-def split_segment(segment: Segment, limit: int, count: Count) -> list[Segment]:
+def split_segment(segment: Segment, limit: int, count: Count, numbered: bool = False) -> list[Segment]:
     """Split one segment into pieces of at most ``limit`` tokens: paragraphs, then lines, then characters."""
-    if piece_tokens(segment, count) <= limit:
+    if piece_tokens(segment, count, numbered) <= limit:
         return [segment]
     lines = segment.text.split("\n")
     base = segment.location.line_start
@@ -113,7 +115,10 @@ def split_segment(segment: Segment, limit: int, count: Count) -> list[Segment]:
 
     def fits(candidate: list[tuple[int, str]]) -> bool:
         text = "\n".join(t for _, t in candidate)
-        return piece_tokens(Segment(text, segment.location), count) <= limit
+        loc = segment.location
+        if base is not None:
+            loc = replace(loc, line_start=base + candidate[0][0])
+        return piece_tokens(Segment(text, loc), count, numbered) <= limit
 
     for first, block in blocks:
         numbered = [(first + k, t) for k, t in enumerate(block)]
@@ -154,11 +159,12 @@ def _hard_split(text: str, limit: int, count: Count) -> list[str]:
 def make_pieces(docs: Sequence[Document], limit: int, count: Count) -> list[Piece]:
     pieces: list[Piece] = []
     for doc in docs:
+        numbered = doc.kind == "code"
         for segment in doc.segments:
             if not segment.text.strip():
                 continue
-            for part in split_segment(segment, limit, count):
-                pieces.append(Piece(doc.source, part, piece_tokens(part, count)))
+            for part in split_segment(segment, limit, count, numbered):
+                pieces.append(Piece(doc.source, part, piece_tokens(part, count, numbered), numbered))
     return pieces
 
 
