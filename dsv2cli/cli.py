@@ -415,6 +415,192 @@ def _progress(env: Env, prompt_total: int) -> Iterator[tuple[Any, Any]]:
         yield on_prompt, on_stage
 
 
+EmbedModelOpt = Annotated[
+    str | None,
+    typer.Option("--embed-model", help="Embedding GGUF for retrieval (env DSV2_EMBED_MODEL) [default: MiniLM].",
+                 show_default=False),
+]
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.", show_default=False)],
+    paths: PathsArg = None,
+    repo: RepoOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    password: PasswordOpt = None,
+    strategy: StrategyOpt = None,
+    dry_run: DryRunOpt = False,
+    embed_model: EmbedModelOpt = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal).")
+    ] = False,
+    json_out: JsonOpt = False,
+    model: ModelOpt = None,
+    ctx: CtxOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    threads: ThreadsOpt = None,
+    flash_attn: FlashOpt = None,
+    temperature: TempOpt = None,
+    seed: SeedOpt = None,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Answer a question about documents or a codebase, citing [path:lines] or [p. N]."""
+    env = Env()
+    with handle_errors(env, debug):
+        settings = _settings(
+            env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers, threads=threads,
+            flash_attn=flash_attn, temperature=temperature, seed=seed, embed_model=embed_model,
+        )
+        from . import ask as asking
+        from .engines.base import GenerationParams, Usage
+
+        docs = _load_inputs(env, paths, repo, include, exclude, password)
+        session = _open_model(env, settings, verbose)
+        started = time.perf_counter()
+        tokenizer = session.vocab_tokenizer(verbose) if dry_run else session.backend.tokenizer
+        corpus = list(paths or []) + ([repo] if repo else [])
+        with _progress(env, 0) as (_, on_stage):
+            on_index = (lambda done, total: on_stage("indexing", done, total)) if on_stage else None
+            the_plan = asking.plan(
+                question, docs, tokenizer, session.facts, session.window, settings.max_tokens,
+                corpus=corpus, home=settings.home, strategy=strategy, embed_model=settings.embed_model,
+                threads=settings.threads, on_index_progress=on_index,
+            )
+        plan_s = time.perf_counter() - started
+        for notice in the_plan.notices:
+            env.note(notice)
+        summary_line = {
+            "strategy": the_plan.strategy,
+            "retrieval": the_plan.retrieval,
+            "window": the_plan.budget.window,
+            "budget": the_plan.budget.document,
+            "reserved_output": the_plan.budget.output,
+            "context_tokens": the_plan.context_tokens,
+            "prompt_tokens": len(the_plan.prompt.ids),
+            "sources": the_plan.sources,
+        }
+        if dry_run:
+            if json_out:
+                env.stdout.write(json.dumps(summary_line, ensure_ascii=False) + "\n")
+            else:
+                env.stdout.write(the_plan.prompt.text + "\n")
+            return
+        if the_plan.strategy == "retrieve":
+            env.note(f"corpus does not fit one {session.window}-token window: answering from "
+                     f"{len(the_plan.sources)} retrieved passages ({the_plan.retrieval})")
+        streaming = not json_out and (stream or env.stdout_isatty)
+        usage = Usage()
+        pieces: list[str] = []
+        params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
+        with _progress(env, len(the_plan.prompt.ids)) as (on_prompt, _):
+            for piece in session.backend.generate(the_plan.prompt, params, usage, on_prompt):
+                pieces.append(piece)
+                if streaming:
+                    env.stdout.write(piece)
+                    env.stdout.flush()
+        answer = "".join(pieces).strip()
+        if usage.finish_reason == "length":
+            env.note(f"warning: the answer reached --max-tokens ({settings.max_tokens}) and may be cut short")
+        if json_out:
+            payload = {
+                "answer": answer,
+                "question": question,
+                "model": session.backend.capabilities.name,
+                "model_path": str(session.path),
+                **summary_line,
+                "input_tokens": usage.prompt_tokens,
+                "output_tokens": usage.output_tokens,
+                "finish_reason": usage.finish_reason,
+                "timings": {
+                    "load_s": round(session.backend.load_s, 4),
+                    "plan_s": round(plan_s, 4),
+                    "prompt_eval_s": round(usage.prompt_eval_s, 4),
+                    "generation_s": round(usage.generation_s, 4),
+                    "total_s": round(time.perf_counter() - _STARTED, 4),
+                },
+            }
+            env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        else:
+            env.stdout.write(("\n" if streaming else answer + "\n"))
+        env.stdout.flush()
+
+
+index_app = typer.Typer(help="Inspect or manage the retrieval index of a corpus.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+def _open_index(env: Env, paths: list[str] | None, repo: str | None) -> tuple[Any, Any, list[str]]:
+    from .index import open_index
+
+    settings = _settings(env)
+    corpus = list(paths or []) + ([repo] if repo else [])
+    if not corpus:
+        from .errors import UsageError
+
+        raise UsageError("name the corpus: the same paths or --repo DIR given to `dsv2 ask`")
+    return open_index(settings.home, corpus), settings, corpus
+
+
+@index_app.command("status")
+def index_status(paths: PathsArg = None, repo: RepoOpt = None, json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """Size, chunks, files and last update of a corpus's index."""
+    env = Env()
+    with handle_errors(env, debug):
+        index, _, _ = _open_index(env, paths, repo)
+        status = index.status().to_dict()
+        if json_out:
+            env.stdout.write(json.dumps(status) + "\n")
+            return
+        updated = status["updated_at"]
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(updated)) if updated else "never"
+        env.stdout.write(
+            f"index:    {status['directory']} ({status['state']})\n"
+            f"files:    {status['files']}\nchunks:   {status['chunks']}\n"
+            f"size:     {status['size_bytes'] / 1e6:,.1f} MB\nupdated:  {when}\n"
+            f"embedder: {status['embedder'] or 'none (BM25 only)'}\n"
+        )
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    paths: PathsArg = None,
+    repo: RepoOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    password: PasswordOpt = None,
+    embed_model: EmbedModelOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Drop and rebuild a corpus's index from scratch."""
+    env = Env()
+    with handle_errors(env, debug):
+        from .index import resolve_embedder
+
+        index, settings, _ = _open_index(env, paths, repo)
+        docs = _load_inputs(env, paths, repo, include, exclude, password)
+        choice = resolve_embedder(settings.home, embed_model or settings.embed_model, threads=settings.threads)
+        if choice.notice:
+            env.note(choice.notice)
+        with _progress(env, 0) as (_, on_stage):
+            on_index = (lambda done, total: on_stage("indexing", done, total)) if on_stage else None
+            index.rebuild(docs, choice.embedder, progress=on_index)
+        status = index.status()
+        env.note(f"index rebuilt: {status.files} files, {status.chunks} chunks in {status.directory}")
+
+
+@index_app.command("drop")
+def index_drop(paths: PathsArg = None, repo: RepoOpt = None, debug: DebugOpt = False) -> None:
+    """Delete a corpus's index."""
+    env = Env()
+    with handle_errors(env, debug):
+        index, _, _ = _open_index(env, paths, repo)
+        env.note(f"index {'dropped' if index.drop() else 'not found'}: {index.directory}")
+
+
 @app.command()
 def pack(
     paths: PathsArg = None,

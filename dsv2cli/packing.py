@@ -22,7 +22,7 @@ def escape_data(text: str) -> str:
     return _DELIMITER.sub(lambda m: "<\\" + m.group(1) + m.group(2), text)
 
 
-def _attr(value: str) -> str:
+def quote_attr(value: str) -> str:
     return (
         value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
     )
@@ -54,7 +54,7 @@ def render_segments(source: str, segments: Sequence[Segment], numbered: bool = F
             text = number_lines(text, seg.location.line_start)
         label = marker(seg.location)
         body.append(f"{label}\n{text}" if label else text)
-    return f'<document source="{_attr(source)}">\n' + "\n\n".join(body).strip("\n") + "\n</document>"
+    return f'<document source="{quote_attr(source)}">\n' + "\n\n".join(body).strip("\n") + "\n</document>"
 
 
 def render_document(doc: Document) -> str:

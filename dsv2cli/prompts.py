@@ -22,6 +22,7 @@ FILLED: dict[str, frozenset[str]] = {
     "summarize_bullets": frozenset({"document"}),
     "map": frozenset({"document", "part", "parts"}),
     "reduce": frozenset({"document"}),
+    "extract": frozenset({"document", "fields"}),
 }
 REQUIRED: dict[str, frozenset[str]] = {name: names for name, names in FILLED.items()}
 

@@ -44,6 +44,7 @@ class Settings:
     temperature: float = field(default=0.2, metadata={"help": "sampling temperature (0 = greedy)"})
     seed: int = field(default=0, metadata={"help": "sampling seed (fixed by default: reproducible runs)"})
     style: str = field(default="brief", metadata={"help": "summary style: " + "|".join(STYLES)})
+    embed_model: str | None = field(default=None, metadata={"help": "embedding GGUF for retrieval"})
     home: Path = field(default=Path("."), metadata={"help": "DSV2_HOME: config, caches, indexes"})
     # where each value came from: "flag", "env DSV2_X", "config <path>" or "default"
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -81,7 +82,7 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
             if text == "auto":
                 return None
             raise ValueError(raw)
-        if name in ("model", "style"):
+        if name in ("model", "style", "embed_model"):
             return str(raw)
     except ValueError as exc:
         raise ConfigError(f"{where}: invalid value {raw!r} for {name}") from exc

@@ -1,0 +1,109 @@
+"""``dsv2 ask``: the whole corpus when it fits (documents first, question last), else retrieval."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import prompts
+from .chat import ChatPrompt, Message, format_chat
+from .errors import ContextOverflowError, UsageError
+from .packing import Budget, quote_attr, ensure_fits, escape_data, render_context
+from .sources.base import Document
+from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
+from .summarize import ModelFacts
+from .tokens import Tokenizer
+
+# Tokens kept free for what per-source counts cannot see (document tags, joins); the final
+# prompt is still checked exactly, and packing is retried smaller if it ever overflows.
+RETRIEVAL_SLACK = 48
+
+
+@dataclass
+class AskPlan:
+    strategy: str
+    prompt: ChatPrompt
+    budget: Budget
+    context_tokens: int
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    retrieval: str | None = None  # "hybrid" or "bm25" when retrieving
+
+
+def build_prompt(tokenizer: Tokenizer, facts: ModelFacts, system: str, context: str, question: str) -> ChatPrompt:
+    user = prompts.fill(prompts.load("ask"), {"document": context, "question": question}).strip()
+    return format_chat(tokenizer, [Message("system", system.strip()), Message("user", user)],
+                       facts.chat_template, facts.architecture)
+
+
+def render_selected(sources: Sequence[Any]) -> str:
+    """Retrieved spans, grouped per file in input order, each under its citation marker."""
+    blocks: list[str] = []
+    groups: dict[str, list[Any]] = {}
+    for source in sources:
+        groups.setdefault(source.path, []).append(source)
+    for path, spans in groups.items():
+        body = "\n\n".join(f"[{s.cite()}]\n{escape_data(s.text)}" for s in spans)
+        blocks.append(f'<document source="{quote_attr(path)}">\n{body}\n</document>')
+    return "\n\n".join(blocks)
+
+
+def plan(
+    question: str,
+    docs: Sequence[Document],
+    tokenizer: Tokenizer,
+    facts: ModelFacts,
+    window: int,
+    max_tokens: int,
+    *,
+    corpus: Sequence[str | Path],
+    home: Path,
+    strategy: str | None = None,
+    embed_model: str | None = None,
+    threads: int | None = None,
+    on_index_progress: Callable[[int, int], None] | None = None,
+) -> AskPlan:
+    if not question.strip():
+        raise UsageError("the question is empty")
+    if strategy == MAP_REDUCE:
+        raise UsageError("--strategy map-reduce is for `dsv2 summarize`; ask uses whole or retrieve")
+    system = prompts.load("system")
+    overhead = len(build_prompt(tokenizer, facts, system, "", question).ids)
+    budget = Budget(window=window, output=max_tokens, overhead=overhead)
+    context = render_context(docs)
+    context_tokens = tokenizer.count(context)
+    chosen = choose("ask", context_tokens, budget.document, strategy)
+    if chosen == WHOLE:
+        prompt = build_prompt(tokenizer, facts, system, context, question)
+        document_tokens = len(prompt.ids) - overhead
+        ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=document_tokens,
+                    source=", ".join(d.source for d in docs))
+        sources = [{**s.location.to_dict(), "cite": s.location.cite(), "score": None}
+                   for d in docs for s in d.segments if s.text.strip()]
+        return AskPlan(WHOLE, prompt, budget, document_tokens, sources)
+
+    from .index import retrieve
+
+    assert chosen == RETRIEVE
+    target = budget.document - RETRIEVAL_SLACK
+    for _ in range(4):
+        if target < 32:
+            raise ContextOverflowError(
+                f"the {window}-token window leaves {max(budget.document, 0)} tokens for retrieved text after "
+                f"{max_tokens} reserved for output and a {overhead}-token prompt: use a larger --ctx or a smaller "
+                "--max-tokens",
+                input_tokens=context_tokens, window=window, budget=max(budget.document, 0),
+            )
+        found = retrieve(question, docs, corpus=corpus, home=home, budget=target, count_tokens=tokenizer.count,
+                         embed_model=embed_model, threads=threads, progress=on_index_progress)
+        prompt = build_prompt(tokenizer, facts, system, render_selected(found.sources), question)
+        excess = len(prompt.ids) + max_tokens - window
+        if excess <= 0:
+            return AskPlan(RETRIEVE, prompt, budget, len(prompt.ids) - overhead,
+                           [s.to_dict() for s in found.sources], found.notices, found.method)
+        target -= excess + RETRIEVAL_SLACK
+    raise AssertionError("retrieval packing did not converge")  # pragma: no cover
+
+
