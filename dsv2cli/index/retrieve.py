@@ -1,0 +1,81 @@
+"""One call for ``dsv2 ask``: index the corpus (incrementally), rank, pack into the budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..sources.base import Document
+from .embedder import Embedder, resolve_embedder
+from .ranking import DEFAULT_FUSION, Fusion, rank
+from .select import SelectedSource, pack_chunks
+from .store import CorpusIndex, UpdateReport
+
+
+@dataclass
+class Retrieval:
+    """What retrieval chose, for the prompt and for ``--dry-run --json``."""
+
+    sources: list[SelectedSource]
+    method: str  # "hybrid" or "bm25" (no embedder)
+    context_tokens: int
+    candidates: int  # chunks in the index
+    update: UpdateReport
+    notices: list[str] = field(default_factory=list)  # one line each, for the user
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "retrieval": self.method,
+            "context_tokens": self.context_tokens,
+            "indexed_chunks": self.candidates,
+            "sources": [s.to_dict() for s in self.sources],
+            "notices": self.notices,
+        }
+
+
+def open_index(home: Path, corpus: Sequence[str | Path]) -> CorpusIndex:
+    """The index of the corpus named by its input paths (files and directories, as given on the
+    command line): for ``dsv2 index status|rebuild|drop`` and for :func:`retrieve`."""
+    return CorpusIndex(home, [Path(p) for p in corpus])
+
+
+def retrieve(
+    question: str,
+    documents: Sequence[Document],
+    *,
+    corpus: Sequence[str | Path],
+    home: Path,
+    budget: int,
+    count_tokens: Callable[[str], int],
+    embed_model: str | Path | None = None,
+    embedder: Embedder | None = None,
+    threads: int | None = None,
+    fusion: Fusion = DEFAULT_FUSION,
+    progress: Callable[[int, int], None] | None = None,
+) -> Retrieval:
+    """Update the corpus index, rank its chunks for ``question`` and pack the best into ``budget``.
+
+    ``documents`` is the whole corpus as the source layer read it (``load_inputs``); ``corpus`` is
+    the input paths that name it (they choose the index directory).
+
+    ``embedder`` (an object) wins over ``embed_model`` (a GGUF path); with neither, the default
+    MiniLM is used if installed, else BM25 alone and a notice says so.
+    """
+    notices: list[str] = []
+    if embedder is None:
+        choice = resolve_embedder(home, embed_model, threads=threads)
+        embedder = choice.embedder
+        if choice.notice:
+            notices.append(choice.notice)
+    index = open_index(home, corpus)
+    report = index.update(documents, embedder, progress=progress)
+    if report.recovered:
+        notices.append("the index was left incomplete by an interrupted run; it has been repaired")
+    chunks = index.chunks()
+    dense = index.dense_scores(question, embedder) if embedder is not None else None
+    method = "hybrid" if embedder is not None else "bm25"
+    ranked = rank(chunks, question, dense=dense, fusion=fusion, method=method)
+    sources = pack_chunks(ranked, budget, count_tokens)
+    return Retrieval(sources, method, sum(s.tokens for s in sources), len(chunks), report, notices)

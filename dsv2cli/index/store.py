@@ -1,0 +1,394 @@
+"""The persistent per-corpus index: chunk records in a manifest, vectors in chromadb.
+
+Layout under ``$DSV2_HOME/index/<corpus-id>/``::
+
+    manifest.json   files (stat, content hash, chunks with text and location); written last, atomically
+    chroma/         chromadb PersistentClient; one collection per embedder fingerprint, ids = chunk hashes
+    lock            filelock: one writer at a time, across processes
+    BUILDING        present while vectors are being changed; left behind by an interrupted build
+
+Consistency: the manifest is the truth about chunks. A vector is named by its chunk's content hash,
+so a vector either belongs to some chunk or is garbage, never stale. An update that finds
+``BUILDING`` (an earlier run died mid-build) reconciles the collection against the manifest:
+missing vectors are embedded, stray ones deleted. A file whose Document (text and locations)
+hashes as before is never re-chunked or re-embedded, and a no-change update does not open chromadb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import Dsv2Error
+from ..sources.base import Document, Location
+from .chunking import CHUNKER_VERSION, Chunk, chunk_document
+from .embedder import Embedder
+
+MANIFEST_VERSION = 1
+EMBED_BATCH = 32
+LOCK_TIMEOUT_S = 600.0
+
+
+class IndexBusyError(Dsv2Error):
+    """Another dsv2 process held the index lock for too long."""
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as the index keeps it (what ranking and packing work on)."""
+
+    hash: str
+    text: str
+    location: Location
+    ordinal: int
+    symbol: str | None = None
+    context: str | None = None  # see Chunk.context
+
+    @property
+    def path(self) -> str:
+        return self.location.source
+
+    @property
+    def index_text(self) -> str:
+        return f"{self.context}\n{self.text}" if self.context else self.text
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    files: int
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    embedded: int = 0  # chunks sent to the embedder
+    recovered: bool = False  # an interrupted earlier build was detected and repaired
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    corpus_id: str
+    directory: Path
+    exists: bool
+    state: str  # "ready", "interrupted" or "missing"
+    files: int = 0
+    chunks: int = 0
+    size_bytes: int = 0
+    updated_at: float | None = None  # POSIX time of the last completed update
+    embedder: str | None = None
+    roots: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "corpus_id": self.corpus_id,
+            "directory": str(self.directory),
+            "state": self.state,
+            "files": self.files,
+            "chunks": self.chunks,
+            "size_bytes": self.size_bytes,
+            "updated_at": self.updated_at,
+            "embedder": self.embedder,
+            "roots": self.roots,
+        }
+
+
+def corpus_id(roots: Iterable[Path]) -> str:
+    """Stable id of a corpus: a hash of its resolved root paths."""
+    resolved = sorted(str(Path(r).expanduser().resolve()) for r in roots)
+    return hashlib.sha256("\0".join(resolved).encode()).hexdigest()[:16]
+
+
+def document_hash(document: Document) -> str:
+    """Changes when any text or location of the document changes."""
+    digest = hashlib.sha256(document.kind.encode())
+    for segment in document.segments:
+        loc = segment.location
+        digest.update(f"\0{loc.page}\0{loc.line_start}\0{loc.line_end}\0{loc.section}\0".encode())
+        digest.update(segment.text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
+
+
+def _write_json_atomic(path: Path, data: object) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _chunk_record(chunk: Chunk) -> dict[str, Any]:
+    loc = chunk.location
+    return {
+        "h": chunk.hash,
+        "t": chunk.text,
+        "o": chunk.ordinal,
+        "s": chunk.symbol,
+        "p": loc.page,
+        "a": loc.line_start,
+        "b": loc.line_end,
+        "c": loc.section,
+        "x": chunk.context,
+    }
+
+
+class CorpusIndex:
+    """The index of one corpus (a set of root paths) under ``home``."""
+
+    def __init__(self, home: Path, roots: Sequence[Path], *, embed_batch: int = EMBED_BATCH) -> None:
+        self.home = Path(home)
+        self.embed_batch = embed_batch  # texts per embedder call (and per chromadb write)
+        self.roots = [Path(r).expanduser().resolve() for r in roots]
+        self.corpus_id = corpus_id(self.roots)
+        self.directory = self.home / "index" / self.corpus_id
+        self.manifest_path = self.directory / "manifest.json"
+        self.marker_path = self.directory / "BUILDING"
+
+    # -- locking and manifest -------------------------------------------------------------
+
+    def _lock(self) -> Any:
+        from filelock import FileLock
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.directory / "lock"), timeout=LOCK_TIMEOUT_S)
+
+    def _read_manifest(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+            return None
+        return data
+
+    # -- vectors ------------------------------------------------------------------------
+
+    def _collection(self, fingerprint: str, *, create: bool) -> Any:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        client = chromadb.PersistentClient(
+            path=str(self.directory / "chroma"),
+            settings=ChromaSettings(anonymized_telemetry=False),
+        )
+        name = f"vectors-{fingerprint}"[:60]
+        if create:
+            for existing in client.list_collections():
+                other = existing if isinstance(existing, str) else existing.name
+                if other != name:
+                    client.delete_collection(other)  # vectors of an embedder no longer in use
+            return client.get_or_create_collection(name, embedding_function=None)
+        try:
+            return client.get_collection(name, embedding_function=None)
+        except Exception:  # chromadb raises NotFoundError/ValueError depending on version
+            return None
+
+    # -- update -------------------------------------------------------------------------
+
+    def update(
+        self,
+        documents: Sequence[Document],
+        embedder: Embedder | None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> UpdateReport:
+        """Bring the index in line with ``documents`` (the whole corpus, from the source layer);
+        returns what changed. Holds the lock throughout."""
+        from filelock import Timeout
+
+        started = time.perf_counter()
+        try:
+            with self._lock():
+                report = self._update_locked(documents, embedder, progress)
+        except Timeout as exc:
+            raise IndexBusyError(f"index {self.directory} is locked by another dsv2 process") from exc
+        return UpdateReport(**{**report.__dict__, "seconds": time.perf_counter() - started})
+
+    def _update_locked(
+        self,
+        documents: Sequence[Document],
+        embedder: Embedder | None,
+        progress: Callable[[int, int], None] | None,
+    ) -> UpdateReport:
+        old = self._read_manifest()
+        recovered = self.marker_path.exists()
+        fingerprint = embedder.fingerprint if embedder is not None else None
+        if old is not None and old.get("chunker") != CHUNKER_VERSION:
+            old = None
+        old_files: dict[str, Any] = old["files"] if old else {}
+        new_files: dict[str, Any] = {}
+        added: list[str] = []
+        changed: list[str] = []
+        for document in documents:
+            entry = old_files.get(document.source)
+            digest = document_hash(document)
+            if entry and entry["hash"] == digest:
+                new_files[document.source] = entry
+                continue
+            chunks = [_chunk_record(c) for c in chunk_document(document)]
+            new_files[document.source] = {"hash": digest, "kind": document.kind, "chunks": chunks}
+            (changed if entry else added).append(document.source)
+        removed = [name for name in old_files if name not in new_files]
+
+        vectors_ok = old is not None and old.get("vectors") == fingerprint and not recovered
+        if old is not None and not (added or changed or removed) and vectors_ok:
+            return UpdateReport(files=len(new_files))
+
+        self.marker_path.write_text(str(os.getpid()))
+        embedded = 0
+        if embedder is not None and fingerprint is not None:
+            wanted: dict[str, str] = {}
+            for record in new_files.values():
+                for chunk in record["chunks"]:
+                    wanted.setdefault(chunk["h"], f"{chunk['x']}\n{chunk['t']}" if chunk["x"] else chunk["t"])
+            collection = self._collection(fingerprint, create=True)
+            if vectors_ok and old is not None:
+                present = {c["h"] for r in old_files.values() for c in r["chunks"]}
+            else:
+                present = set(collection.get(include=[])["ids"])
+            stray = sorted(present - wanted.keys())
+            for start in range(0, len(stray), 5000):
+                collection.delete(ids=stray[start : start + 5000])
+            missing = [h for h in wanted if h not in present]
+            for start in range(0, len(missing), self.embed_batch):
+                batch = missing[start : start + self.embed_batch]
+                vectors = embedder.embed([wanted[h] for h in batch])
+                collection.upsert(ids=batch, embeddings=vectors)
+                embedded += len(batch)
+                if progress is not None:
+                    progress(embedded, len(missing))
+        elif (self.directory / "chroma").exists():
+            shutil.rmtree(self.directory / "chroma", ignore_errors=True)
+            _forget_chroma_clients()
+
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "chunker": CHUNKER_VERSION,
+            "corpus_id": self.corpus_id,
+            "roots": [str(r) for r in self.roots],
+            "vectors": fingerprint,
+            "embedder": embedder.name if embedder is not None else None,
+            "updated_at": time.time(),
+            "files": new_files,
+        }
+        _write_json_atomic(self.manifest_path, manifest)
+        self.marker_path.unlink(missing_ok=True)
+        return UpdateReport(
+            files=len(new_files),
+            added=added,
+            changed=changed,
+            removed=removed,
+            embedded=embedded,
+            recovered=recovered,
+        )
+
+    # -- reading ------------------------------------------------------------------------
+
+    def chunks(self) -> list[StoredChunk]:
+        """Every chunk of the last completed update, in corpus order."""
+        manifest = self._read_manifest()
+        if manifest is None:
+            return []
+        result: list[StoredChunk] = []
+        for display, record in manifest["files"].items():
+            for c in record["chunks"]:
+                location = Location(display, page=c["p"], line_start=c["a"], line_end=c["b"], section=c["c"])
+                result.append(StoredChunk(c["h"], c["t"], location, c["o"], c["s"], c["x"]))
+        return result
+
+    def dense_scores(self, query: str, embedder: Embedder, limit: int = 400) -> dict[str, float]:
+        """Cosine similarity by chunk hash for the ``limit`` nearest chunks ({} when no vectors)."""
+        if not query.strip():
+            return {}
+        manifest = self._read_manifest()
+        if manifest is None or manifest.get("vectors") != embedder.fingerprint:
+            return {}
+        collection = self._collection(embedder.fingerprint, create=False)
+        if collection is None:
+            return {}
+        count = collection.count()
+        if count == 0:
+            return {}
+        vector = embedder.embed([query])[0]
+        result = collection.query(query_embeddings=[vector], n_results=min(limit, count), include=["distances"])
+        ids = result["ids"][0]
+        distances = result["distances"][0]
+        # chromadb's default space is squared L2; for unit vectors cosine = 1 - d/2.
+        return {i: 1.0 - float(d) / 2.0 for i, d in zip(ids, distances, strict=True)}
+
+    # -- status / drop --------------------------------------------------------------------
+
+    def status(self) -> IndexStatus:
+        if not self.directory.exists():
+            return IndexStatus(self.corpus_id, self.directory, False, "missing")
+        size = sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
+        manifest = self._read_manifest()
+        state = "interrupted" if self.marker_path.exists() else ("ready" if manifest else "missing")
+        if manifest is None:
+            return IndexStatus(self.corpus_id, self.directory, True, state, size_bytes=size)
+        files = manifest["files"]
+        return IndexStatus(
+            self.corpus_id,
+            self.directory,
+            True,
+            state,
+            files=len(files),
+            chunks=sum(len(r["chunks"]) for r in files.values()),
+            size_bytes=size,
+            updated_at=manifest.get("updated_at"),
+            embedder=manifest.get("embedder"),
+            roots=list(manifest.get("roots", [])),
+        )
+
+    def rebuild(
+        self,
+        documents: Sequence[Document],
+        embedder: Embedder | None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> UpdateReport:
+        """Drop the index and build it again from scratch (``dsv2 index rebuild``)."""
+        self.drop()
+        return self.update(documents, embedder, progress=progress)
+
+    def drop(self) -> bool:
+        """Delete the index; False when there was none."""
+        from filelock import Timeout
+
+        if not self.directory.exists():
+            return False
+        try:
+            with self._lock():
+                for child in self.directory.iterdir():
+                    if child.name == "lock":
+                        continue
+                    if child.is_dir():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+        except Timeout as exc:
+            raise IndexBusyError(f"index {self.directory} is locked by another dsv2 process") from exc
+        _forget_chroma_clients()
+        shutil.rmtree(self.directory, ignore_errors=True)
+        return True
+
+
+def _forget_chroma_clients() -> None:
+    """chromadb caches one client per path in-process; forget them after deleting files under it."""
+    import sys
+
+    if "chromadb" in sys.modules:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dsv2cli.index import CorpusIndex, LlamaEmbedder, open_index, retrieve
+from dsv2cli.sources import load_inputs
+
+INDEXER = Path(__file__).with_name("indexer_process.py")
+
+
+def approx_tokens(text: str) -> int:
+    return (len(text) + 3) // 4
+
+
+def build(root: Path, home: Path, embedder: LlamaEmbedder):  # type: ignore[no-untyped-def]
+    documents, _ = load_inputs([str(root)])
+    return CorpusIndex(home, [root]).update(documents, embedder)
+
+
+def vector_ids(index: CorpusIndex, embedder: LlamaEmbedder) -> set[str]:
+    collection = index._collection(embedder.fingerprint, create=False)
+    return set(collection.get(include=[])["ids"]) if collection is not None else set()
+
+
+def assert_consistent(index: CorpusIndex, embedder: LlamaEmbedder) -> None:
+    assert index.status().state == "ready"
+    assert vector_ids(index, embedder) == {c.hash for c in index.chunks()}
+
+
+PLANTED = '''
+
+def oversize_parcel_surcharge(parcel):
+    """Parcels over the size limit pay a flat surcharge on top of the shipping rate."""
+    if parcel.girth_cm > 300:
+        return Decimal("47.50")  # flat oversize surcharge, in euros
+    return Decimal("0")
+'''
+
+
+def test_retrieval_over_a_repo_larger_than_the_window_selects_the_file_with_the_answer(
+    make_repo, dsv2_home: Path, embedder: LlamaEmbedder
+) -> None:
+    root = make_repo(n_files=16)
+    planted = root / "pkg" / "mod_11.py"
+    planted.write_text(planted.read_text() + PLANTED)
+    documents, _ = load_inputs([str(root)])
+    assert sum(approx_tokens(d.text) for d in documents) > 4 * 1000
+
+    result = retrieve(
+        "How much is the surcharge for an oversized parcel?",
+        documents,
+        corpus=[str(root)],
+        home=dsv2_home,
+        budget=1000,
+        count_tokens=approx_tokens,
+        embedder=embedder,
+    )
+    assert result.method == "hybrid"
+    assert result.context_tokens <= 1000
+    hits = [s for s in result.sources if s.path.endswith("pkg/mod_11.py") and "47.50" in s.text]
+    assert hits, [s.cite() for s in result.sources]
+    listed = result.to_dict()["sources"]
+    assert any(s["path"].endswith("mod_11.py") and s["line_start"] and s["line_end"] for s in listed)
+    assert [s.location.line_start for s in result.sources if s.path == hits[0].path] == sorted(
+        s.location.line_start for s in result.sources if s.path == hits[0].path
+    )
+
+
+def test_editing_one_file_re_embeds_only_its_changed_chunks(
+    make_repo, dsv2_home: Path, embedder: LlamaEmbedder
+) -> None:
+    root = make_repo(n_files=6)
+    first = build(root, dsv2_home, embedder)
+    assert first.embedded == len(CorpusIndex(dsv2_home, [root]).chunks()) > 0
+
+    edited = root / "pkg" / "mod_05.py"
+    edited.write_text(edited.read_text().replace("return result", "return sorted(result)", 1))
+    calls = embedder.calls
+    report = build(root, dsv2_home, embedder)
+    assert [Path(p).name for p in report.changed] == ["mod_05.py"]
+    assert not report.added and not report.removed
+    assert report.embedded == embedder.calls - calls == 1  # the module is one chunk
+    assert_consistent(CorpusIndex(dsv2_home, [root]), embedder)
+
+    calls = embedder.calls
+    unchanged = build(root, dsv2_home, embedder)
+    assert unchanged.embedded == 0 and embedder.calls == calls and not unchanged.changed
+
+
+def test_a_deleted_file_leaves_the_index(make_repo, dsv2_home: Path, embedder: LlamaEmbedder) -> None:
+    root = make_repo(n_files=6)
+    build(root, dsv2_home, embedder)
+    (root / "pkg" / "mod_03.py").unlink()
+    report = build(root, dsv2_home, embedder)
+    assert [Path(p).name for p in report.removed] == ["mod_03.py"]
+    index = CorpusIndex(dsv2_home, [root])
+    assert not any(c.path.endswith("mod_03.py") for c in index.chunks())
+    assert_consistent(index, embedder)
+
+
+def test_status_reports_the_index_and_drop_removes_it(make_repo, dsv2_home: Path, embedder: LlamaEmbedder) -> None:
+    root = make_repo(n_files=4)
+    index = open_index(dsv2_home, [str(root)])
+    assert index.status().state == "missing"
+    build(root, dsv2_home, embedder)
+    status = index.status()
+    assert (status.state, status.files, status.chunks) == ("ready", 4, 4)
+    assert status.size_bytes > 0 and status.updated_at is not None and status.embedder == embedder.name
+    assert status.directory == dsv2_home / "index" / index.corpus_id
+    assert json.dumps(status.to_dict())
+    assert index.drop() is True
+    assert index.status().state == "missing" and not status.directory.exists()
+    assert index.drop() is False
+    documents, _ = load_inputs([str(root)])
+    assert index.rebuild(documents, embedder).embedded == 4
+
+
+def run_indexer(root: Path, model: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(INDEXER), str(root), str(model), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+
+
+def test_an_interrupted_build_is_detected_and_completed_on_the_next_run(
+    make_repo, dsv2_home: Path, embedder: LlamaEmbedder, minilm_gguf: Path
+) -> None:
+    root = make_repo(n_files=8)
+    killed = run_indexer(root, minilm_gguf, "4")  # dies at the second batch of 4
+    killed.communicate(timeout=120)
+    assert killed.returncode == 9
+    index = CorpusIndex(dsv2_home, [root])
+    assert index.status().state == "interrupted"
+
+    report = build(root, dsv2_home, embedder)
+    assert report.recovered
+    assert report.embedded == 8 - 4  # the first batch's vectors were kept, the rest embedded
+    assert_consistent(index, embedder)
+
+
+def test_two_concurrent_indexers_leave_one_consistent_index(
+    make_repo, dsv2_home: Path, embedder: LlamaEmbedder, minilm_gguf: Path
+) -> None:
+    root = make_repo(n_files=6)
+    first, second = run_indexer(root, minilm_gguf), run_indexer(root, minilm_gguf)
+    outputs = [p.communicate(timeout=180) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outputs
+    reports = [json.loads(out) for out, _ in outputs]
+    assert sorted(r["embedded"] for r in reports) == [0, 6]  # the second waited, then found nothing to do
+    index = CorpusIndex(dsv2_home, [root])
+    assert len(index.chunks()) == 6
+    assert_consistent(index, embedder)
