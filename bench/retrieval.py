@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dsv2cli.index import DEFAULT_FUSION, CorpusIndex, Fusion, LlamaEmbedder, default_model_path, rank
+from dsv2cli.index.embedder import DEFAULT_MAX_TOKENS
 from dsv2cli.index.ranking import bm25_index
 from dsv2cli.index.select import SelectedSource, pack_chunks
 from dsv2cli.sources import load_inputs
@@ -126,7 +127,7 @@ def main() -> int:
     parser.add_argument("--package", default="rich")
     parser.add_argument("--questions", type=int, default=30)
     parser.add_argument("--home", type=Path, default=None, help="DSV2_HOME to keep the index between runs")
-    parser.add_argument("--max-tokens", type=int, default=None, help="embedder truncation (default: model's)")
+    parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="embedder truncation in tokens")
     parser.add_argument("--show", action="store_true", help="print the questions")
     args = parser.parse_args()
 
