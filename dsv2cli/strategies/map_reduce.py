@@ -19,9 +19,8 @@ from ..packing import marker, number_lines, render_segments
 from ..sources.base import Document, Location, Segment
 from ..tokens import Tokenizer
 
-# Slack for tokens that per-piece counts cannot see (joins between pieces, document headers).
+# Slack for tokens that per-piece counts cannot see (the joins between pieces).
 PIECE_JOIN_TOKENS = 2
-SOURCE_HEADER_TOKENS = 32
 
 StageProgress = Callable[[str, int, int], None]  # (stage, done, total)
 Count = Callable[[str], int]
@@ -33,6 +32,7 @@ class Piece:
     segment: Segment
     tokens: int
     numbered: bool = False  # code: rendered with line numbers
+    header_tokens: int = 0  # the <document source=...> / </document> pair around this source
 
 
 @dataclass
@@ -41,8 +41,8 @@ class Chunk:
 
     @property
     def tokens(self) -> int:
-        sources = {p.source for p in self.pieces}
-        return sum(p.tokens + PIECE_JOIN_TOKENS for p in self.pieces) + SOURCE_HEADER_TOKENS * len(sources)
+        headers = {p.source: p.header_tokens for p in self.pieces}
+        return sum(p.tokens + PIECE_JOIN_TOKENS for p in self.pieces) + sum(headers.values())
 
     def label(self) -> str:
         return span_label([p.source for p in self.pieces], [p.segment.location for p in self.pieces])
@@ -160,11 +160,12 @@ def make_pieces(docs: Sequence[Document], limit: int, count: Count) -> list[Piec
     pieces: list[Piece] = []
     for doc in docs:
         numbered = doc.kind == "code"
+        header = count(render_segments(doc.source, [])) + PIECE_JOIN_TOKENS
         for segment in doc.segments:
             if not segment.text.strip():
                 continue
-            for part in split_segment(segment, limit, count, numbered):
-                pieces.append(Piece(doc.source, part, piece_tokens(part, count, numbered), numbered))
+            for part in split_segment(segment, limit - header, count, numbered):
+                pieces.append(Piece(doc.source, part, piece_tokens(part, count, numbered), numbered, header))
     return pieces
 
 
@@ -228,8 +229,7 @@ class MapReduce:
                 f"{self.max_tokens} reserved for output: use a larger --ctx or a smaller --max-tokens",
                 input_tokens=0, window=self.window, budget=max(budget, 0),
             )
-        limit = budget - SOURCE_HEADER_TOKENS - PIECE_JOIN_TOKENS
-        return plan_chunks(make_pieces(docs, limit, self.tokenizer.count), budget)
+        return plan_chunks(make_pieces(docs, budget - PIECE_JOIN_TOKENS, self.tokenizer.count), budget)
 
     def run(
         self,
@@ -243,12 +243,21 @@ class MapReduce:
         result = MapReduceResult("", chunks, levels=0, calls=0)
         map_template = prompts.load("map")
         partials: list[Partial] = []
-        for i, chunk in enumerate(chunks, 1):
-            values = {"document": chunk.render(), "part": str(i), "parts": str(len(chunks))}
-            text = self._call(self._prompt(map_template, values), backend, params, result)
-            partials.append(Partial(chunk.label(), text))
+        queue = list(chunks)
+        done = 0
+        while queue:
+            chunk = queue.pop(0)
+            values = {"document": chunk.render(), "part": str(done + 1), "parts": str(done + 1 + len(queue))}
+            prompt = self._prompt(map_template, values)
+            if len(prompt.ids) + self.max_tokens > self.window and len(chunk.pieces) > 1:
+                # per-piece counts missed a few boundary tokens: halve the chunk, keep the order
+                half = len(chunk.pieces) // 2
+                queue[:0] = [Chunk(chunk.pieces[:half]), Chunk(chunk.pieces[half:])]
+                continue
+            partials.append(Partial(chunk.label(), self._call(prompt, backend, params, result)))
+            done += 1
             if on_stage:
-                on_stage("map", i, len(chunks))
+                on_stage("map", done, done + len(queue))
         result.levels = 1
         reduce_template = prompts.load("reduce")
         while True:
