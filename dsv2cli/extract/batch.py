@@ -1,0 +1,134 @@
+"""Many inputs, one output: skip what is done, report and skip what fails, keep going.
+
+The model is opened on first need, so a rerun whose inputs are all done never loads weights.
+Nothing here prints: every event goes to the ``notify`` callback as one complete line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..engines.base import Backend, GenerationParams
+from ..errors import ContextOverflowError, Dsv2Error, InputError
+from ..sources.base import Document
+from ..summarize import ModelFacts
+from ..tokens import Tokenizer
+from .output import Sink
+from .run import ExtractionError, ExtractionResult, plan, run
+from .schema import FieldSet
+
+Notify = Callable[[str], None]
+# Per-input failures: reported, skipped, the batch goes on. Anything else (no model, bad flags) stops it.
+PER_INPUT_ERRORS = (InputError, ContextOverflowError, ExtractionError)
+
+
+def default_max_tokens(field_count: int, window: int) -> int:
+    """Output reserve when --max-tokens is not given: 96 tokens a field + 64, at most half the window.
+
+    SmolLM2 wrote 1,456 tokens for the 23 contract fields (63 a field, many strings at their
+    length limit); a field at its limits (160-character value, 240-character quote) is ~100.
+    """
+    return min(64 + 96 * field_count, window // 2)
+
+
+@dataclass
+class Model:
+    backend: Backend
+    tokenizer: Tokenizer
+    facts: ModelFacts
+    window: int
+
+
+@dataclass
+class Extractor:
+    """Plans and runs one document; opens the model through ``open_model`` the first time it is needed."""
+
+    fields: FieldSet
+    params: GenerationParams  # max_tokens 0: default_max_tokens for the window
+    open_model: Callable[[], Model]
+    notify: Notify
+    _model: Model | None = None
+
+    def model(self) -> Model:
+        if self._model is None:
+            self._model = self.open_model()
+        return self._model
+
+    def __call__(self, doc: Document) -> ExtractionResult:
+        m = self.model()
+        max_tokens = self.params.max_tokens or default_max_tokens(len(self.fields.fields), m.window)
+        the_plan = plan(doc, m.tokenizer, m.facts, self.fields, m.window, max_tokens)
+        if the_plan.chunks:
+            self.notify(
+                f"{doc.source}: {the_plan.document_tokens} tokens, over the {the_plan.budget.document}-token budget "
+                f"of one {m.window}-token window: extracting from {len(the_plan.chunks)} chunks and merging"
+            )
+        params = GenerationParams(max_tokens, self.params.temperature, self.params.seed)
+        return run(the_plan, doc, self.fields, m.backend, params)
+
+
+@dataclass
+class BatchReport:
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, Dsv2Error]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every input is done; else the first failure's code (3 input, 4 model answer, 5 too big)."""
+        return int(self.failed[0][1].exit_code) if self.failed else 0
+
+
+def describe(result: ExtractionResult) -> list[str]:
+    """Lines for stderr about one result: a summary, then every unverified or rejected field."""
+    found = [n for n, e in result.fields.items() if e is not None]
+    conflicts = [n for n, e in result.fields.items() if e is not None and e.get("conflicts")]
+    lines = [
+        f"{result.source}: {len(found)} of {len(result.fields)} fields found, "
+        f"{len(found) - len(result.unverified)} with verified evidence"
+        + (f", {len(conflicts)} with conflicting values ({', '.join(conflicts)})" if conflicts else "")
+        + (f" ({result.chunks} chunks)" if result.chunks > 1 else "")
+        + f" in {result.timings['extract_s']:.1f} s"
+    ]
+    for name in result.unverified:
+        quote = str(result.fields[name].get("evidence", ""))
+        shown = quote if len(quote) <= 80 else quote[:77] + "..."
+        lines.append(
+            f'warning: {result.source}: {name}: evidence not found in the document ({shown!r}): "verified": false'
+        )
+    lines.extend(f"warning: {result.source}: {r}; the value was dropped (null)" for r in result.rejected)
+    return lines
+
+
+def run_batch(
+    paths: Sequence[str],
+    load: Callable[[str], Document],
+    extract: Callable[[Document], ExtractionResult],
+    sink: Sink,
+    schema_digest: str,
+    notify: Notify,
+) -> BatchReport:
+    report = BatchReport()
+    for note in sink.notes:
+        notify(note)
+    for path in paths:
+        try:
+            doc = load(path)
+            for warning in doc.warnings:
+                notify(f"warning: {warning}")
+            if (doc.content_hash, schema_digest) in sink.done:
+                notify(f"{doc.source}: skipped: already extracted with this schema (--force to redo)")
+                report.skipped += 1
+                continue
+            result = extract(doc)
+        except PER_INPUT_ERRORS as exc:
+            notify(f"error: {exc}; skipped")
+            report.failed.append((path, exc))
+            continue
+        sink.write(result.to_record())
+        for line in describe(result):
+            notify(line)
+        report.done += 1
+    sink.close()
+    return report
