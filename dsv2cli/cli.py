@@ -141,6 +141,29 @@ ThreadsOpt = Annotated[
 FlashOpt = Annotated[
     bool | None, typer.Option("--flash-attn/--no-flash-attn", help="Flash attention [default: on].", show_default=False)
 ]
+CacheTypeKOpt = Annotated[
+    str | None,
+    typer.Option("--cache-type-k", help="KV cache type for K: f16 | q8_0 | q4_0 [default: f16].", show_default=False),
+]
+CacheTypeVOpt = Annotated[
+    str | None,
+    typer.Option("--cache-type-v", help="KV cache type for V: f16 | q8_0 | q4_0; quantized needs flash attention "
+                 "[default: f16].", show_default=False),
+]
+SplitModeOpt = Annotated[
+    str | None,
+    typer.Option("--split-mode", help="Several GPUs: none | layer | row [default: llama.cpp's, layer].",
+                 show_default=False),
+]
+TensorSplitOpt = Annotated[
+    str | None,
+    typer.Option("--tensor-split", help="Share of the model per GPU, e.g. 3,1.", show_default=False),
+]
+TokenizerOpt = Annotated[
+    str | None,
+    typer.Option("--tokenizer", help="Count with a shipped tokenizer instead of the model's: deepseek-v2 (no weights "
+                 "needed; window 128k unless --ctx). Planning only: plan, pack --json, --dry-run.", show_default=False),
+]
 TempOpt = Annotated[
     float | None,
     typer.Option("--temperature", help="Sampling temperature, 0 = greedy [default: 0.2].", show_default=False),
@@ -227,6 +250,11 @@ def summarize(
     gpu_layers: GpuLayersOpt = None,
     threads: ThreadsOpt = None,
     flash_attn: FlashOpt = None,
+    cache_type_k: CacheTypeKOpt = None,
+    cache_type_v: CacheTypeVOpt = None,
+    split_mode: SplitModeOpt = None,
+    tensor_split: TensorSplitOpt = None,
+    tokenizer: TokenizerOpt = None,
     temperature: TempOpt = None,
     seed: SeedOpt = None,
     verbose: VerboseOpt = False,
@@ -237,7 +265,8 @@ def summarize(
     with handle_errors(env, debug):
         settings = _settings(
             env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers, threads=threads,
-            flash_attn=flash_attn, temperature=temperature, seed=seed, style=style,
+            flash_attn=flash_attn, cache_type_k=cache_type_k, cache_type_v=cache_type_v, split_mode=split_mode,
+            tensor_split=tensor_split, tokenizer=tokenizer, temperature=temperature, seed=seed, style=style,
         )
         from . import prompts
         from . import summarize as summ
@@ -335,6 +364,7 @@ class _ModelSession:
     facts: Any  # summarize.ModelFacts
     window: int
     path: Path
+    memory: Any = None  # memory.ContextChoice: the estimate behind the window (None: --tokenizer)
 
     def vocab_tokenizer(self, verbose: bool) -> Any:
         """The tokenizer alone (no weights): for --dry-run and planning."""
@@ -346,15 +376,26 @@ class _ModelSession:
 def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True) -> _ModelSession:
     """Resolve the model, read its header, prepare (not yet load) the engine."""
     from .engines.llamacpp import LlamaCppBackend, LlamaCppOptions
+    from .errors import ModelError
     from .ggufmeta import read_gguf
     from .models import default_context, embedded_notice, resolve_model
     from .summarize import ModelFacts
+
+    if settings.tokenizer != "model":
+        return _tokenizer_session(settings)
+    from .memory import plan_context
+    from .models import gpu_offload_supported
 
     resolved = resolve_model(settings)
     if resolved.embedded and announce:
         env.note(embedded_notice(settings))
     info = read_gguf(resolved.path)
-    window = settings.ctx or default_context(info)
+    # The rated/trained context (or --ctx), checked against free memory before anything loads:
+    # a window that cannot fit is shrunk (and said so) or, when asked for with --ctx, refused on load.
+    choice = plan_context(info, settings, default_context(info), gpu_offload_supported())
+    if choice.notice and announce:
+        env.note(choice.notice)
+    window = choice.n_ctx
     name = info.name or resolved.path.stem
     options = LlamaCppOptions(
         model_path=resolved.path,
@@ -362,11 +403,64 @@ def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True) -
         gpu_layers=settings.gpu_layers,
         threads=settings.threads,
         flash_attn=settings.flash_attn,
+        type_k=settings.cache_type_k,
+        type_v=settings.cache_type_v,
+        split_mode=settings.split_mode,
+        tensor_split=settings.tensor_split,
+        refuse=ModelError(choice.problem) if choice.problem else None,
         verbose=verbose,
     )
     return _ModelSession(
-        LlamaCppBackend(options, name), ModelFacts(name, info.architecture, info.chat_template), window, resolved.path
+        LlamaCppBackend(options, name), ModelFacts(name, info.architecture, info.chat_template), window, resolved.path,
+        choice,
     )
+
+
+def _tokenizer_session(settings: Any) -> _ModelSession:
+    """``--tokenizer deepseek-v2``: plan for DeepSeek-V2 (its exact chat format and 128k window) with the
+    shipped vocabulary; there are no weights, so a real run is refused."""
+    from .engines.llamacpp import LlamaCppBackend, LlamaCppOptions
+    from .errors import UsageError
+    from .models import DEEPSEEK_V2_RATED
+    from .summarize import ModelFacts
+    from .tokens import named_tokenizer_path
+
+    path = named_tokenizer_path(settings.tokenizer)
+    window = settings.ctx or DEEPSEEK_V2_RATED
+    refuse = UsageError(f"--tokenizer {settings.tokenizer} counts tokens without weights: use it with --dry-run, "
+                        "dsv2 plan or dsv2 pack --json; a real run uses the model's own tokenizer")
+    options = LlamaCppOptions(model_path=path, n_ctx=window, refuse=refuse)
+    return _ModelSession(LlamaCppBackend(options, "DeepSeek-V2"), ModelFacts("DeepSeek-V2", "deepseek2", None), window,
+                         path)
+
+
+def _choice_view(memory: dict[str, Any]) -> Any:
+    """A ContextChoice-like view of ``model_info``'s "memory" dict, for :func:`_memory_line`."""
+    from types import SimpleNamespace
+
+    from .memory import MemoryEstimate, Resources
+
+    est = MemoryEstimate(memory["n_ctx"], memory["weights_bytes"], memory["kv_cache_bytes"],
+                         memory["kv_bytes_per_token"], memory["compute_bytes"], memory["kv_format"],
+                         memory["gpu_layers"], memory["ram_bytes"], memory["vram_bytes"])
+    return SimpleNamespace(estimate=est, resources=Resources(memory["ram_available_bytes"], memory["vram_free_bytes"]),
+                           fits=memory["fits"])
+
+
+def _memory_line(choice: Any) -> str:
+    from .memory import gib
+
+    est = choice.estimate
+    line = (f"{gib(est.total_bytes)} at {est.n_ctx:,} tokens: weights {gib(est.weights_bytes)}, KV cache "
+            f"{gib(est.kv_bytes)} ({est.kv_format}, {est.kv_bytes_per_token:,} B/token), "
+            f"compute {gib(est.compute_bytes)}")
+    free = choice.resources.ram_available
+    if free is not None:
+        line += f"; RAM {gib(est.ram_bytes)} of {gib(free)} available"
+    if est.vram_bytes:
+        vram = choice.resources.vram_free
+        line += f"; GPU {gib(est.vram_bytes)} of {gib(vram) + ' free' if vram is not None else 'unknown free'}"
+    return line + ("" if choice.fits is not False else " -> does not fit")
 
 
 def _stdout_writer(env: Env) -> Any:
@@ -443,6 +537,11 @@ def ask(
     gpu_layers: GpuLayersOpt = None,
     threads: ThreadsOpt = None,
     flash_attn: FlashOpt = None,
+    cache_type_k: CacheTypeKOpt = None,
+    cache_type_v: CacheTypeVOpt = None,
+    split_mode: SplitModeOpt = None,
+    tensor_split: TensorSplitOpt = None,
+    tokenizer: TokenizerOpt = None,
     temperature: TempOpt = None,
     seed: SeedOpt = None,
     verbose: VerboseOpt = False,
@@ -453,7 +552,9 @@ def ask(
     with handle_errors(env, debug):
         settings = _settings(
             env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers, threads=threads,
-            flash_attn=flash_attn, temperature=temperature, seed=seed, embed_model=embed_model,
+            flash_attn=flash_attn, cache_type_k=cache_type_k, cache_type_v=cache_type_v, split_mode=split_mode,
+            tensor_split=tensor_split, tokenizer=tokenizer, temperature=temperature, seed=seed,
+            embed_model=embed_model,
         )
         from . import ask as asking
         from .engines.base import GenerationParams, Usage
@@ -612,6 +713,7 @@ def pack(
         bool, typer.Option("--json", help="Print the segments with locations and token counts as JSON.")
     ] = False,
     model: ModelOpt = None,
+    tokenizer: TokenizerOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Print the packed context exactly as the model receives it (markers, line numbers)."""
@@ -623,12 +725,13 @@ def pack(
         if not json_out:
             env.stdout.write(render_context(docs) + "\n")
             return
-        settings = _settings(env, model=model)
+        settings = _settings(env, model=model, tokenizer=tokenizer)
         counter, resolved = _count_cache(env, settings)
         try:
             context_tokens = counter.count(render_context(docs))
             payload = {
                 "model": str(resolved.path),
+                "tokenizer": settings.tokenizer,
                 "context_tokens": context_tokens,
                 "documents": [
                     {
@@ -651,7 +754,13 @@ def _count_cache(env: Env, settings: Any) -> tuple[Any, Any]:
     from .models import resolve_model
     from .tokens import CountCache, Tokenizer, tokenizer_key
 
-    resolved = resolve_model(settings)
+    if settings.tokenizer != "model":
+        from .models import ResolvedModel
+        from .tokens import named_tokenizer_path
+
+        resolved = ResolvedModel(named_tokenizer_path(settings.tokenizer), f"--tokenizer {settings.tokenizer}")
+    else:
+        resolved = resolve_model(settings)
     tokenizer = Tokenizer.load(resolved.path)
     cache = CountCache(tokenizer, settings.home / "cache" / "token-counts.sqlite", tokenizer_key(resolved.path))
     return cache, resolved
@@ -680,6 +789,11 @@ def plan(
     gpu_layers: GpuLayersOpt = None,
     threads: ThreadsOpt = None,
     flash_attn: FlashOpt = None,
+    cache_type_k: CacheTypeKOpt = None,
+    cache_type_v: CacheTypeVOpt = None,
+    split_mode: SplitModeOpt = None,
+    tensor_split: TensorSplitOpt = None,
+    tokenizer: TokenizerOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Token counts, what fits, which strategy would run, and how long prompt evaluation would take."""
@@ -692,7 +806,9 @@ def plan(
         from .strategies import choose
 
         settings = _settings(env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers,
-                             threads=threads, flash_attn=flash_attn)
+                             threads=threads, flash_attn=flash_attn, cache_type_k=cache_type_k,
+                             cache_type_v=cache_type_v, split_mode=split_mode, tensor_split=tensor_split,
+                             tokenizer=tokenizer)
         docs = _load_inputs(env, paths, repo, include, exclude, password)
         session = _open_model(env, settings, verbose=False, announce=False)
         counter, _ = _count_cache(env, settings)
@@ -710,6 +826,8 @@ def plan(
         speed_cache = planning.SpeedCache(settings.home / "cache" / "prompt-speed.json")
         key = planning.speed_key(session.path, settings.threads or default_threads(), settings.gpu_layers,
                                  settings.flash_attn)
+        if settings.tokenizer != "model":
+            measure = False  # no weights to measure
         rate = None if measure else speed_cache.get(key)
         measured_now = False
         if rate is None and measure is not False:
@@ -731,6 +849,8 @@ def plan(
             "prompt_tokens_per_s": round(rate, 1) if rate else None,
             "speed_measured_now": measured_now,
             "estimated_prompt_eval_s": round(eval_tokens / rate, 1) if rate else None,
+            "tokenizer": settings.tokenizer,
+            "memory": session.memory.to_dict() if session.memory else None,
         }
         if json_out:
             env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
@@ -746,6 +866,8 @@ def plan(
         if rate:
             out.write(f"estimate:  prompt evaluation ~{eval_tokens / rate:,.1f} s at {rate:,.0f} tok/s "
                       f"({'measured now' if measured_now else 'measured earlier on this machine'})\n")
+        if session.memory is not None:
+            out.write(f"memory:    {_memory_line(session.memory)}\n")
         out.write("largest:\n")
         for s in planning.largest(sizes, top):
             out.write(f"  {s.tokens:>9,}  {s.location.cite()}\n")
@@ -763,7 +885,7 @@ def models(
         from .models import model_info, resolve_model
 
         settings = _settings(env, model=model)
-        info = model_info(resolve_model(settings))
+        info = model_info(resolve_model(settings), settings)
         if json_out:
             env.stdout.write(json.dumps(info) + "\n")
             return
@@ -781,10 +903,16 @@ def models(
             "file_size_bytes": "file size",
             "gguf_version": "GGUF version",
             "gpu_offload": "GPU offload",
+            "kv_format": "KV cache",
+            "memory": "memory",
         }
         for key, label in labels.items():
             value = info[key]
-            if key == "file_size_bytes":
+            if key == "kv_format":
+                value = f"{value} format, {info['kv_bytes_per_token']:,} bytes/token at f16"
+            elif key == "memory":
+                value = _memory_line(_choice_view(value))  # type: ignore[arg-type]  # dict from model_info
+            elif key == "file_size_bytes":
                 value = f"{int(value) / 1e6:,.1f} MB ({value} bytes)"  # type: ignore[call-overload]  # int from model_info
             elif isinstance(value, bool):
                 value = "yes" if value else "no"

@@ -101,9 +101,14 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
-def model_info(resolved: ResolvedModel) -> dict[str, object]:
+def model_info(resolved: ResolvedModel, settings: Settings | None = None) -> dict[str, object]:
     """What ``dsv2 models`` shows; reads only the GGUF header."""
+    from .memory import kv_layout, plan_context
+
     info = read_gguf(resolved.path)
+    gpu = gpu_offload_supported()
+    layout = kv_layout(info)
+    choice = plan_context(info, settings or Settings(), default_context(info), gpu)
     return {
         "path": str(resolved.path),
         "resolved_from": resolved.origin,
@@ -117,5 +122,8 @@ def model_info(resolved: ResolvedModel) -> dict[str, object]:
         "quantization": info.quantization,
         "file_size_bytes": info.file_size,
         "gguf_version": info.version,
-        "gpu_offload": gpu_offload_supported(),
+        "gpu_offload": gpu,
+        "kv_format": layout.format if layout else None,  # mla | legacy-deepseek2 | standard
+        "kv_bytes_per_token": layout.bytes_per_token() if layout else None,  # f16 K and V
+        "memory": choice.to_dict(),  # the estimate at the window dsv2 would use, vs what is free
     }

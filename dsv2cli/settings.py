@@ -21,6 +21,9 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 STYLES = ("brief", "detailed", "bullets")
+CACHE_TYPES = ("f16", "q8_0", "q4_0")  # KV cache types (memory.CACHE_TYPES has their sizes)
+SPLIT_MODES = ("none", "layer", "row")
+TOKENIZERS = ("model", "deepseek-v2")  # plan / pack --json / --dry-run without the weights
 
 
 def default_home(environ: Mapping[str, str]) -> Path:
@@ -45,6 +48,11 @@ class Settings:
     seed: int = field(default=0, metadata={"help": "sampling seed (fixed by default: reproducible runs)"})
     style: str = field(default="brief", metadata={"help": "summary style: " + "|".join(STYLES)})
     embed_model: str | None = field(default=None, metadata={"help": "embedding GGUF for retrieval"})
+    cache_type_k: str = field(default="f16", metadata={"help": "KV cache type for K: " + "|".join(CACHE_TYPES)})
+    cache_type_v: str = field(default="f16", metadata={"help": "KV cache type for V (quantized needs flash attention)"})
+    tokenizer: str = field(default="model", metadata={"help": "counting only: " + "|".join(TOKENIZERS)})
+    split_mode: str | None = field(default=None, metadata={"help": "several GPUs: " + "|".join(SPLIT_MODES)})
+    tensor_split: tuple[float, ...] | None = field(default=None, metadata={"help": "share per GPU, e.g. 3,1"})
     home: Path = field(default=Path("."), metadata={"help": "DSV2_HOME: config, caches, indexes"})
     # where each value came from: "flag", "env DSV2_X", "config <path>" or "default"
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -84,6 +92,11 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
             raise ValueError(raw)
         if name in ("model", "style", "embed_model"):
             return str(raw)
+        if name in ("cache_type_k", "cache_type_v", "split_mode", "tokenizer"):
+            return str(raw).strip().lower()
+        if name == "tensor_split":
+            parts = raw if isinstance(raw, list) else str(raw).split(",")
+            return tuple(float(p) for p in parts if str(p).strip())
     except ValueError as exc:
         raise ConfigError(f"{where}: invalid value {raw!r} for {name}") from exc
     raise ConfigError(f"{where}: unknown setting {name!r}")
@@ -140,3 +153,18 @@ def validate(s: Settings) -> None:
         raise bad("gpu_layers", "must be -1 (all), 0 or a positive layer count")
     if not 0.0 <= s.temperature <= 5.0:
         raise bad("temperature", "must be between 0 and 5")
+    for name in ("cache_type_k", "cache_type_v"):
+        if getattr(s, name) not in CACHE_TYPES:
+            raise bad(name, f"must be one of {', '.join(CACHE_TYPES)}, not {getattr(s, name)!r}")
+    if s.cache_type_v != "f16" and s.flash_attn is False:
+        raise bad("cache_type_v", f"a quantized V cache ({s.cache_type_v}) needs flash attention: "
+                  "turn flash attention on (or auto), or use f16")
+    if s.tokenizer not in TOKENIZERS:
+        raise bad("tokenizer", f"must be one of {', '.join(TOKENIZERS)}, not {s.tokenizer!r}")
+    if s.split_mode is not None and s.split_mode not in SPLIT_MODES:
+        raise bad("split_mode", f"must be one of {', '.join(SPLIT_MODES)}, not {s.split_mode!r}")
+    if s.tensor_split is not None:
+        if not s.tensor_split or any(v < 0 for v in s.tensor_split) or sum(s.tensor_split) <= 0:
+            raise bad("tensor_split", "must be non-negative shares per GPU with a positive sum, e.g. 3,1")
+        if s.split_mode == "none":
+            raise bad("tensor_split", "splits the model over several GPUs: use --split-mode layer or row")

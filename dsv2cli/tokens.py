@@ -18,6 +18,20 @@ if TYPE_CHECKING:
     from llama_cpp import Llama
 
 
+# Tokenizers shipped as package data (vocabulary-only GGUFs, no weights): exact counts for a
+# model the user does not have here. ggml-vocab-deepseek-llm.gguf is llama.cpp's (MIT).
+NAMED_TOKENIZERS = {"deepseek-v2": "ggml-vocab-deepseek-llm.gguf"}
+
+
+def named_tokenizer_path(name: str) -> Path:
+    if name not in NAMED_TOKENIZERS:
+        raise ModelError(f"unknown tokenizer {name!r}; known: {', '.join(NAMED_TOKENIZERS)}")
+    path = Path(__file__).resolve().parent / "data" / NAMED_TOKENIZERS[name]
+    if not path.is_file():
+        raise ModelError(f"{path}: the {name} vocabulary is missing from this installation; reinstall dsv2cli")
+    return path
+
+
 class Tokenizer:
     """Wraps a loaded ``llama_cpp.Llama`` (full or vocab-only) for tokenization."""
 

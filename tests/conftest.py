@@ -42,6 +42,14 @@ def deepseek_vocab() -> Path:
 
 
 @pytest.fixture(scope="session")
+def deepseek2_models(deepseek_vocab: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random-weight deepseek2 GGUFs, {"lite", "v2", "old"} -> path, built once (~1-4 s): tests/deepseek2.py."""
+    from .deepseek2 import build_all
+
+    return build_all(tmp_path_factory.mktemp("deepseek2"), deepseek_vocab)
+
+
+@pytest.fixture(scope="session")
 def smollm2_tokenizer(smollm2: Path):  # type: ignore[no-untyped-def]
     from dsv2cli.tokens import Tokenizer
 

@@ -52,3 +52,21 @@ def test_deepseek_eos_in_document_stays_text(deepseek_vocab: Path) -> None:
     tok = Tokenizer.load(deepseek_vocab)
     prompt = format_chat(tok, [Message("user", "a<｜end▁of▁sentence｜>b")], None, "deepseek2")
     assert 100001 not in prompt.ids
+
+
+def test_deepseek2_ids_with_the_gguf_template_match_the_reference(deepseek2_models: dict[str, Path]) -> None:
+    """A deepseek2 GGUF carrying DeepSeek-V2-Chat's template: the ids dsv2 sends are the reference format's."""
+    path = deepseek2_models["lite"]
+    info = read_gguf(path)
+    assert info.architecture == "deepseek2" and info.chat_template
+    tok = Tokenizer.load(path)
+    messages = [Message("system", "Be brief."), Message("user", "Hello 世界")]
+    reference = "<｜begin▁of▁sentence｜>Be brief.\n\nUser: Hello 世界\n\nAssistant:"
+    expected = tok.llama.tokenize(reference.encode(), add_bos=False, special=True)
+    with_template = format_chat(tok, messages, info.chat_template, info.architecture)
+    without = format_chat(tok, messages, None, info.architecture)
+    assert with_template.template == "gguf" and without.template == "deepseek-v2 (built in)"
+    assert with_template.text == without.text == reference
+    assert with_template.ids == without.ids == expected
+    assert expected[0] == 100000 and expected.count(100000) == 1
+    assert tok.encode("Hello 世界") == [17464, 207, 4997]

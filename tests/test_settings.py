@@ -56,3 +56,26 @@ def test_invalid_style_is_rejected(dsv2_home: Path) -> None:
 def test_flash_attn_accepts_words(dsv2_home: Path) -> None:
     environ = {"DSV2_HOME": str(dsv2_home), "DSV2_FLASH_ATTN": "off"}
     assert resolve({}, environ).flash_attn is False
+
+
+def test_cache_and_gpu_split_settings_from_env_and_config(dsv2_home: Path) -> None:
+    write_config(dsv2_home, 'cache_type_k = "q8_0"\ntensor_split = [3, 1]\n')
+    s = resolve({}, {"DSV2_HOME": str(dsv2_home), "DSV2_CACHE_TYPE_V": "q4_0", "DSV2_SPLIT_MODE": "row"})
+    assert (s.cache_type_k, s.cache_type_v, s.split_mode, s.tensor_split) == ("q8_0", "q4_0", "row", (3.0, 1.0))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"cache_type_v": "q8_0", "flash_attn": False}, "needs flash attention"),
+        ({"cache_type_k": "q4_k"}, "cache_type_k"),
+        ({"split_mode": "diagonal"}, "split_mode"),
+        ({"tensor_split": "3,1", "split_mode": "none"}, "several GPUs"),
+        ({"tensor_split": "0,0"}, "positive sum"),
+    ],
+)
+def test_invalid_cache_and_split_combinations_are_rejected(
+    dsv2_home: Path, flags: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve(flags, {"DSV2_HOME": str(dsv2_home)})

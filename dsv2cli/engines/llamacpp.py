@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..chat import ChatPrompt
-from ..errors import ContextOverflowError, ModelError, UsageError
+from ..errors import ContextOverflowError, Dsv2Error, ModelError, UsageError
 from ..tokens import Tokenizer
 from .base import Capabilities, GenerationParams, PromptProgress, Usage
 
@@ -33,10 +33,49 @@ class LlamaCppOptions:
     flash_attn: bool | None = None
     verbose: bool = False
     n_batch: int = 512
+    type_k: str = "f16"  # KV cache types: f16 | q8_0 | q4_0 (checked by settings and memory.check_cache_types)
+    type_v: str = "f16"
+    split_mode: str | None = None  # none | layer | row; None: llama.cpp's default (layer)
+    tensor_split: tuple[float, ...] | None = None  # share of the model per GPU
+    refuse: Dsv2Error | None = None  # found before loading (memory planner, --tokenizer): load() raises it
 
 
 def default_threads() -> int:
     return max(os.cpu_count() or 1, 1)
+
+
+def resolve_flash_attn(flash_attn: bool | None) -> bool:
+    """auto (None) -> on. llama-cpp-python's ``Llama(flash_attn=bool)`` can only ask for on or off
+    (it sets ``flash_attn_type`` inside ``__init__``, with no way to pass llama.cpp's AUTO), and
+    llama.cpp's CPU and CUDA backends both run flash attention for every head size dsv2 meets,
+    DeepSeek-V2's MLA 576/512 included; a quantized V cache needs it."""
+    return True if flash_attn is None else flash_attn
+
+
+def _device_kwargs(opts: LlamaCppOptions) -> dict[str, Any]:
+    """Cache types and multi-GPU split as llama_cpp.Llama takes them; UsageError before llama.cpp sees a bad one."""
+    import llama_cpp
+
+    types = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+    modes = {"none": llama_cpp.LLAMA_SPLIT_MODE_NONE, "layer": llama_cpp.LLAMA_SPLIT_MODE_LAYER,
+             "row": llama_cpp.LLAMA_SPLIT_MODE_ROW}
+    for flag, name in (("--cache-type-k", opts.type_k), ("--cache-type-v", opts.type_v)):
+        if name not in types:
+            raise UsageError(f"{flag} {name}: must be one of {', '.join(types)}")
+    if opts.type_v != "f16" and not resolve_flash_attn(opts.flash_attn):
+        raise UsageError(f"--cache-type-v {opts.type_v} needs flash attention: drop --no-flash-attn, or use f16")
+    kwargs: dict[str, Any] = {"type_k": types[opts.type_k], "type_v": types[opts.type_v]}
+    if opts.split_mode is not None:
+        if opts.split_mode not in modes:
+            raise UsageError(f"--split-mode {opts.split_mode}: must be one of {', '.join(modes)}")
+        kwargs["split_mode"] = modes[opts.split_mode]
+    if opts.tensor_split is not None:
+        limit = int(llama_cpp.LLAMA_MAX_DEVICES)
+        if len(opts.tensor_split) > limit:
+            raise UsageError(f"--tensor-split has {len(opts.tensor_split)} shares; this llama.cpp build "
+                             f"handles at most {limit} device(s)")
+        kwargs["tensor_split"] = list(opts.tensor_split)
+    return kwargs
 
 
 def _grammar(schema: Mapping[str, Any]) -> Any:
@@ -77,6 +116,8 @@ class LlamaCppBackend:
     def load(self) -> Llama:
         if self._llama is not None:
             return self._llama
+        if self.options.refuse is not None:
+            raise self.options.refuse
         import llama_cpp
 
         from . import llamalog
@@ -98,7 +139,8 @@ class LlamaCppBackend:
                 n_threads=threads,
                 n_threads_batch=threads,
                 verbose=opts.verbose,
-                flash_attn=True if opts.flash_attn is None else opts.flash_attn,
+                flash_attn=resolve_flash_attn(opts.flash_attn),
+                **_device_kwargs(opts),
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"{opts.model_path}: llama.cpp failed to load the model ({exc})") from exc
