@@ -33,8 +33,8 @@ class AskPlan:
 
 
 def build_prompt(tokenizer: Tokenizer, facts: ModelFacts, system: str, context: str, question: str) -> ChatPrompt:
-    user = prompts.fill(prompts.load("ask"), {"document": context, "question": question}).strip()
-    return format_chat(tokenizer, [Message("system", system.strip()), Message("user", user)],
+    user, stable = prompts.user_message(prompts.load("ask"), {"document": context, "question": question})
+    return format_chat(tokenizer, [Message("system", system.strip()), Message("user", user, stable)],
                        facts.chat_template, facts.architecture)
 
 

@@ -37,6 +37,9 @@ _SENTINEL_RE = re.compile("\x00dsv2-content-(\\d+)\x00")
 class Message:
     role: str  # "system", "user", "assistant"
     content: str
+    # Characters of ``content`` that stay the same across questions (the documents): the prompt
+    # ids up to there form a reusable prefix (ChatPrompt.cache_prefix).
+    stable: int | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,14 @@ class ChatPrompt:
     ids: list[int]
     text: str  # the rendered prompt, for --dry-run and debugging
     template: str  # "gguf", "deepseek-v2 (built in)" or "plain (built in)"
+    cache_prefix: int = 0  # ids[:cache_prefix] do not depend on the question: reusable state
+
+
+class _Boundary:
+    """Marks the end of the stable prefix among the pieces to tokenize."""
+
+
+_BOUNDARY = _Boundary()
 
 
 def pick_template(gguf_template: str | None, architecture: str) -> tuple[str, str]:
@@ -80,7 +91,7 @@ def format_chat(
     rendered = _render(template, messages, bos_text, eos_text)
 
     # Pieces: template text is split at special tokens; contents stay plain text.
-    pieces: list[str | int] = []
+    pieces: list[str | int | _Boundary] = []
     text_parts: list[str] = []
     pos = 0
     seen = set()
@@ -88,7 +99,11 @@ def format_chat(
         index = int(match.group(1))
         seen.add(index)
         pieces.extend(tokenizer.split_special(rendered[pos : match.start()]))
-        pieces.append(messages[index].content)
+        message = messages[index]
+        if message.stable is not None:
+            pieces.extend([message.content[: message.stable], _BOUNDARY, message.content[message.stable :]])
+        else:
+            pieces.append(message.content)
         text_parts.append(rendered[pos : match.start()] + messages[index].content)
         pos = match.end()
     pieces.extend(tokenizer.split_special(rendered[pos:]))
@@ -98,14 +113,19 @@ def format_chat(
 
     ids: list[int] = []
     pending: list[str] = []
+    prefix = 0
     for piece in pieces:
-        if isinstance(piece, int):
-            ids.extend(tokenizer.encode("".join(pending)))
-            pending.clear()
-            ids.append(piece)
-        else:
+        if isinstance(piece, str):
             pending.append(piece)
+            continue
+        ids.extend(tokenizer.encode("".join(pending)))
+        pending.clear()
+        if isinstance(piece, _Boundary):
+            prefix = len(ids)
+        else:
+            ids.append(piece)
     ids.extend(tokenizer.encode("".join(pending)))
     if tokenizer.adds_bos and tokenizer.bos_id >= 0 and ids[:1] != [tokenizer.bos_id]:
         ids.insert(0, tokenizer.bos_id)
-    return ChatPrompt(ids, "".join(text_parts), kind)
+        prefix += 1 if prefix else 0
+    return ChatPrompt(ids, "".join(text_parts), kind, prefix)

@@ -224,6 +224,13 @@ def _load_inputs(
     return docs
 
 
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the prompt-prefix cache.")]
+CacheSizeOpt = Annotated[
+    str | None,
+    typer.Option("--cache-size", help="Prefix-cache bound, e.g. 2G or 500M [default: 4G].", show_default=False),
+]
+
+
 @app.command()
 def summarize(
     paths: PathsArg = None,
@@ -244,6 +251,8 @@ def summarize(
         bool, typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal).")
     ] = False,
     json_out: JsonOpt = False,
+    no_cache: NoCacheOpt = False,
+    cache_size: CacheSizeOpt = None,
     model: ModelOpt = None,
     ctx: CtxOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -266,7 +275,7 @@ def summarize(
         settings = _settings(
             env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers, threads=threads,
             flash_attn=flash_attn, cache_type_k=cache_type_k, cache_type_v=cache_type_v, split_mode=split_mode,
-            tensor_split=tensor_split, tokenizer=tokenizer, temperature=temperature, seed=seed, style=style,
+            tensor_split=tensor_split, tokenizer=tokenizer, temperature=temperature, seed=seed, style=style, cache_size=cache_size,
         )
         from . import prompts
         from . import summarize as summ
@@ -276,7 +285,7 @@ def summarize(
         if prompt_file is not None:
             spec = summ.PromptSpec(spec.system, prompts.load_user_template(prompt_file, frozenset({"document"})))
         docs = _load_inputs(env, paths, repo, include, exclude, password)
-        session = _open_model(env, settings, verbose)
+        session = _open_model(env, settings, verbose, no_cache=no_cache)
         tokenize_started = time.perf_counter()
         tokenizer = session.vocab_tokenizer(verbose) if dry_run else session.backend.tokenizer
         the_plan = summ.plan(docs, tokenizer, session.facts, spec, session.window, settings.max_tokens, strategy)
@@ -297,6 +306,8 @@ def summarize(
             result = summ.run(
                 the_plan, docs, session.backend, params, on_text=on_text, on_prompt_progress=on_prompt, on_stage=on_stage
             )
+        for notice in session.backend.notices:
+            env.note(notice)
         result.timings = {
             "load_s": round(session.backend.load_s, 4),
             "tokenize_s": round(tokenize_s, 4),
@@ -373,7 +384,9 @@ class _ModelSession:
         return Tokenizer.load(self.path, verbose=verbose)
 
 
-def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True) -> _ModelSession:
+def _open_model(
+    env: Env, settings: Any, verbose: bool, announce: bool = True, no_cache: bool = False
+) -> _ModelSession:
     """Resolve the model, read its header, prepare (not yet load) the engine."""
     from .engines.llamacpp import LlamaCppBackend, LlamaCppOptions
     from .errors import ModelError
@@ -409,6 +422,7 @@ def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True) -
         tensor_split=settings.tensor_split,
         refuse=ModelError(choice.problem) if choice.problem else None,
         verbose=verbose,
+        prefix_cache=None if no_cache else _prefix_cache(settings),
     )
     return _ModelSession(
         LlamaCppBackend(options, name), ModelFacts(name, info.architecture, info.chat_template), window, resolved.path,
@@ -518,8 +532,16 @@ EmbedModelOpt = Annotated[
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="The question.", show_default=False)],
+    question: Annotated[str | None, typer.Argument(help="The question (or use -q).", show_default=False)] = None,
     paths: PathsArg = None,
+    questions: Annotated[
+        list[str] | None,
+        typer.Option("--question", "-q", help="A question; repeat for several, answered from one evaluated prefix.",
+                     show_default=False),
+    ] = None,
+    questions_file: Annotated[
+        Path | None, typer.Option("--questions-file", help="A file with one question per line.", show_default=False)
+    ] = None,
     repo: RepoOpt = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
@@ -530,7 +552,11 @@ def ask(
     stream: Annotated[
         bool, typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal).")
     ] = False,
-    json_out: JsonOpt = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per question (one line each).")
+    ] = False,
+    no_cache: NoCacheOpt = False,
+    cache_size: CacheSizeOpt = None,
     model: ModelOpt = None,
     ctx: CtxOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -547,87 +573,159 @@ def ask(
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Answer a question about documents or a codebase, citing [path:lines] or [p. N]."""
+    """Answer questions about documents or a codebase, citing [path:lines] or [p. N].
+
+    `dsv2 ask "question" report.pdf`, `dsv2 ask --repo ./src "question"`, or
+    `dsv2 ask -q "first" -q "second" report.pdf` (with -q, every argument is an input).
+    """
     env = Env()
     with handle_errors(env, debug):
         settings = _settings(
             env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers, threads=threads,
             flash_attn=flash_attn, cache_type_k=cache_type_k, cache_type_v=cache_type_v, split_mode=split_mode,
             tensor_split=tensor_split, tokenizer=tokenizer, temperature=temperature, seed=seed,
-            embed_model=embed_model,
+            embed_model=embed_model, cache_size=cache_size,
         )
         from . import ask as asking
         from .engines.base import GenerationParams, Usage
+        from .errors import UsageError
+
+        asked = list(questions or [])
+        if questions_file is not None:
+            try:
+                lines = questions_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"{questions_file}: cannot read questions ({exc})") from exc
+            asked += [line.strip() for line in lines if line.strip()]
+        if asked:
+            paths = ([question] if question is not None else []) + list(paths or [])
+        elif question is not None:
+            asked = [question]
+        else:
+            raise UsageError("no question: give one as the first argument, or -q / --questions-file")
 
         docs = _load_inputs(env, paths, repo, include, exclude, password)
-        session = _open_model(env, settings, verbose)
-        started = time.perf_counter()
+        session = _open_model(env, settings, verbose, no_cache=no_cache)
         tokenizer = session.vocab_tokenizer(verbose) if dry_run else session.backend.tokenizer
         corpus = list(paths or []) + ([repo] if repo else [])
-        with _progress(env, 0) as (_, on_stage):
-            on_index = (lambda done, total: on_stage("indexing", done, total)) if on_stage else None
-            the_plan = asking.plan(
-                question, docs, tokenizer, session.facts, session.window, settings.max_tokens,
-                corpus=corpus, home=settings.home, strategy=strategy, embed_model=settings.embed_model,
-                threads=settings.threads, on_index_progress=on_index,
-            )
-        plan_s = time.perf_counter() - started
-        for notice in the_plan.notices:
-            env.note(notice)
-        summary_line = {
-            "strategy": the_plan.strategy,
-            "retrieval": the_plan.retrieval,
-            "window": the_plan.budget.window,
-            "budget": the_plan.budget.document,
-            "reserved_output": the_plan.budget.output,
-            "context_tokens": the_plan.context_tokens,
-            "prompt_tokens": len(the_plan.prompt.ids),
-            "sources": the_plan.sources,
-        }
-        if dry_run:
-            if json_out:
-                env.stdout.write(json.dumps(summary_line, ensure_ascii=False) + "\n")
-            else:
-                env.stdout.write(the_plan.prompt.text + "\n")
-            return
-        if the_plan.strategy == "retrieve":
-            env.note(f"corpus does not fit one {session.window}-token window: answering from "
-                     f"{len(the_plan.sources)} retrieved passages ({the_plan.retrieval})")
-        streaming = not json_out and (stream or env.stdout_isatty)
-        usage = Usage()
-        pieces: list[str] = []
         params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
-        with _progress(env, len(the_plan.prompt.ids)) as (on_prompt, _):
-            for piece in session.backend.generate(the_plan.prompt, params, usage, on_prompt):
-                pieces.append(piece)
-                if streaming:
-                    env.stdout.write(piece)
-                    env.stdout.flush()
-        answer = "".join(pieces).strip()
-        if usage.finish_reason == "length":
-            env.note(f"warning: the answer reached --max-tokens ({settings.max_tokens}) and may be cut short")
-        if json_out:
-            payload = {
-                "answer": answer,
-                "question": question,
-                "model": session.backend.capabilities.name,
-                "model_path": str(session.path),
-                **summary_line,
-                "input_tokens": usage.prompt_tokens,
-                "output_tokens": usage.output_tokens,
-                "finish_reason": usage.finish_reason,
-                "timings": {
-                    "load_s": round(session.backend.load_s, 4),
-                    "plan_s": round(plan_s, 4),
-                    "prompt_eval_s": round(usage.prompt_eval_s, 4),
-                    "generation_s": round(usage.generation_s, 4),
-                    "total_s": round(time.perf_counter() - _STARTED, 4),
-                },
+        for number, asked_question in enumerate(asked, 1):
+            started = time.perf_counter()
+            with _progress(env, 0) as (_, on_stage):
+                on_index = (lambda done, total: on_stage("indexing", done, total)) if on_stage else None
+                the_plan = asking.plan(
+                    asked_question, docs, tokenizer, session.facts, session.window, settings.max_tokens,
+                    corpus=corpus, home=settings.home, strategy=strategy, embed_model=settings.embed_model,
+                    threads=settings.threads, on_index_progress=on_index,
+                )
+            plan_s = time.perf_counter() - started
+            for notice in the_plan.notices if number == 1 else []:
+                env.note(notice)
+            described = {
+                "strategy": the_plan.strategy,
+                "retrieval": the_plan.retrieval,
+                "window": the_plan.budget.window,
+                "budget": the_plan.budget.document,
+                "reserved_output": the_plan.budget.output,
+                "context_tokens": the_plan.context_tokens,
+                "prompt_tokens": len(the_plan.prompt.ids),
+                "sources": the_plan.sources,
             }
-            env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+            if dry_run:
+                if json_out:
+                    env.stdout.write(json.dumps({"question": asked_question, **described}, ensure_ascii=False) + "\n")
+                else:
+                    env.stdout.write(the_plan.prompt.text + "\n")
+                continue
+            if the_plan.strategy == "retrieve" and number == 1:
+                env.note(f"corpus does not fit one {session.window}-token window: answering from "
+                         f"{len(the_plan.sources)} retrieved passages ({the_plan.retrieval})")
+            streaming = not json_out and (stream or env.stdout_isatty)
+            if len(asked) > 1 and not json_out:
+                env.stdout.write(("\n" if number > 1 else "") + f"## {asked_question}\n\n")
+            usage = Usage()
+            pieces: list[str] = []
+            with _progress(env, len(the_plan.prompt.ids)) as (on_prompt, _):
+                for piece in session.backend.generate(the_plan.prompt, params, usage, on_prompt):
+                    pieces.append(piece)
+                    if streaming:
+                        env.stdout.write(piece)
+                        env.stdout.flush()
+            for notice in session.backend.notices:
+                env.note(notice)
+            session.backend.notices.clear()
+            answer = "".join(pieces).strip()
+            if usage.finish_reason == "length":
+                env.note(f"warning: the answer reached --max-tokens ({settings.max_tokens}) and may be cut short")
+            if json_out:
+                payload = {
+                    "answer": answer,
+                    "question": asked_question,
+                    "model": session.backend.capabilities.name,
+                    "model_path": str(session.path),
+                    **described,
+                    "input_tokens": usage.prompt_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "finish_reason": usage.finish_reason,
+                    "prefix_reused_tokens": int(usage.extra.get("prefix_reused_tokens", 0)),
+                    "prefix_cache": _cache_outcome(usage, no_cache),
+                    "timings": {
+                        "load_s": round(session.backend.load_s, 4),
+                        "plan_s": round(plan_s, 4),
+                        "prompt_eval_s": round(usage.prompt_eval_s, 4),
+                        "generation_s": round(usage.generation_s, 4),
+                        "total_s": round(time.perf_counter() - _STARTED, 4),
+                    },
+                }
+                env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+            else:
+                env.stdout.write("\n" if streaming else answer + "\n")
+            env.stdout.flush()
+
+
+def _cache_outcome(usage: Any, no_cache: bool) -> str:
+    """"hit" (loaded from disk), "memory" (reused in this process), "miss", "off" or "short"."""
+    if usage.extra.get("prefix_cache_hits"):
+        return "hit"
+    if usage.extra.get("prefix_reused_tokens"):
+        return "memory"
+    if no_cache:
+        return "off"
+    if usage.extra.get("prefix_cache_misses"):
+        return "miss"
+    return "short"
+
+
+cache_app = typer.Typer(help="Inspect or clear the prompt-prefix cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _prefix_cache(settings: Any) -> Any:
+    from .engines.prefix_cache import PrefixCache
+
+    return PrefixCache(settings.home / "cache" / "prefix", settings.cache_size_bytes)
+
+
+@cache_app.command("status")
+def cache_status(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """Entries and size of the prompt-prefix cache."""
+    env = Env()
+    with handle_errors(env, debug):
+        status = _prefix_cache(_settings(env)).status().to_dict()
+        if json_out:
+            env.stdout.write(json.dumps(status) + "\n")
         else:
-            env.stdout.write(("\n" if streaming else answer + "\n"))
-        env.stdout.flush()
+            env.stdout.write(f"prefix cache: {status['directory']}\nentries:      {status['entries']}\n"
+                             f"size:         {status['size_bytes'] / 1e6:,.1f} MB of {status['max_bytes'] / 1e6:,.0f} MB\n")
+
+
+@cache_app.command("clear")
+def cache_clear(debug: DebugOpt = False) -> None:
+    """Delete every prompt-prefix cache entry."""
+    env = Env()
+    with handle_errors(env, debug):
+        removed = _prefix_cache(_settings(env)).clear()
+        env.note(f"prefix cache cleared: {removed} entries removed")
 
 
 index_app = typer.Typer(help="Inspect or manage the retrieval index of a corpus.", no_args_is_help=True)

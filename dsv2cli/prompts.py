@@ -22,6 +22,7 @@ FILLED: dict[str, frozenset[str]] = {
     "summarize_bullets": frozenset({"document"}),
     "map": frozenset({"document", "part", "parts"}),
     "reduce": frozenset({"document"}),
+    "ask": frozenset({"document", "question"}),
     "extract": frozenset({"document", "fields"}),
 }
 REQUIRED: dict[str, frozenset[str]] = {name: names for name, names in FILLED.items()}
@@ -68,6 +69,28 @@ def check(text: str, required: frozenset[str], allowed: frozenset[str], where: s
         raise UsageError(
             f"{where}: unknown placeholder(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
         )
+
+
+def fill_stable(text: str, values: dict[str, str], stable: str = "document") -> tuple[str, int | None]:
+    """``fill``, plus how many leading characters do not depend on anything after ``{{ stable }}``.
+
+    The prefix is reusable when the template puts the documents first (ours all do).
+    """
+    match = next((m for m in PLACEHOLDER.finditer(text) if m.group(1) == stable), None)
+    if match is None:
+        return fill(text, values), None
+    head = fill(text[: match.end()], values)
+    return head + fill(text[match.end() :], values), len(head)
+
+
+def user_message(template: str, values: dict[str, str]) -> tuple[str, int | None]:
+    """The filled, stripped user message and the length of its stable (documents) prefix."""
+    text, stable = fill_stable(template, values)
+    lead = len(text) - len(text.lstrip())
+    text = text.strip()
+    if stable is not None:
+        stable = min(max(stable - lead, 0), len(text))
+    return text, stable
 
 
 def fill(text: str, values: dict[str, str]) -> str:

@@ -26,6 +26,23 @@ SPLIT_MODES = ("none", "layer", "row")
 TOKENIZERS = ("model", "deepseek-v2")  # plan / pack --json / --dry-run without the weights
 
 
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """``"4G"`` -> bytes; K/M/G/T are powers of 1024, an optional trailing B is allowed."""
+    value = text.strip().upper().removesuffix("B")
+    unit = value[-1:] if value[-1:] in _UNITS and value[-1:] else ""
+    number = value[: len(value) - len(unit)]
+    try:
+        size = float(number) * _UNITS[unit]
+    except ValueError as exc:
+        raise ValueError(f"not a size: {text!r} (use e.g. 500M or 2G)") from exc
+    if size < 0:
+        raise ValueError(f"not a size: {text!r}")
+    return int(size)
+
+
 def default_home(environ: Mapping[str, str]) -> Path:
     if environ.get("DSV2_HOME"):
         return Path(environ["DSV2_HOME"]).expanduser()
@@ -53,9 +70,14 @@ class Settings:
     tokenizer: str = field(default="model", metadata={"help": "counting only: " + "|".join(TOKENIZERS)})
     split_mode: str | None = field(default=None, metadata={"help": "several GPUs: " + "|".join(SPLIT_MODES)})
     tensor_split: tuple[float, ...] | None = field(default=None, metadata={"help": "share per GPU, e.g. 3,1"})
+    cache_size: str = field(default="4G", metadata={"help": "prompt-prefix cache bound, e.g. 2G, 500M"})
     home: Path = field(default=Path("."), metadata={"help": "DSV2_HOME: config, caches, indexes"})
     # where each value came from: "flag", "env DSV2_X", "config <path>" or "default"
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def cache_size_bytes(self) -> int:
+        return parse_size(self.cache_size)
 
     @property
     def config_path(self) -> Path:
@@ -90,6 +112,9 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
             if text == "auto":
                 return None
             raise ValueError(raw)
+        if name == "cache_size":
+            parse_size(str(raw))
+            return str(raw)
         if name in ("model", "style", "embed_model"):
             return str(raw)
         if name in ("cache_type_k", "cache_type_v", "split_mode", "tokenizer"):

@@ -81,10 +81,8 @@ def style_spec(style: str) -> PromptSpec:
 
 
 def build_prompt(tokenizer: Tokenizer, facts: ModelFacts, spec: PromptSpec, context: str) -> ChatPrompt:
-    messages = [
-        Message("system", spec.system.strip()),
-        Message("user", prompts.fill(spec.template, {"document": context}).strip()),
-    ]
+    user, stable = prompts.user_message(spec.template, {"document": context})
+    messages = [Message("system", spec.system.strip()), Message("user", user, stable)]
     return format_chat(tokenizer, messages, facts.chat_template, facts.architecture)
 
 

@@ -38,7 +38,7 @@ class Usage:
     prompt_eval_s: float = 0.0
     generation_s: float = 0.0
     finish_reason: str | None = None  # "stop" (end of turn) or "length" (hit max_tokens)
-    extra: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)  # e.g. prefix_cache_hits, prefix_reused_tokens
 
 
 class Backend(Protocol):

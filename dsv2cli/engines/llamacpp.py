@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import codecs
+import ctypes
 import os
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from ..chat import ChatPrompt
 from ..errors import ContextOverflowError, Dsv2Error, ModelError, UsageError
 from ..tokens import Tokenizer
 from .base import Capabilities, GenerationParams, PromptProgress, Usage
+from .prefix_cache import MIN_PREFIX_TOKENS, PrefixCache
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -38,6 +40,7 @@ class LlamaCppOptions:
     split_mode: str | None = None  # none | layer | row; None: llama.cpp's default (layer)
     tensor_split: tuple[float, ...] | None = None  # share of the model per GPU
     refuse: Dsv2Error | None = None  # found before loading (memory planner, --tokenizer): load() raises it
+    prefix_cache: PrefixCache | None = None  # None: --no-cache
 
 
 def default_threads() -> int:
@@ -82,7 +85,7 @@ def _grammar(schema: Mapping[str, Any]) -> Any:
     """A llama.cpp grammar that only admits JSON matching ``schema``."""
     import json
 
-    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import LlamaGrammar
 
     try:
         return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
@@ -112,6 +115,7 @@ class LlamaCppBackend:
         self.name = name
         self._llama: Llama | None = None
         self.load_s = 0.0
+        self.notices: list[str] = []  # one line each, for the CLI to show
 
     def load(self) -> Llama:
         if self._llama is not None:
@@ -162,6 +166,68 @@ class LlamaCppBackend:
             gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
         )
 
+    # -- prefix reuse -------------------------------------------------------------------
+
+    def _cache_key(self, prefix_ids: list[int]) -> str:
+        opts = self.options
+        st = opts.model_path.stat()
+        identity = f"{opts.model_path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        skip = ("threads", "verbose", "prefix_cache", "model_path")  # these do not change the KV cache
+        settings = {f.name: getattr(opts, f.name) for f in fields(opts) if f.name not in skip}
+        assert opts.prefix_cache is not None
+        return opts.prefix_cache.key(identity, repr(sorted(settings.items())), prefix_ids)
+
+    def _reuse(self, llm: Llama, ids: list[int], prefix: int, usage: Usage) -> int:
+        """Tokens of ``ids`` already evaluated (kept in the KV cache); 0 when none."""
+        import llama_cpp
+
+        held = list(llm.input_ids[: llm.n_tokens])
+        if prefix and held[:prefix] == ids[:prefix]:
+            llm._ctx.kv_cache_seq_rm(-1, prefix, -1)
+            llm.n_tokens = prefix
+            usage.extra["prefix_reused_tokens"] = prefix
+            return prefix
+        llm.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves reset() unannotated
+        cache = self.options.prefix_cache
+        if cache is None or prefix < MIN_PREFIX_TOKENS:
+            return 0
+        key = self._cache_key(ids[:prefix])
+        path = cache.lookup(key)
+        if path is None:
+            usage.extra["prefix_cache_misses"] = 1
+            return 0
+        tokens = (llama_cpp.llama_token * llm.n_ctx())()
+        count = ctypes.c_size_t(0)
+        ok = llama_cpp.llama_state_load_file(llm.ctx, str(path).encode(), tokens, llm.n_ctx(), ctypes.byref(count))
+        if not ok or list(tokens[: count.value]) != ids[:prefix]:
+            cache.discard(key)
+            llm.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves reset() unannotated
+            llm._ctx.kv_cache_clear()
+            self.notices.append(f"discarded a prefix-cache entry that did not load or did not match ({path.name})")
+            return 0
+        llm.input_ids[:prefix] = ids[:prefix]
+        llm.n_tokens = prefix
+        usage.extra["prefix_cache_hits"] = 1
+        usage.extra["prefix_reused_tokens"] = prefix
+        return prefix
+
+    def _save_prefix(self, llm: Llama, prefix_ids: list[int], usage: Usage) -> None:
+        import llama_cpp
+
+        cache = self.options.prefix_cache
+        if cache is None or len(prefix_ids) < MIN_PREFIX_TOKENS:
+            return
+        key = self._cache_key(prefix_ids)
+        tmp = cache.reserve(key)
+        tokens = (llama_cpp.llama_token * len(prefix_ids))(*prefix_ids)
+        started = time.perf_counter()
+        if llama_cpp.llama_state_save_file(llm.ctx, str(tmp).encode(), tokens, len(prefix_ids)):
+            cache.commit(key, tmp)
+            usage.extra["prefix_cache_save_s"] = round(time.perf_counter() - started, 4)
+        else:  # a full disk, say: the answer does not depend on the cache
+            tmp.unlink(missing_ok=True)
+            self.notices.append("could not write the prefix cache entry; continuing without it")
+
     def generate(
         self,
         prompt: ChatPrompt,
@@ -183,14 +249,27 @@ class LlamaCppBackend:
             )
         usage.prompt_tokens = len(ids)
 
-        # Prompt evaluation in slices, so progress can be reported between them.
+        # Prompt evaluation in slices, so progress can be reported between them. A document prefix
+        # already in memory (an earlier question in this process) or in the prefix cache is reused.
         started = time.perf_counter()
-        llm.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves reset() unannotated
-        step = self.options.n_batch
-        for start in range(0, len(ids), step):
-            llm.eval(ids[start : start + step])
-            if on_prompt_progress is not None:
-                on_prompt_progress(min(start + step, len(ids)), len(ids))
+        prefix = prompt.cache_prefix if 0 < prompt.cache_prefix < len(ids) else 0
+        start = self._reuse(llm, ids, prefix, usage)
+        done = start
+
+        def evaluate(chunk: list[int]) -> None:
+            nonlocal done
+            step = self.options.n_batch
+            for i in range(0, len(chunk), step):
+                llm.eval(chunk[i : i + step])
+                done += len(chunk[i : i + step])
+                if on_prompt_progress is not None:
+                    on_prompt_progress(done, len(ids))
+
+        if start < prefix:
+            evaluate(ids[start:prefix])
+            self._save_prefix(llm, ids[:prefix], usage)
+            start = prefix
+        evaluate(ids[start:])
         usage.prompt_eval_s = time.perf_counter() - started
 
         grammar = None

@@ -64,7 +64,7 @@ def span_label(sources: Sequence[str], locations: Sequence[Location]) -> str:
     """``report.pdf p. 3-5``, ``notes.txt:1-80``, ``a.md:1-9; b.md:1-4``."""
     out: list[str] = []
     for source in dict.fromkeys(sources):
-        locs = [loc for s, loc in zip(sources, locations) if s == source]
+        locs = [loc for s, loc in zip(sources, locations, strict=True) if s == source]
         pages = [loc.page for loc in locs if loc.page is not None]
         starts = [loc.line_start for loc in locs if loc.line_start is not None]
         ends = [loc.line_end or loc.line_start for loc in locs if loc.line_start is not None]
@@ -95,7 +95,7 @@ def split_segment(segment: Segment, limit: int, count: Count, numbered: bool = F
     # Paragraph blocks as (first line index, lines).
     blocks: list[tuple[int, list[str]]] = []
     start = 0
-    for i, line in enumerate(lines + [""]):
+    for i, line in enumerate([*lines, ""]):
         if line.strip() == "" or i == len(lines):
             if i > start:
                 blocks.append((start, lines[start:i]))
@@ -121,16 +121,16 @@ def split_segment(segment: Segment, limit: int, count: Count, numbered: bool = F
         return piece_tokens(Segment(text, loc), count, numbered) <= limit
 
     for first, block in blocks:
-        numbered = [(first + k, t) for k, t in enumerate(block)]
-        trial = [*group, (first - 1, ""), *numbered] if group else numbered
+        block_lines = [(first + k, t) for k, t in enumerate(block)]
+        trial = [*group, (first - 1, ""), *block_lines] if group else block_lines
         if fits(trial):
             group[:] = trial
             continue
         emit()
-        if fits(numbered):
-            group[:] = numbered
+        if fits(block_lines):
+            group[:] = block_lines
             continue
-        for entry in numbered:  # a paragraph too big on its own: go line by line
+        for entry in block_lines:  # a paragraph too big on its own: go line by line
             if fits([*group, entry]):
                 group.append(entry)
                 continue
