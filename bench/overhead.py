@@ -110,6 +110,7 @@ def main() -> None:
             "--gpu-layers",
             "0",
             "--no-flash-attn",
+            "--no-cache",
         ]
         raw = [sys.executable, str(raw_path), str(spec_path)]
         rows: dict[str, list[tuple[float, float, int]]] = {"dsv2": [], "raw": []}

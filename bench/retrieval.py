@@ -189,9 +189,11 @@ def main() -> int:
 
     n = len(questions)
     print(f"\n{args.package}: {report.files} files, {len(chunks)} chunks, {n} questions; tokens ~ len/4")
-    print(f"index build {build_s:.1f} s ({report.embedded} chunks embedded, "
-          f"{report.embedded / max(build_s, 1e-9):.1f} chunks/s); no-change re-index {reindex_s:.3f} s; "
-          f"query {embed_s / max(n, 1) * 1000:.0f} ms/question (embed + vector search)")
+    print(
+        f"index build {build_s:.1f} s ({report.embedded} chunks embedded, "
+        f"{report.embedded / max(build_s, 1e-9):.1f} chunks/s); no-change re-index {reindex_s:.3f} s; "
+        f"query {embed_s / max(n, 1) * 1000:.0f} ms/question (embed + vector search)"
+    )
     print(f"\n| ranking | {' | '.join(f'{w // 1024}k' for w in WINDOWS)} |")
     print(f"|---|{'---|' * len(WINDOWS)}")
     for name, hits in rows.items():

@@ -10,7 +10,7 @@ from typing import Any
 from . import prompts
 from .chat import ChatPrompt, Message, format_chat
 from .errors import ContextOverflowError, UsageError
-from .packing import Budget, quote_attr, ensure_fits, escape_data, render_context
+from .packing import Budget, ensure_fits, escape_data, quote_attr, render_context
 from .sources.base import Document
 from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
 from .summarize import ModelFacts
@@ -34,8 +34,12 @@ class AskPlan:
 
 def build_prompt(tokenizer: Tokenizer, facts: ModelFacts, system: str, context: str, question: str) -> ChatPrompt:
     user, stable = prompts.user_message(prompts.load("ask"), {"document": context, "question": question})
-    return format_chat(tokenizer, [Message("system", system.strip()), Message("user", user, stable)],
-                       facts.chat_template, facts.architecture)
+    return format_chat(
+        tokenizer,
+        [Message("system", system.strip()), Message("user", user, stable)],
+        facts.chat_template,
+        facts.architecture,
+    )
 
 
 def render_selected(sources: Sequence[Any]) -> str:
@@ -78,10 +82,19 @@ def plan(
     if chosen == WHOLE:
         prompt = build_prompt(tokenizer, facts, system, context, question)
         document_tokens = len(prompt.ids) - overhead
-        ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=document_tokens,
-                    source=", ".join(d.source for d in docs))
-        sources = [{**s.location.to_dict(), "cite": s.location.cite(), "score": None}
-                   for d in docs for s in d.segments if s.text.strip()]
+        ensure_fits(
+            len(prompt.ids),
+            window,
+            max_tokens,
+            document_tokens=document_tokens,
+            source=", ".join(d.source for d in docs),
+        )
+        sources = [
+            {**s.location.to_dict(), "cite": s.location.cite(), "score": None}
+            for d in docs
+            for s in d.segments
+            if s.text.strip()
+        ]
         return AskPlan(WHOLE, prompt, budget, document_tokens, sources)
 
     from .index import retrieve
@@ -94,16 +107,32 @@ def plan(
                 f"the {window}-token window leaves {max(budget.document, 0)} tokens for retrieved text after "
                 f"{max_tokens} reserved for output and a {overhead}-token prompt: use a larger --ctx or a smaller "
                 "--max-tokens",
-                input_tokens=context_tokens, window=window, budget=max(budget.document, 0),
+                input_tokens=context_tokens,
+                window=window,
+                budget=max(budget.document, 0),
             )
-        found = retrieve(question, docs, corpus=corpus, home=home, budget=target, count_tokens=tokenizer.count,
-                         embed_model=embed_model, threads=threads, progress=on_index_progress)
+        found = retrieve(
+            question,
+            docs,
+            corpus=corpus,
+            home=home,
+            budget=target,
+            count_tokens=tokenizer.count,
+            embed_model=embed_model,
+            threads=threads,
+            progress=on_index_progress,
+        )
         prompt = build_prompt(tokenizer, facts, system, render_selected(found.sources), question)
         excess = len(prompt.ids) + max_tokens - window
         if excess <= 0:
-            return AskPlan(RETRIEVE, prompt, budget, len(prompt.ids) - overhead,
-                           [s.to_dict() for s in found.sources], found.notices, found.method)
+            return AskPlan(
+                RETRIEVE,
+                prompt,
+                budget,
+                len(prompt.ids) - overhead,
+                [s.to_dict() for s in found.sources],
+                found.notices,
+                found.method,
+            )
         target -= excess + RETRIEVAL_SLACK
     raise AssertionError("retrieval packing did not converge")  # pragma: no cover
-
-

@@ -147,13 +147,17 @@ CacheTypeKOpt = Annotated[
 ]
 CacheTypeVOpt = Annotated[
     str | None,
-    typer.Option("--cache-type-v", help="KV cache type for V: f16 | q8_0 | q4_0; quantized needs flash attention "
-                 "[default: f16].", show_default=False),
+    typer.Option(
+        "--cache-type-v",
+        help="KV cache type for V: f16 | q8_0 | q4_0; quantized needs flash attention [default: f16].",
+        show_default=False,
+    ),
 ]
 SplitModeOpt = Annotated[
     str | None,
-    typer.Option("--split-mode", help="Several GPUs: none | layer | row [default: llama.cpp's, layer].",
-                 show_default=False),
+    typer.Option(
+        "--split-mode", help="Several GPUs: none | layer | row [default: llama.cpp's, layer].", show_default=False
+    ),
 ]
 TensorSplitOpt = Annotated[
     str | None,
@@ -161,8 +165,12 @@ TensorSplitOpt = Annotated[
 ]
 TokenizerOpt = Annotated[
     str | None,
-    typer.Option("--tokenizer", help="Count with a shipped tokenizer instead of the model's: deepseek-v2 (no weights "
-                 "needed; window 128k unless --ctx). Planning only: plan, pack --json, --dry-run.", show_default=False),
+    typer.Option(
+        "--tokenizer",
+        help="Count with a shipped tokenizer instead of the model's: deepseek-v2 (no weights "
+        "needed; window 128k unless --ctx). Planning only: plan, pack --json, --dry-run.",
+        show_default=False,
+    ),
 ]
 TempOpt = Annotated[
     float | None,
@@ -184,10 +192,13 @@ def _settings(env: Env, **flags: Any) -> Any:
 
 StrategyOpt = Annotated[
     str | None,
-    typer.Option("--strategy", help="whole | map-reduce | retrieve [default: chosen from token counts].", show_default=False),
+    typer.Option(
+        "--strategy", help="whole | map-reduce | retrieve [default: chosen from token counts].", show_default=False
+    ),
 ]
 DryRunOpt = Annotated[
-    bool, typer.Option("--dry-run", help="Do everything up to the model call and show what would be sent; loads no weights.")
+    bool,
+    typer.Option("--dry-run", help="Do everything up to the model call and show what would be sent; loads no weights."),
 ]
 
 
@@ -196,13 +207,16 @@ PathsArg = Annotated[
     typer.Argument(help="Files or directories to read; - for standard input.", show_default=False),
 ]
 RepoOpt = Annotated[
-    str | None, typer.Option("--repo", help="A code directory to read (honours .gitignore and .dsv2ignore).", show_default=False)
+    str | None,
+    typer.Option("--repo", help="A code directory to read (honours .gitignore and .dsv2ignore).", show_default=False),
 ]
 IncludeOpt = Annotated[
-    list[str] | None, typer.Option("--include", help="Glob of repository files to keep (repeatable).", show_default=False)
+    list[str] | None,
+    typer.Option("--include", help="Glob of repository files to keep (repeatable).", show_default=False),
 ]
 ExcludeOpt = Annotated[
-    list[str] | None, typer.Option("--exclude", help="Glob of repository files to skip (repeatable).", show_default=False)
+    list[str] | None,
+    typer.Option("--exclude", help="Glob of repository files to skip (repeatable).", show_default=False),
 ]
 PasswordOpt = Annotated[
     str | None, typer.Option("--password", help="Password of an encrypted PDF.", show_default=False)
@@ -210,7 +224,11 @@ PasswordOpt = Annotated[
 
 
 def _load_inputs(
-    env: Env, paths: list[str] | None, repo: str | None, include: list[str] | None, exclude: list[str] | None,
+    env: Env,
+    paths: list[str] | None,
+    repo: str | None,
+    include: list[str] | None,
+    exclude: list[str] | None,
     password: str | None,
 ) -> list[Any]:
     """Read every input; print the reader's notes (what was skipped, redacted, warned) on stderr."""
@@ -243,12 +261,15 @@ def summarize(
     ] = None,
     prompt_file: Annotated[
         Path | None,
-        typer.Option("--prompt-file", help="Your own prompt template; must contain {{ document }}.", show_default=False),
+        typer.Option(
+            "--prompt-file", help="Your own prompt template; must contain {{ document }}.", show_default=False
+        ),
     ] = None,
     strategy: StrategyOpt = None,
     dry_run: DryRunOpt = False,
     stream: Annotated[
-        bool, typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal).")
+        bool,
+        typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal)."),
     ] = False,
     json_out: JsonOpt = False,
     no_cache: NoCacheOpt = False,
@@ -273,9 +294,22 @@ def summarize(
     env = Env()
     with handle_errors(env, debug):
         settings = _settings(
-            env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers, threads=threads,
-            flash_attn=flash_attn, cache_type_k=cache_type_k, cache_type_v=cache_type_v, split_mode=split_mode,
-            tensor_split=tensor_split, tokenizer=tokenizer, temperature=temperature, seed=seed, style=style, cache_size=cache_size,
+            env,
+            model=model,
+            ctx=ctx,
+            max_tokens=max_tokens,
+            gpu_layers=gpu_layers,
+            threads=threads,
+            flash_attn=flash_attn,
+            cache_type_k=cache_type_k,
+            cache_type_v=cache_type_v,
+            split_mode=split_mode,
+            tensor_split=tensor_split,
+            tokenizer=tokenizer,
+            temperature=temperature,
+            seed=seed,
+            style=style,
+            cache_size=cache_size,
         )
         from . import prompts
         from . import summarize as summ
@@ -287,8 +321,8 @@ def summarize(
         docs = _load_inputs(env, paths, repo, include, exclude, password)
         session = _open_model(env, settings, verbose, no_cache=no_cache)
         tokenize_started = time.perf_counter()
-        tokenizer = session.vocab_tokenizer(verbose) if dry_run else session.backend.tokenizer
-        the_plan = summ.plan(docs, tokenizer, session.facts, spec, session.window, settings.max_tokens, strategy)
+        tok = session.vocab_tokenizer(verbose) if dry_run else session.backend.tokenizer
+        the_plan = summ.plan(docs, tok, session.facts, spec, session.window, settings.max_tokens, strategy)
         tokenize_s = time.perf_counter() - tokenize_started
         if dry_run:
             _print_dry_run(env, the_plan, docs, json_out)
@@ -304,7 +338,13 @@ def summarize(
         params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
         with _progress(env, len(the_plan.prompt.ids) if the_plan.prompt else 0) as (on_prompt, on_stage):
             result = summ.run(
-                the_plan, docs, session.backend, params, on_text=on_text, on_prompt_progress=on_prompt, on_stage=on_stage
+                the_plan,
+                docs,
+                session.backend,
+                params,
+                on_text=on_text,
+                on_prompt_progress=on_prompt,
+                on_stage=on_stage,
             )
         for notice in session.backend.notices:
             env.note(notice)
@@ -384,9 +424,7 @@ class _ModelSession:
         return Tokenizer.load(self.path, verbose=verbose)
 
 
-def _open_model(
-    env: Env, settings: Any, verbose: bool, announce: bool = True, no_cache: bool = False
-) -> _ModelSession:
+def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True, no_cache: bool = False) -> _ModelSession:
     """Resolve the model, read its header, prepare (not yet load) the engine."""
     from .engines.llamacpp import LlamaCppBackend, LlamaCppOptions
     from .errors import ModelError
@@ -425,7 +463,10 @@ def _open_model(
         prefix_cache=None if no_cache else _prefix_cache(settings),
     )
     return _ModelSession(
-        LlamaCppBackend(options, name), ModelFacts(name, info.architecture, info.chat_template), window, resolved.path,
+        LlamaCppBackend(options, name),
+        ModelFacts(name, info.architecture, info.chat_template),
+        window,
+        resolved.path,
         choice,
     )
 
@@ -441,11 +482,14 @@ def _tokenizer_session(settings: Any) -> _ModelSession:
 
     path = named_tokenizer_path(settings.tokenizer)
     window = settings.ctx or DEEPSEEK_V2_RATED
-    refuse = UsageError(f"--tokenizer {settings.tokenizer} counts tokens without weights: use it with --dry-run, "
-                        "dsv2 plan or dsv2 pack --json; a real run uses the model's own tokenizer")
+    refuse = UsageError(
+        f"--tokenizer {settings.tokenizer} counts tokens without weights: use it with --dry-run, "
+        "dsv2 plan or dsv2 pack --json; a real run uses the model's own tokenizer"
+    )
     options = LlamaCppOptions(model_path=path, n_ctx=window, refuse=refuse)
-    return _ModelSession(LlamaCppBackend(options, "DeepSeek-V2"), ModelFacts("DeepSeek-V2", "deepseek2", None), window,
-                         path)
+    return _ModelSession(
+        LlamaCppBackend(options, "DeepSeek-V2"), ModelFacts("DeepSeek-V2", "deepseek2", None), window, path
+    )
 
 
 def _choice_view(memory: dict[str, Any]) -> Any:
@@ -454,20 +498,31 @@ def _choice_view(memory: dict[str, Any]) -> Any:
 
     from .memory import MemoryEstimate, Resources
 
-    est = MemoryEstimate(memory["n_ctx"], memory["weights_bytes"], memory["kv_cache_bytes"],
-                         memory["kv_bytes_per_token"], memory["compute_bytes"], memory["kv_format"],
-                         memory["gpu_layers"], memory["ram_bytes"], memory["vram_bytes"])
-    return SimpleNamespace(estimate=est, resources=Resources(memory["ram_available_bytes"], memory["vram_free_bytes"]),
-                           fits=memory["fits"])
+    est = MemoryEstimate(
+        memory["n_ctx"],
+        memory["weights_bytes"],
+        memory["kv_cache_bytes"],
+        memory["kv_bytes_per_token"],
+        memory["compute_bytes"],
+        memory["kv_format"],
+        memory["gpu_layers"],
+        memory["ram_bytes"],
+        memory["vram_bytes"],
+    )
+    return SimpleNamespace(
+        estimate=est, resources=Resources(memory["ram_available_bytes"], memory["vram_free_bytes"]), fits=memory["fits"]
+    )
 
 
 def _memory_line(choice: Any) -> str:
     from .memory import gib
 
     est = choice.estimate
-    line = (f"{gib(est.total_bytes)} at {est.n_ctx:,} tokens: weights {gib(est.weights_bytes)}, KV cache "
-            f"{gib(est.kv_bytes)} ({est.kv_format}, {est.kv_bytes_per_token:,} B/token), "
-            f"compute {gib(est.compute_bytes)}")
+    line = (
+        f"{gib(est.total_bytes)} at {est.n_ctx:,} tokens: weights {gib(est.weights_bytes)}, KV cache "
+        f"{gib(est.kv_bytes)} ({est.kv_format}, {est.kv_bytes_per_token:,} B/token), "
+        f"compute {gib(est.compute_bytes)}"
+    )
     free = choice.resources.ram_available
     if free is not None:
         line += f"; RAM {gib(est.ram_bytes)} of {gib(free)} available"
@@ -505,8 +560,9 @@ def _progress(env: Env, prompt_total: int) -> Iterator[tuple[Any, Any]]:
     started = time.perf_counter()
     stages: dict[str, TaskID] = {}
     with progress:
-        prompt_task = progress.add_task("evaluating prompt", total=prompt_total or 1, unit="tokens", rate="",
-                                        visible=bool(prompt_total))
+        prompt_task = progress.add_task(
+            "evaluating prompt", total=prompt_total or 1, unit="tokens", rate="", visible=bool(prompt_total)
+        )
 
         def on_prompt(done: int, total: int) -> None:
             elapsed = time.perf_counter() - started
@@ -525,8 +581,11 @@ def _progress(env: Env, prompt_total: int) -> Iterator[tuple[Any, Any]]:
 
 EmbedModelOpt = Annotated[
     str | None,
-    typer.Option("--embed-model", help="Embedding GGUF for retrieval (env DSV2_EMBED_MODEL) [default: MiniLM].",
-                 show_default=False),
+    typer.Option(
+        "--embed-model",
+        help="Embedding GGUF for retrieval (env DSV2_EMBED_MODEL) [default: MiniLM].",
+        show_default=False,
+    ),
 ]
 
 
@@ -536,8 +595,12 @@ def ask(
     paths: PathsArg = None,
     questions: Annotated[
         list[str] | None,
-        typer.Option("--question", "-q", help="A question; repeat for several, answered from one evaluated prefix.",
-                     show_default=False),
+        typer.Option(
+            "--question",
+            "-q",
+            help="A question; repeat for several, answered from one evaluated prefix.",
+            show_default=False,
+        ),
     ] = None,
     questions_file: Annotated[
         Path | None, typer.Option("--questions-file", help="A file with one question per line.", show_default=False)
@@ -550,7 +613,8 @@ def ask(
     dry_run: DryRunOpt = False,
     embed_model: EmbedModelOpt = None,
     stream: Annotated[
-        bool, typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal).")
+        bool,
+        typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal)."),
     ] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per question (one line each).")
@@ -581,10 +645,22 @@ def ask(
     env = Env()
     with handle_errors(env, debug):
         settings = _settings(
-            env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers, threads=threads,
-            flash_attn=flash_attn, cache_type_k=cache_type_k, cache_type_v=cache_type_v, split_mode=split_mode,
-            tensor_split=tensor_split, tokenizer=tokenizer, temperature=temperature, seed=seed,
-            embed_model=embed_model, cache_size=cache_size,
+            env,
+            model=model,
+            ctx=ctx,
+            max_tokens=max_tokens,
+            gpu_layers=gpu_layers,
+            threads=threads,
+            flash_attn=flash_attn,
+            cache_type_k=cache_type_k,
+            cache_type_v=cache_type_v,
+            split_mode=split_mode,
+            tensor_split=tensor_split,
+            tokenizer=tokenizer,
+            temperature=temperature,
+            seed=seed,
+            embed_model=embed_model,
+            cache_size=cache_size,
         )
         from . import ask as asking
         from .engines.base import GenerationParams, Usage
@@ -606,7 +682,7 @@ def ask(
 
         docs = _load_inputs(env, paths, repo, include, exclude, password)
         session = _open_model(env, settings, verbose, no_cache=no_cache)
-        tokenizer = session.vocab_tokenizer(verbose) if dry_run else session.backend.tokenizer
+        tok = session.vocab_tokenizer(verbose) if dry_run else session.backend.tokenizer
         corpus = list(paths or []) + ([repo] if repo else [])
         params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
         for number, asked_question in enumerate(asked, 1):
@@ -614,9 +690,18 @@ def ask(
             with _progress(env, 0) as (_, on_stage):
                 on_index = (lambda done, total: on_stage("indexing", done, total)) if on_stage else None
                 the_plan = asking.plan(
-                    asked_question, docs, tokenizer, session.facts, session.window, settings.max_tokens,
-                    corpus=corpus, home=settings.home, strategy=strategy, embed_model=settings.embed_model,
-                    threads=settings.threads, on_index_progress=on_index,
+                    asked_question,
+                    docs,
+                    tok,
+                    session.facts,
+                    session.window,
+                    settings.max_tokens,
+                    corpus=corpus,
+                    home=settings.home,
+                    strategy=strategy,
+                    embed_model=settings.embed_model,
+                    threads=settings.threads,
+                    on_index_progress=on_index,
                 )
             plan_s = time.perf_counter() - started
             for notice in the_plan.notices if number == 1 else []:
@@ -638,8 +723,10 @@ def ask(
                     env.stdout.write(the_plan.prompt.text + "\n")
                 continue
             if the_plan.strategy == "retrieve" and number == 1:
-                env.note(f"corpus does not fit one {session.window}-token window: answering from "
-                         f"{len(the_plan.sources)} retrieved passages ({the_plan.retrieval})")
+                env.note(
+                    f"corpus does not fit one {session.window}-token window: answering from "
+                    f"{len(the_plan.sources)} retrieved passages ({the_plan.retrieval})"
+                )
             streaming = not json_out and (stream or env.stdout_isatty)
             if len(asked) > 1 and not json_out:
                 env.stdout.write(("\n" if number > 1 else "") + f"## {asked_question}\n\n")
@@ -684,7 +771,7 @@ def ask(
 
 
 def _cache_outcome(usage: Any, no_cache: bool) -> str:
-    """"hit" (loaded from disk), "memory" (reused in this process), "miss", "off" or "short"."""
+    """ "hit" (loaded from disk), "memory" (reused in this process), "miss", "off" or "short"."""
     if usage.extra.get("prefix_cache_hits"):
         return "hit"
     if usage.extra.get("prefix_reused_tokens"):
@@ -715,8 +802,10 @@ def cache_status(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
         if json_out:
             env.stdout.write(json.dumps(status) + "\n")
         else:
-            env.stdout.write(f"prefix cache: {status['directory']}\nentries:      {status['entries']}\n"
-                             f"size:         {status['size_bytes'] / 1e6:,.1f} MB of {status['max_bytes'] / 1e6:,.0f} MB\n")
+            env.stdout.write(
+                f"prefix cache: {status['directory']}\nentries:      {status['entries']}\n"
+                f"size:         {status['size_bytes'] / 1e6:,.1f} MB of {status['max_bytes'] / 1e6:,.0f} MB\n"
+            )
 
 
 @cache_app.command("clear")
@@ -745,7 +834,9 @@ def _open_index(env: Env, paths: list[str] | None, repo: str | None) -> tuple[An
 
 
 @index_app.command("status")
-def index_status(paths: PathsArg = None, repo: RepoOpt = None, json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
+def index_status(
+    paths: PathsArg = None, repo: RepoOpt = None, json_out: JsonOpt = False, debug: DebugOpt = False
+) -> None:
     """Size, chunks, files and last update of a corpus's index."""
     env = Env()
     with handle_errors(env, debug):
@@ -903,10 +994,20 @@ def plan(
         from .packing import Budget, render_context
         from .strategies import choose
 
-        settings = _settings(env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers,
-                             threads=threads, flash_attn=flash_attn, cache_type_k=cache_type_k,
-                             cache_type_v=cache_type_v, split_mode=split_mode, tensor_split=tensor_split,
-                             tokenizer=tokenizer)
+        settings = _settings(
+            env,
+            model=model,
+            ctx=ctx,
+            max_tokens=max_tokens,
+            gpu_layers=gpu_layers,
+            threads=threads,
+            flash_attn=flash_attn,
+            cache_type_k=cache_type_k,
+            cache_type_v=cache_type_v,
+            split_mode=split_mode,
+            tensor_split=tensor_split,
+            tokenizer=tokenizer,
+        )
         docs = _load_inputs(env, paths, repo, include, exclude, password)
         session = _open_model(env, settings, verbose=False, announce=False)
         counter, _ = _count_cache(env, settings)
@@ -922,8 +1023,9 @@ def plan(
         eval_tokens = context_tokens + overhead * (chunks if chunks > 1 else 1)
 
         speed_cache = planning.SpeedCache(settings.home / "cache" / "prompt-speed.json")
-        key = planning.speed_key(session.path, settings.threads or default_threads(), settings.gpu_layers,
-                                 settings.flash_attn)
+        key = planning.speed_key(
+            session.path, settings.threads or default_threads(), settings.gpu_layers, settings.flash_attn
+        )
         if settings.tokenizer != "model":
             measure = False  # no weights to measure
         rate = None if measure else speed_cache.get(key)
@@ -954,16 +1056,24 @@ def plan(
             env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
             return
         out = env.stdout
-        out.write(f"model:     {session.path.name} (window {session.window:,} tokens, "
-                  f"{settings.max_tokens:,} reserved for output)\n")
-        out.write(f"input:     {context_tokens:,} tokens in {len(sizes):,} segments; "
-                  f"budget {budget.document:,} -> {'fits' if payload['fits'] else 'does not fit'} one window\n")
-        out.write(f"strategy:  summarize: {strategy['summarize']}"
-                  + (f" (~{chunks} chunks)" if strategy["summarize"] != "whole" else "")
-                  + f"; ask: {strategy['ask']}\n")
+        out.write(
+            f"model:     {session.path.name} (window {session.window:,} tokens, "
+            f"{settings.max_tokens:,} reserved for output)\n"
+        )
+        out.write(
+            f"input:     {context_tokens:,} tokens in {len(sizes):,} segments; "
+            f"budget {budget.document:,} -> {'fits' if payload['fits'] else 'does not fit'} one window\n"
+        )
+        out.write(
+            f"strategy:  summarize: {strategy['summarize']}"
+            + (f" (~{chunks} chunks)" if strategy["summarize"] != "whole" else "")
+            + f"; ask: {strategy['ask']}\n"
+        )
         if rate:
-            out.write(f"estimate:  prompt evaluation ~{eval_tokens / rate:,.1f} s at {rate:,.0f} tok/s "
-                      f"({'measured now' if measured_now else 'measured earlier on this machine'})\n")
+            out.write(
+                f"estimate:  prompt evaluation ~{eval_tokens / rate:,.1f} s at {rate:,.0f} tok/s "
+                f"({'measured now' if measured_now else 'measured earlier on this machine'})\n"
+            )
         if session.memory is not None:
             out.write(f"memory:    {_memory_line(session.memory)}\n")
         out.write("largest:\n")
@@ -1039,7 +1149,8 @@ FieldsOpt = Annotated[
 OutOpt = Annotated[
     Path | None,
     typer.Option(
-        "--out", "-o",
+        "--out",
+        "-o",
         help="Write results to this file instead of stdout. A .jsonl or .csv file gets one record per input as each "
         "completes; a rerun skips inputs already in it.",
         show_default=False,
@@ -1048,7 +1159,8 @@ OutOpt = Annotated[
 FormatOpt = Annotated[
     str | None,
     typer.Option(
-        "--format", help="json | jsonl | csv [default: from --out's suffix, else json for one input, jsonl for more].",
+        "--format",
+        help="json | jsonl | csv [default: from --out's suffix, else json for one input, jsonl for more].",
         show_default=False,
     ),
 ]
@@ -1069,7 +1181,8 @@ def extract(
     max_tokens: Annotated[
         int | None,
         typer.Option(
-            "--max-tokens", help="Tokens reserved for each answer [default: 96 a field + 64, at most half the window].",
+            "--max-tokens",
+            help="Tokens reserved for each answer [default: 96 a field + 64, at most half the window].",
             show_default=False,
         ),
     ] = None,
@@ -1094,8 +1207,15 @@ def extract(
     env = Env()
     with handle_errors(env, debug):
         settings = _settings(
-            env, model=model, ctx=ctx, max_tokens=max_tokens, gpu_layers=gpu_layers, threads=threads,
-            flash_attn=flash_attn, temperature=temperature, seed=seed,
+            env,
+            model=model,
+            ctx=ctx,
+            max_tokens=max_tokens,
+            gpu_layers=gpu_layers,
+            threads=threads,
+            flash_attn=flash_attn,
+            temperature=temperature,
+            seed=seed,
         )
         from . import extract as ex
         from . import sources

@@ -223,7 +223,10 @@ def _nvidia_free() -> tuple[int | None, int]:
     try:
         out = subprocess.run(
             [exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
         values = [int(v) * MIB for v in out.split() if v.strip().isdigit()]
     except (OSError, subprocess.SubprocessError, ValueError):

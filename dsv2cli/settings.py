@@ -182,8 +182,11 @@ def validate(s: Settings) -> None:
         if getattr(s, name) not in CACHE_TYPES:
             raise bad(name, f"must be one of {', '.join(CACHE_TYPES)}, not {getattr(s, name)!r}")
     if s.cache_type_v != "f16" and s.flash_attn is False:
-        raise bad("cache_type_v", f"a quantized V cache ({s.cache_type_v}) needs flash attention: "
-                  "turn flash attention on (or auto), or use f16")
+        raise bad(
+            "cache_type_v",
+            f"a quantized V cache ({s.cache_type_v}) needs flash attention: "
+            "turn flash attention on (or auto), or use f16",
+        )
     if s.tokenizer not in TOKENIZERS:
         raise bad("tokenizer", f"must be one of {', '.join(TOKENIZERS)}, not {s.tokenizer!r}")
     if s.split_mode is not None and s.split_mode not in SPLIT_MODES:

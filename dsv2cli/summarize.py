@@ -107,7 +107,9 @@ def plan(
     if chosen == WHOLE:
         ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=document_tokens, source=source)
         return Plan(WHOLE, document_tokens, budget, source, prompt=prompt)
-    mapper = MapReduce(tokenizer, facts.architecture, facts.chat_template, spec.system, spec.template, window, max_tokens)
+    mapper = MapReduce(
+        tokenizer, facts.architecture, facts.chat_template, spec.system, spec.template, window, max_tokens
+    )
     return Plan(MAP_REDUCE, document_tokens, budget, source, mapper=mapper, chunks=mapper.chunks(docs))
 
 

@@ -236,5 +236,6 @@ def build_all(directory: Path, vocab_path: Path) -> dict[str, Path]:
     """All three shapes in ``directory``: {"lite": path, "v2": path, "old": path}."""
     directory.mkdir(parents=True, exist_ok=True)
     keys = read_tokenizer_keys(vocab_path)
-    return {name: write_deepseek2(directory / f"tiny-deepseek2-{name}.gguf", shape, keys)
-            for name, shape in SHAPES.items()}
+    return {
+        name: write_deepseek2(directory / f"tiny-deepseek2-{name}.gguf", shape, keys) for name, shape in SHAPES.items()
+    }

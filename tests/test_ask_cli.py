@@ -22,8 +22,7 @@ def big_repo(tmp_path: Path) -> Path:
     for i in range(40):
         (root / f"module_{i:02d}.py").write_text(
             "\n".join(
-                f"def helper_{i}_{k}(value):\n    '''Scale value by {k}.'''\n    return value * {k}\n"
-                for k in range(6)
+                f"def helper_{i}_{k}(value):\n    '''Scale value by {k}.'''\n    return value * {k}\n" for k in range(6)
             )
         )
     (root / "ferry_fares.py").write_text(
@@ -56,8 +55,15 @@ def test_question_comes_after_the_documents(tmp_path: Path) -> None:
 
 
 def test_ask_retrieves_the_planted_answer_from_a_repo_larger_than_the_window(big_repo: Path) -> None:
-    args = ["ask", "--repo", str(big_repo), "What is RESIDENT_FARE_CAP_EUR used for in resident_fare?",
-            "--ctx", "1024", *FAST]
+    args = [
+        "ask",
+        "--repo",
+        str(big_repo),
+        "What is RESIDENT_FARE_CAP_EUR used for in resident_fare?",
+        "--ctx",
+        "1024",
+        *FAST,
+    ]
     dry = runner.invoke(app, [*args, "--dry-run", "--json"])
     assert dry.exit_code == 0, dry.output
     plan = json.loads(dry.stdout)

@@ -33,8 +33,9 @@ print(json.dumps({"ids": tok.encode("Hello 世界"), "bos": tok.bos_id, "eos": t
 
 def _load(path: Path, type_k: str = "f16", type_v: str = "f16") -> tuple[dict[str, object], str]:
     """Load in a subprocess: a file llama.cpp dislikes can abort the whole process (SIGABRT)."""
-    proc = subprocess.run([sys.executable, "-c", LOAD, str(path), type_k, type_v],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD, str(path), type_k, type_v], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
@@ -92,8 +93,21 @@ def doc(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("shape", ["lite", "old"])
 def test_summarize_end_to_end(deepseek2_models: dict[str, Path], doc: Path, shape: str) -> None:
-    proc = _run(["summarize", str(doc), "--model", str(deepseek2_models[shape]), "--ctx", "512",
-                 "--max-tokens", "8", "--threads", "1", "--json"])
+    proc = _run(
+        [
+            "summarize",
+            str(doc),
+            "--model",
+            str(deepseek2_models[shape]),
+            "--ctx",
+            "512",
+            "--max-tokens",
+            "8",
+            "--threads",
+            "1",
+            "--json",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["model"] == f"tiny-deepseek2-{shape}" and out["window"] == 512 and out["strategy"] == "whole"
@@ -102,12 +116,27 @@ def test_summarize_end_to_end(deepseek2_models: dict[str, Path], doc: Path, shap
 
 def test_ask_end_to_end_on_the_v2_shape(deepseek2_models: dict[str, Path], doc: Path) -> None:
     model = str(deepseek2_models["v2"])
-    dry = _run(["ask", "Who published findings?", str(doc), "--model", model, "--ctx", "512", "--max-tokens", "8",
-                "--dry-run"])
+    dry = _run(
+        ["ask", "Who published findings?", str(doc), "--model", model, "--ctx", "512", "--max-tokens", "8", "--dry-run"]
+    )
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("<｜begin▁of▁sentence｜>") and dry.stdout.rstrip().endswith("Assistant:")
-    proc = _run(["ask", "Who published findings?", str(doc), "--model", model, "--ctx", "512",
-                 "--max-tokens", "8", "--threads", "1", "--json"])
+    proc = _run(
+        [
+            "ask",
+            "Who published findings?",
+            str(doc),
+            "--model",
+            model,
+            "--ctx",
+            "512",
+            "--max-tokens",
+            "8",
+            "--threads",
+            "1",
+            "--json",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[0])
     assert out["window"] == 512 and out["output_tokens"] > 0
@@ -134,8 +163,20 @@ def test_a_context_that_cannot_fit_is_refused_before_loading(deepseek2_models: d
 def test_quantized_v_cache_without_flash_attention_is_a_usage_error(
     deepseek2_models: dict[str, Path], doc: Path
 ) -> None:
-    proc = _run(["summarize", str(doc), "--model", str(deepseek2_models["lite"]), "--ctx", "512",
-                 "--cache-type-v", "q8_0", "--no-flash-attn"], timeout=60)
+    proc = _run(
+        [
+            "summarize",
+            str(doc),
+            "--model",
+            str(deepseek2_models["lite"]),
+            "--ctx",
+            "512",
+            "--cache-type-v",
+            "q8_0",
+            "--no-flash-attn",
+        ],
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "flash attention" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 

@@ -29,11 +29,14 @@ def page_doc(pages: int, words_per_page: int) -> Document:
     return Document("r.pdf", "pdf", segs)
 
 
-@pytest.mark.parametrize(("tokens", "budget", "expected"), [
-    ([10, 10, 10], 100, [[0, 1, 2]]),
-    ([40, 40, 40], 100, [[0], [1], [2]]),  # each chunk also pays for its document header
-    ([20, 20, 20, 20], 80, None),
-])
+@pytest.mark.parametrize(
+    ("tokens", "budget", "expected"),
+    [
+        ([10, 10, 10], 100, [[0, 1, 2]]),
+        ([40, 40, 40], 100, [[0], [1], [2]]),  # each chunk also pays for its document header
+        ([20, 20, 20, 20], 80, None),
+    ],
+)
 def test_plan_chunks_is_greedy_and_in_order(tokens: list[int], budget: int, expected: list[list[int]] | None) -> None:
     pieces = [Piece("a", Segment(str(i), Location("a", page=i)), t, header_tokens=20) for i, t in enumerate(tokens)]
     chunks = plan_chunks(pieces, budget)
@@ -52,7 +55,7 @@ def test_split_segment_keeps_every_line_and_its_numbers() -> None:
     assert all(words(p.text) <= 30 for p in parts)
     assert "\n".join(p.text for p in parts).split() == text.split()
     assert parts[0].location.line_start == 1 and parts[-1].location.line_end == 40
-    for before, after in zip(parts, parts[1:]):
+    for before, after in itertools.pairwise(parts):
         assert after.location.line_start == before.location.line_end + 1  # type: ignore[operator]
 
 
@@ -76,8 +79,10 @@ def test_every_page_reaches_exactly_one_chunk(smollm2: Path, smollm2_tokenizer: 
 
 
 def test_markdown_chunks_cover_every_line_once(tmp_path: Path) -> None:
-    sections = [f"## Section {n}\n\n" + f"Harbor Light ran {n * 7} crossings to island {n} this week. " * 12
-                for n in range(1, 9)]
+    sections = [
+        f"## Section {n}\n\n" + f"Harbor Light ran {n * 7} crossings to island {n} this week. " * 12
+        for n in range(1, 9)
+    ]
     doc = tmp_path / "long.md"
     doc.write_text("\n\n".join(sections))
     dry = runner.invoke(app, ["summarize", str(doc), "--ctx", "1024", "--max-tokens", "48", "--dry-run", "--json"])
@@ -95,8 +100,10 @@ def test_map_reduce_on_a_multi_page_pdf(tmp_path: Path) -> None:
     """A real PDF over a small --ctx: every page reaches exactly one chunk; the run reduces to one summary."""
     from .sources.pdfs import write_pdf
 
-    pages = [f"PAGEMARK{n:02d}. " + f"On page {n} the Kessel ferry board reviewed route {n} and its fares. " * 9
-             for n in range(1, 13)]
+    pages = [
+        f"PAGEMARK{n:02d}. " + f"On page {n} the Kessel ferry board reviewed route {n} and its fares. " * 9
+        for n in range(1, 13)
+    ]
     pdf = write_pdf(tmp_path / "board-minutes.pdf", pages)
     args = ["summarize", str(pdf), "--ctx", "1024", "--max-tokens", "32", "--temperature", "0"]
     shown = runner.invoke(app, [*args, "--dry-run"])

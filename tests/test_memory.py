@@ -39,12 +39,19 @@ def deepseek_v2(kind: str, *, mla: bool = True) -> GGUFInfo:
     if not lite:
         meta["deepseek2.attention.q_lora_rank"] = 1536
     if mla:
-        meta |= {"deepseek2.attention.head_count_kv": 1, "deepseek2.attention.key_length": 576,
-                 "deepseek2.attention.value_length": 512, "deepseek2.attention.key_length_mla": 192,
-                 "deepseek2.attention.value_length_mla": 128}
+        meta |= {
+            "deepseek2.attention.head_count_kv": 1,
+            "deepseek2.attention.key_length": 576,
+            "deepseek2.attention.value_length": 512,
+            "deepseek2.attention.key_length_mla": 192,
+            "deepseek2.attention.value_length_mla": 128,
+        }
     else:
-        meta |= {"deepseek2.attention.head_count_kv": n_head, "deepseek2.attention.key_length": 192,
-                 "deepseek2.attention.value_length": 128}
+        meta |= {
+            "deepseek2.attention.head_count_kv": n_head,
+            "deepseek2.attention.key_length": 192,
+            "deepseek2.attention.value_length": 128,
+        }
     return GGUFInfo(Path(f"DeepSeek-V2-{kind}.gguf"), 3, meta)
 
 

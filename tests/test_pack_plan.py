@@ -54,15 +54,18 @@ def test_pack_json_counts_tokens_with_the_model_tokenizer(smollm2_tokenizer: Tok
 
 
 def test_plan_reports_fit_strategy_and_largest_segments(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["plan", str(SAMPLES / "meridian-coast-annual-report-2025.pdf"), "--json", "--no-measure"])
+    result = runner.invoke(
+        app, ["plan", str(SAMPLES / "meridian-coast-annual-report-2025.pdf"), "--json", "--no-measure"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["fits"] is True and payload["strategy"] == {"summarize": "whole", "ask": "whole"}
     assert payload["window"] == 8192 and payload["estimated_prompt_eval_s"] is None
     tokens = [s["tokens"] for s in payload["largest"]]
     assert tokens == sorted(tokens, reverse=True) and all(s["page"] for s in payload["largest"])
-    small = runner.invoke(app, ["plan", str(SAMPLES / "meridian-coast-annual-report-2025.pdf"), "--json",
-                                "--no-measure", "--ctx", "1024"])
+    small = runner.invoke(
+        app, ["plan", str(SAMPLES / "meridian-coast-annual-report-2025.pdf"), "--json", "--no-measure", "--ctx", "1024"]
+    )
     payload = json.loads(small.stdout)
     assert payload["fits"] is False
     assert payload["strategy"] == {"summarize": "map-reduce", "ask": "retrieve"}

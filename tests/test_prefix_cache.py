@@ -20,10 +20,12 @@ FAST = ["--ctx", "1024", "--max-tokens", "12", "--temperature", "0", "--json"]
 @pytest.fixture
 def report(tmp_path: Path) -> Path:
     path = tmp_path / "report.md"
-    path.write_text("\n\n".join(
-        f"## Route {n}\n\nThe ferry on route {n} carried {n * 1234} passengers and ran {n * 11} crossings in 2025."
-        for n in range(1, 16)
-    ))
+    path.write_text(
+        "\n\n".join(
+            f"## Route {n}\n\nThe ferry on route {n} carried {n * 1234} passengers and ran {n * 11} crossings in 2025."
+            for n in range(1, 16)
+        )
+    )
     return path
 
 
@@ -52,8 +54,19 @@ def test_same_answer_with_and_without_the_cache_and_after_corruption(report: Pat
 
 
 def test_several_questions_share_one_evaluated_prefix(report: Path) -> None:
-    result = runner.invoke(app, ["ask", "-q", "How many crossings on route 3?", "-q", "How many passengers on route 2?",
-                                 str(report), *FAST, "--no-cache"])
+    result = runner.invoke(
+        app,
+        [
+            "ask",
+            "-q",
+            "How many crossings on route 3?",
+            "-q",
+            "How many passengers on route 2?",
+            str(report),
+            *FAST,
+            "--no-cache",
+        ],
+    )
     assert result.exit_code == 0, result.output
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert first["question"].endswith("route 3?") and second["question"].endswith("route 2?")

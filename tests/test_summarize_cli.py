@@ -65,8 +65,13 @@ def test_stdin_pipeline(short_doc: Path, smollm2: Path) -> None:
     assert "\x1b[" not in piped.stderr  # no colour or animation when stderr is not a terminal
     # greedy decoding: the same input through a redirect gives the same summary
     with short_doc.open("rb") as fh:
-        again = subprocess.run([*dsv2_cmd(), "summarize", "-", "--model", str(smollm2), *FAST],
-                               stdin=fh, capture_output=True, text=True, timeout=120)
+        again = subprocess.run(
+            [*dsv2_cmd(), "summarize", "-", "--model", str(smollm2), *FAST],
+            stdin=fh,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert again.stdout == piped.stdout
 
 
@@ -164,8 +169,12 @@ def test_progress_bar_with_token_rate_on_a_terminal(smollm2: Path) -> None:
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     sample = SAMPLES / "harbor-light-annual-report.md"
-    proc = subprocess.Popen([*dsv2_cmd(), "summarize", str(sample), "--model", str(smollm2), "--max-tokens", "4"],
-                            stdout=subprocess.PIPE, stderr=slave, env=env)
+    proc = subprocess.Popen(
+        [*dsv2_cmd(), "summarize", str(sample), "--model", str(smollm2), "--max-tokens", "4"],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+    )
     os.close(slave)
     seen = b""
     while True:

@@ -30,8 +30,9 @@ class LlamaCppOptions:
     n_ctx: int
     gpu_layers: int | None = None  # None: all layers when the build can offload, else 0
     threads: int | None = None  # None: every core
-    # None: on. llama-cpp-python cannot ask for llama.cpp's "auto"; on CPU, flash attention
-    # evaluated prompts ~2x faster with 2 threads (SmolLM2, 1000 tokens: 107 vs 45 tok/s).
+    # None: auto, which resolve_flash_attn turns into on. On this CPU it makes no difference
+    # (SmolLM2, 2,000-token prompt, 2 threads, idle machine: 139 tok/s on vs 147 off); it is what
+    # llama.cpp's own auto picks on GPUs, and a quantized V cache requires it.
     flash_attn: bool | None = None
     verbose: bool = False
     n_batch: int = 512
@@ -60,8 +61,11 @@ def _device_kwargs(opts: LlamaCppOptions) -> dict[str, Any]:
     import llama_cpp
 
     types = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
-    modes = {"none": llama_cpp.LLAMA_SPLIT_MODE_NONE, "layer": llama_cpp.LLAMA_SPLIT_MODE_LAYER,
-             "row": llama_cpp.LLAMA_SPLIT_MODE_ROW}
+    modes = {
+        "none": llama_cpp.LLAMA_SPLIT_MODE_NONE,
+        "layer": llama_cpp.LLAMA_SPLIT_MODE_LAYER,
+        "row": llama_cpp.LLAMA_SPLIT_MODE_ROW,
+    }
     for flag, name in (("--cache-type-k", opts.type_k), ("--cache-type-v", opts.type_v)):
         if name not in types:
             raise UsageError(f"{flag} {name}: must be one of {', '.join(types)}")
@@ -75,8 +79,10 @@ def _device_kwargs(opts: LlamaCppOptions) -> dict[str, Any]:
     if opts.tensor_split is not None:
         limit = int(llama_cpp.LLAMA_MAX_DEVICES)
         if len(opts.tensor_split) > limit:
-            raise UsageError(f"--tensor-split has {len(opts.tensor_split)} shares; this llama.cpp build "
-                             f"handles at most {limit} device(s)")
+            raise UsageError(
+                f"--tensor-split has {len(opts.tensor_split)} shares; this llama.cpp build "
+                f"handles at most {limit} device(s)"
+            )
         kwargs["tensor_split"] = list(opts.tensor_split)
     return kwargs
 
@@ -202,7 +208,7 @@ class LlamaCppBackend:
         if not ok or list(tokens[: count.value]) != ids[:prefix]:
             cache.discard(key)
             llm.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves reset() unannotated
-            llm._ctx.kv_cache_clear()
+            llm._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]  # unannotated in llama_cpp
             self.notices.append(f"discarded a prefix-cache entry that did not load or did not match ({path.name})")
             return 0
         llm.input_ids[:prefix] = ids[:prefix]

@@ -29,8 +29,12 @@ class CacheStatus:
     max_bytes: int
 
     def to_dict(self) -> dict[str, object]:
-        return {"directory": str(self.directory), "entries": self.entries, "size_bytes": self.size_bytes,
-                "max_bytes": self.max_bytes}
+        return {
+            "directory": str(self.directory),
+            "entries": self.entries,
+            "size_bytes": self.size_bytes,
+            "max_bytes": self.max_bytes,
+        }
 
 
 class PrefixCache:

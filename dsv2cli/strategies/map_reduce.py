@@ -227,7 +227,9 @@ class MapReduce:
             raise ContextOverflowError(
                 f"the {self.window}-token window leaves {max(budget, 0)} tokens per chunk after "
                 f"{self.max_tokens} reserved for output: use a larger --ctx or a smaller --max-tokens",
-                input_tokens=0, window=self.window, budget=max(budget, 0),
+                input_tokens=0,
+                window=self.window,
+                budget=max(budget, 0),
             )
         return plan_chunks(make_pieces(docs, budget - PIECE_JOIN_TOKENS, self.tokenizer.count), budget)
 
@@ -270,12 +272,14 @@ class MapReduce:
                 return result
             groups = self._group(partials, self._budget(reduce_template, {}))
             if len(groups) >= len(partials):
+                longest = max(self.tokenizer.count(p.text) for p in partials)
                 raise ContextOverflowError(
-                    f"partial summaries do not shrink: two of them ({max(len(self.tokenizer.encode(p.text)) for p in partials)}"
-                    f"+ tokens each) do not fit one {self.window}-token window with {self.max_tokens} reserved for "
-                    "output: lower --max-tokens or raise --ctx",
+                    f"partial summaries do not shrink: two of them (up to {longest} tokens each) do not fit one "
+                    f"{self.window}-token window with {self.max_tokens} reserved for output: lower --max-tokens "
+                    "or raise --ctx",
                     input_tokens=sum(self.tokenizer.count(p.text) for p in partials),
-                    window=self.window, budget=self._budget(reduce_template, {}),
+                    window=self.window,
+                    budget=self._budget(reduce_template, {}),
                 )
             result.levels += 1
             merged: list[Partial] = []
@@ -318,7 +322,9 @@ class MapReduce:
         if len(prompt.ids) + params.max_tokens > self.window:
             raise ContextOverflowError(
                 f"internal: a {len(prompt.ids)}-token chunk prompt does not fit the {self.window}-token window",
-                input_tokens=len(prompt.ids), window=self.window, budget=self.window - params.max_tokens,
+                input_tokens=len(prompt.ids),
+                window=self.window,
+                budget=self.window - params.max_tokens,
             )
         usage = Usage()
         pieces = []

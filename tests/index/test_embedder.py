@@ -62,9 +62,12 @@ def test_converted_minilm_matches_a_numpy_reference_of_the_original_weights(embe
 
 
 def test_meaning_not_spelling_decides_similarity(embedder: LlamaEmbedder) -> None:
-    a, b, c = (np.array(v) for v in embedder.embed(
-        ["How do I reset my password?", "Steps to recover a forgotten login credential", "Tomatoes grow in summer"]
-    ))
+    a, b, c = (
+        np.array(v)
+        for v in embedder.embed(
+            ["How do I reset my password?", "Steps to recover a forgotten login credential", "Tomatoes grow in summer"]
+        )
+    )
     assert a @ b > a @ c + 0.2
 
 
