@@ -36,3 +36,25 @@ def test_user_template_with_unknown_placeholder_is_rejected(tmp_path: Path) -> N
     bad.write_text("{{ document }} in {{ language }}")
     with pytest.raises(UsageError, match="unknown placeholder"):
         prompts.load_user_template(bad, frozenset({"document"}))
+
+
+@pytest.mark.slow
+def test_a_non_editable_wheel_ships_every_template(tmp_path: Path) -> None:
+    """`pip install .` must find the templates: they are inside the wheel as dsv2cli/prompts/."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from .conftest import ROOT
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = tmp_path.glob("dsv2cli-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in (ROOT / "prompts").glob("*.txt"):
+        assert f"dsv2cli/prompts/{template.name}" in names
