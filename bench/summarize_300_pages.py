@@ -32,11 +32,11 @@ def write_pdf(path: Path, pages: int) -> None:
     for n in range(1, pages + 1):
         pdf.add_page()
         pdf.set_font("Helvetica", size=10)
-        text = (
-            f"PAGEMARK{n:03d}. Section {n // 10 + 1}. On page {n} the Kessel Sound ferry board reviewed route "
-            f"{n % 7 + 1}: {n * 113} passengers, {n * 3} crossings, fares of {4 + n % 5}.50 euros, and a fuel "
-            f"bill of {n * 1.7:.1f} thousand euros. " * 4
+        body = (
+            f"On page {n} the Kessel Sound ferry board reviewed route {n % 7 + 1}: {n * 113} passengers, "
+            f"{n * 3} crossings, fares of {4 + n % 5}.50 euros, and a fuel bill of {n * 1.7:.1f} thousand euros. "
         )
+        text = f"PAGEMARK{n:03d}. Section {n // 10 + 1}. " + body * 4
         pdf.multi_cell(0, 5, text)
     pdf.output(str(path))
 
