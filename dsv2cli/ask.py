@@ -77,11 +77,11 @@ def plan(
     overhead = len(build_prompt(tokenizer, facts, system, "", question).ids)
     budget = Budget(window=window, output=max_tokens, overhead=overhead)
     context = render_context(docs)
-    context_tokens = tokenizer.count(context)
+    whole = build_prompt(tokenizer, facts, system, context, question)  # the one full tokenization
+    context_tokens = len(whole.ids) - overhead
     chosen = choose("ask", context_tokens, budget.document, strategy)
     if chosen == WHOLE:
-        prompt = build_prompt(tokenizer, facts, system, context, question)
-        document_tokens = len(prompt.ids) - overhead
+        prompt, document_tokens = whole, context_tokens
         ensure_fits(
             len(prompt.ids),
             window,
