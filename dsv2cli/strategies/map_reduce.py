@@ -164,6 +164,10 @@ def make_pieces(docs: Sequence[Document], limit: int, count: Count) -> list[Piec
         for segment in doc.segments:
             if not segment.text.strip():
                 continue
+            tokens = piece_tokens(segment, count, numbered)
+            if tokens <= limit - header:  # the usual case (a page, a section): counted once
+                pieces.append(Piece(doc.source, segment, tokens, numbered, header))
+                continue
             for part in split_segment(segment, limit - header, count, numbered):
                 pieces.append(Piece(doc.source, part, piece_tokens(part, count, numbered), numbered, header))
     return pieces
