@@ -908,7 +908,7 @@ def pack(
     """Print the packed context exactly as the model receives it (markers, line numbers)."""
     env = Env()
     with handle_errors(env, debug):
-        from .packing import render_context
+        from .packing import count_context, render_context
 
         docs = _load_inputs(env, paths, repo, include, exclude, password)
         if not json_out:
@@ -917,24 +917,23 @@ def pack(
         settings = _settings(env, model=model, tokenizer=tokenizer)
         counter, resolved = _count_cache(env, settings)
         try:
-            context_tokens = counter.count(render_context(docs))
-            payload = {
-                "model": str(resolved.path),
-                "tokenizer": settings.tokenizer,
-                "context_tokens": context_tokens,
-                "documents": [
-                    {
-                        "source": doc.source,
-                        "kind": doc.kind,
-                        "segments": [
-                            {**seg.location.to_dict(), "tokens": counter.count(seg.text)} for seg in doc.segments
-                        ],
-                    }
-                    for doc in docs
-                ],
-            }
+            counted = count_context(docs, counter.count_joined)
         finally:
             counter.close()
+        tokens = counted.segment_tokens()
+        payload = {
+            "model": str(resolved.path),
+            "tokenizer": settings.tokenizer,
+            "context_tokens": counted.tokens,
+            "documents": [
+                {
+                    "source": doc.source,
+                    "kind": doc.kind,
+                    "segments": [{**seg.location.to_dict(), "tokens": tokens.get(id(seg), 0)} for seg in doc.segments],
+                }
+                for doc in docs
+            ],
+        }
         env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
 
 
@@ -950,8 +949,11 @@ def _count_cache(env: Env, settings: Any) -> tuple[Any, Any]:
         resolved = ResolvedModel(named_tokenizer_path(settings.tokenizer), f"--tokenizer {settings.tokenizer}")
     else:
         resolved = resolve_model(settings)
-    tokenizer = Tokenizer.load(resolved.path)
-    cache = CountCache(tokenizer, settings.home / "cache" / "token-counts.sqlite", tokenizer_key(resolved.path))
+    cache = CountCache(
+        lambda: Tokenizer.load(resolved.path),
+        settings.home / "cache" / "token-counts.sqlite",
+        tokenizer_key(resolved.path),
+    )
     return cache, resolved
 
 
@@ -991,7 +993,7 @@ def plan(
         from . import planning
         from . import summarize as summ
         from .engines.llamacpp import default_threads
-        from .packing import Budget, render_context
+        from .packing import Budget, count_context
         from .strategies import choose
 
         settings = _settings(
@@ -1012,8 +1014,9 @@ def plan(
         session = _open_model(env, settings, verbose=False, announce=False)
         counter, _ = _count_cache(env, settings)
         try:
-            context_tokens = counter.count(render_context(docs))
-            sizes = planning.segment_sizes(docs, counter.count)
+            counted = count_context(docs, counter.count_joined)
+            context_tokens = counted.tokens
+            sizes = planning.part_sizes(counted)
             overhead = len(summ.build_prompt(counter.tokenizer, session.facts, summ.style_spec(settings.style), "").ids)
         finally:
             counter.close()

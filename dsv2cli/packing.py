@@ -7,7 +7,7 @@ the model's own tokenizer on the exact token ids that will be sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import ContextOverflowError, UsageError
@@ -45,24 +45,82 @@ def number_lines(text: str, first: int) -> str:
     return "\n".join(f"{n:>{width}} | {line}" for n, line in enumerate(lines, first))
 
 
+def render_body(seg: Segment, numbered: bool = False) -> str:
+    """One segment as the model sees it: its marker, then its text (line-numbered for code)."""
+    text = escape_data(seg.text)
+    if numbered and seg.location.line_start is not None:
+        text = number_lines(text, seg.location.line_start)
+    label = marker(seg.location)
+    return (f"{label}\n{text}" if label else text).strip("\n")
+
+
+# One piece of a rendered context and the segment it carries (None: a document with no text).
+Part = tuple[Segment | None, str]
+
+
+def document_parts(source: str, segments: Sequence[Segment], numbered: bool = False) -> list[Part]:
+    """A document as consecutive parts, one per non-empty segment; their concatenation is the document.
+
+    Segments are separated by a blank line, and the cut between two parts falls inside it: each
+    part ends with a newline and the next begins with one. Cut there, the two halves tokenize as
+    the whole does for the tokenizers we use (see ``tokens.Tokenizer.splits_in_blank_lines``), so
+    counts per part add up to the count of the context.
+    """
+    header = f'<document source="{quote_attr(source)}">\n'
+    bodies = [(seg, body) for seg in segments if (body := render_body(seg, numbered))]
+    if not bodies:
+        return [(None, header + "\n</document>")]
+    last = len(bodies) - 1
+    return [
+        (seg, (header if i == 0 else "\n") + body + ("\n</document>" if i == last else "\n"))
+        for i, (seg, body) in enumerate(bodies)
+    ]
+
+
 def render_segments(source: str, segments: Sequence[Segment], numbered: bool = False) -> str:
     """Segments of one source between markers: page/section markers, or line numbers for code."""
-    body: list[str] = []
-    for seg in segments:
-        text = escape_data(seg.text)
-        if numbered and seg.location.line_start is not None:
-            text = number_lines(text, seg.location.line_start)
-        label = marker(seg.location)
-        body.append(f"{label}\n{text}" if label else text)
-    return f'<document source="{quote_attr(source)}">\n' + "\n\n".join(body).strip("\n") + "\n</document>"
+    return "".join(text for _, text in document_parts(source, segments, numbered))
 
 
 def render_document(doc: Document) -> str:
     return render_segments(doc.source, doc.segments, numbered=doc.kind == "code")
 
 
+def context_parts(docs: Sequence[Document]) -> list[Part]:
+    """``render_context`` as parts: ``"".join(text for _, text in context_parts(d)) == render_context(d)``."""
+    parts: list[Part] = []
+    for i, doc in enumerate(docs):
+        doc_parts = document_parts(doc.source, doc.segments, numbered=doc.kind == "code")
+        if i > 0:  # the blank line between documents, cut in the middle like the one between segments
+            parts[-1] = (parts[-1][0], parts[-1][1] + "\n")
+            doc_parts[0] = (doc_parts[0][0], "\n" + doc_parts[0][1])
+        parts.extend(doc_parts)
+    return parts
+
+
 def render_context(docs: Sequence[Document]) -> str:
-    return "\n\n".join(render_document(d) for d in docs)
+    return "".join(text for _, text in context_parts(docs))
+
+
+@dataclass(frozen=True)
+class ContextCount:
+    """Exact tokens of ``render_context(docs)``, and of each part as it stands in that context."""
+
+    tokens: int
+    parts: list[tuple[Segment | None, int]]
+
+    def segment_tokens(self) -> dict[int, int]:
+        """``id(segment)`` -> tokens (its marker, line numbers, and its share of tags and blank lines)."""
+        return {id(seg): n for seg, n in self.parts if seg is not None}
+
+
+def count_context(
+    docs: Sequence[Document], count_joined: Callable[[Sequence[str]], tuple[int, list[int]]]
+) -> ContextCount:
+    """Count the packed context part by part (see ``tokens.CountCache.count_joined``), never twice."""
+    parts = context_parts(docs)
+    total, counts = count_joined([text for _, text in parts])
+    return ContextCount(total, [(seg, n) for (seg, _), n in zip(parts, counts, strict=True)])
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .engines.llamacpp import LlamaCppBackend
-from .sources.base import Document, Location
+from .packing import ContextCount
+from .sources.base import Location
 
 
 @dataclass(frozen=True)
@@ -19,9 +20,9 @@ class Sized:
     tokens: int
 
 
-def segment_sizes(docs: Sequence[Document], count: Callable[[str], int]) -> list[Sized]:
-    """Token count of every segment (a page, a file, a section), in input order."""
-    return [Sized(seg.location, count(seg.text)) for doc in docs for seg in doc.segments if seg.text.strip()]
+def part_sizes(counted: ContextCount) -> list[Sized]:
+    """Tokens of every segment (a page, a file, a section) as packed, in input order."""
+    return [Sized(seg.location, n) for seg, n in counted.parts if seg is not None]
 
 
 def largest(sizes: Sequence[Sized], n: int = 10) -> list[Sized]:

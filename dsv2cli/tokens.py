@@ -8,6 +8,7 @@ token. Only the chat template's own scaffolding may produce special tokens (see 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,14 +57,69 @@ class Tokenizer:
     def llama(self) -> Llama:
         return self._llama
 
+    def _tokenize(self, data: bytes) -> tuple[Any, int]:
+        """llama_tokenize into a buffer sized for the worst case, so long texts are tokenized once.
+
+        (``Llama.tokenize`` sizes its buffer by the training context and tokenizes twice when the
+        text is longer.) ctypes releases the GIL for the call, so threads count in parallel.
+        """
+        import llama_cpp
+
+        vocab = self._model.vocab
+        capacity = len(data) + 16  # every token covers at least one byte, plus BOS/EOS/space prefix
+        while True:
+            buf = (llama_cpp.llama_token * capacity)()
+            n = int(llama_cpp.llama_tokenize(vocab, data, len(data), buf, capacity, False, False))
+            if n >= 0:
+                return buf, n
+            if -n <= capacity:
+                raise ModelError(f"llama_tokenize failed ({n}) on {len(data)} bytes")
+            capacity = -n
+
     def encode(self, text: str) -> list[int]:
         """Tokens for ``text`` as plain data: no BOS, no special tokens."""
         if not text:
             return []
-        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        buf, n = self._tokenize(text.encode("utf-8", "surrogatepass"))
+        return list(buf[:n])
 
     def count(self, text: str) -> int:
-        return len(self.encode(text))
+        if not text:
+            return 0
+        return self._tokenize(text.encode("utf-8", "surrogatepass"))[1]
+
+    @cached_property
+    def splits_in_blank_lines(self) -> bool:
+        """Whether a text cut between the two newlines of a blank line counts as its two halves do.
+
+        The cut must fall before a non-blank line (``...\\n`` + ``\\nText...``). True for
+        byte-level BPE vocabularies whose pre-tokenizer gives every newline run but its last
+        character a piece of its own (GPT-2, SmolLM2) or every newline its own piece (DeepSeek);
+        checked on probes, not assumed. False for SentencePiece vocabularies, and for Llama 3
+        style pre-tokenizers that keep a run of newlines together.
+        """
+        import llama_cpp
+
+        if llama_cpp.llama_vocab_type(self._model.vocab) != llama_cpp.LLAMA_VOCAB_TYPE_BPE:
+            return False
+        halves = [
+            ('<document source="a.py">\n  1 | x = 1\n', "\n[§ 2, p. 3]\nThe ferry's 12 crews.\n"),
+            ("def f():\n    return 1  \n", "\nclass C:\n\tpass\n\n\n"),
+            ("end of page. \n \n", "\nÜber 3.5% — naïve 東京 text\n"),
+            ("a\r\n", "\n#b\n"),
+            ("tail\n\n\n", "\n}\n"),
+            ("</document>\n", '\n<document source="b.md">\n'),
+        ]
+        return all(self.count(a + b) == self.count(a) + self.count(b) for a, b in halves)
+
+    def cut_is_clean(self, before: str, after: str, window: int = 256) -> bool:
+        """Whether ``before + after`` tokenizes as the two do apart, judged on the text around the cut.
+
+        Far from the cut both sides tokenize the same either way; what the ends of the window do
+        to the count appears on both sides of the comparison and cancels.
+        """
+        head, tail = before[-window:], after[:window]
+        return self.count(head + tail) == self.count(head) + self.count(tail)
 
     def decode(self, ids: list[int]) -> str:
         return self._llama.detokenize(ids).decode("utf-8", errors="replace")
@@ -128,15 +184,18 @@ class CountCache:
     """Token counts per (tokenizer, content hash), persisted in ``$DSV2_HOME/cache/token-counts.sqlite``.
 
     Short texts are counted directly (a lookup costs more than tokenizing them); long ones are
-    looked up first, so re-planning a 300-page PDF does not re-tokenize it.
+    looked up first, so re-planning a 300-page PDF does not re-tokenize it. The tokenizer may be
+    given as a loader: it is then loaded on the first miss only, so a fully cached count never
+    imports llama.cpp or reads the vocabulary.
     """
 
     MIN_CHARS = 2048
 
-    def __init__(self, tokenizer: Tokenizer, path: Path, tokenizer_key: str) -> None:
+    def __init__(self, tokenizer: Tokenizer | Callable[[], Tokenizer], path: Path, tokenizer_key: str) -> None:
         import sqlite3
 
-        self.tokenizer = tokenizer
+        self._tokenizer = tokenizer if isinstance(tokenizer, Tokenizer) else None
+        self._loader = None if isinstance(tokenizer, Tokenizer) else tokenizer
         self.key = tokenizer_key
         self.hits = 0
         self.misses = 0
@@ -148,6 +207,13 @@ class CountCache:
             " PRIMARY KEY (tokenizer, sha256))"
         )
         self._pending: list[tuple[str, str, int]] = []
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            assert self._loader is not None
+            self._tokenizer = self._loader()
+        return self._tokenizer
 
     def count(self, text: str) -> int:
         if len(text) < self.MIN_CHARS:
@@ -174,9 +240,103 @@ class CountCache:
                 self._db.executemany("INSERT OR REPLACE INTO counts VALUES (?, ?, ?)", self._pending)
             self._pending.clear()
 
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """Counts of many texts, in order: one cache query per batch, misses tokenized in parallel."""
+        import hashlib
+
+        counts: list[int | None] = [None] * len(texts)
+        digests: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):  # every text is looked up: a batch query is cheap
+            digests.setdefault(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), []).append(i)
+        keys = list(digests)
+        for start in range(0, len(keys), 500):
+            batch = keys[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            for digest, tokens in self._db.execute(
+                f"SELECT sha256, tokens FROM counts WHERE tokenizer = ? AND sha256 IN ({marks})", (self.key, *batch)
+            ):
+                for i in digests.pop(digest, []):
+                    counts[i] = int(tokens)
+                    self.hits += 1
+        missing = {indices[0]: digest for digest, indices in digests.items()}
+        todo = list(missing)
+        counted = _parallel_map(self.tokenizer.count, [texts[i] for i in todo]) if todo else []
+        for i, tokens in zip(todo, counted, strict=True):
+            self.misses += 1
+            self._pending.append((self.key, missing[i], tokens))
+            for j in digests[missing[i]]:
+                counts[j] = tokens
+        if len(self._pending) >= 256:
+            self.flush()
+        return [c if c is not None else 0 for c in counts]
+
+    def count_joined(self, texts: Sequence[str]) -> tuple[int, list[int]]:
+        """Exact token count of ``"".join(texts)``, and the count of every text.
+
+        The whole is counted as the sum of its parts wherever that is exact (see ``_sum``), so
+        each part is tokenized once, in parallel, and cached by content; the total is cached too.
+        """
+        import hashlib
+
+        counts = self.count_many(texts)
+        whole = "".join(texts)
+        digest = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()
+        row = self._db.execute(
+            "SELECT tokens FROM counts WHERE tokenizer = ? AND sha256 = ?", (self.key, digest)
+        ).fetchone()
+        if row is not None:
+            self.hits += 1
+            return int(row[0]), counts
+        self.misses += 1
+        total = self._sum(texts, counts, whole)
+        self._pending.append((self.key, digest, total))
+        return total, counts
+
+    def _sum(self, texts: Sequence[str], counts: list[int], whole: str) -> int:
+        """Where the cut between two texts falls inside a blank line, before a non-blank line,
+        the tokenizer ``splits_in_blank_lines``, and the few hundred characters around the cut
+        tokenize as their two halves do, the count of the two is the sum of their counts. Texts
+        joined by any other cut are counted together.
+        """
+        tokenizer = self.tokenizer
+        if not tokenizer.splits_in_blank_lines:
+            return tokenizer.count(whole)
+        groups: list[list[int]] = []
+        for i, text in enumerate(texts):
+            clean = (
+                i > 0
+                and texts[i - 1].endswith("\n")
+                and text[:1] == "\n"
+                and not text[1:2].isspace()
+                and tokenizer.cut_is_clean(texts[i - 1], text)
+            )
+            if groups and not clean:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        merged = [g for g in groups if len(g) > 1]
+        merged_counts = iter(_parallel_map(tokenizer.count, ["".join(texts[i] for i in g) for g in merged]))
+        return sum(next(merged_counts) if len(g) > 1 else counts[g[0]] for g in groups)
+
     def close(self) -> None:
         self.flush()
         self._db.close()
+
+
+def _parallel_map(fn: Callable[[str], int], texts: list[str]) -> list[int]:
+    """``map`` over threads when there is enough work: llama_tokenize runs without the GIL."""
+    import os
+
+    workers = min(len(texts), os.cpu_count() or 1, 8)
+    if workers < 2 or sum(len(t) for t in texts) < 200_000:
+        return [fn(t) for t in texts]
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Longest first so that one big file does not start last; results go back in input order.
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    with ThreadPoolExecutor(workers) as pool:
+        results = dict(zip(order, pool.map(fn, [texts[i] for i in order]), strict=True))
+    return [results[i] for i in range(len(texts))]
 
 
 def tokenizer_key(model_path: Path) -> str:

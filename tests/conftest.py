@@ -50,6 +50,17 @@ def deepseek2_models(deepseek_vocab: Path, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
+def minilm_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real MiniLM embedder (a WordPiece vocabulary), converted to GGUF once per session."""
+    from dsv2cli.index.convert import convert_bert
+    from dsv2cli.index.embedder import INSTALL_HINT, default_weights_dir
+
+    weights = default_weights_dir()
+    assert weights is not None, f"the default embedder's weights are missing: {INSTALL_HINT}"
+    return convert_bert(weights, tmp_path_factory.mktemp("models") / "minilm.q8_0.gguf", q8=True)
+
+
+@pytest.fixture(scope="session")
 def smollm2_tokenizer(smollm2: Path):  # type: ignore[no-untyped-def]
     from dsv2cli.tokens import Tokenizer
 

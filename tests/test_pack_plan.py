@@ -41,11 +41,14 @@ def test_pack_json_counts_tokens_with_the_model_tokenizer(smollm2_tokenizer: Tok
     segments = payload["documents"][0]["segments"]
     assert len(segments) > 3 and all(s["line_start"] for s in segments)
     from dsv2cli import sources
-    from dsv2cli.packing import render_context
+    from dsv2cli.packing import context_parts, render_context
 
     doc = sources.load(str(sample))
     assert payload["context_tokens"] == smollm2_tokenizer.count(render_context([doc]))
-    assert [s["tokens"] for s in segments] == [smollm2_tokenizer.count(s.text) for s in doc.segments]
+    # each segment as it stands in the context (marker, its share of tags and blank lines) ...
+    assert [s["tokens"] for s in segments] == [smollm2_tokenizer.count(text) for _, text in context_parts([doc])]
+    # ... so that the segments add up to the context
+    assert sum(s["tokens"] for s in segments) == payload["context_tokens"]
     # the long context's count is cached by content hash
     with sqlite3.connect(dsv2_home / "cache" / "token-counts.sqlite") as db:
         assert db.execute("SELECT count(*) FROM counts").fetchone()[0] >= 1

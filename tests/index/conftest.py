@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 
 from dsv2cli.index import LlamaEmbedder
-from dsv2cli.index.convert import convert_bert
-from dsv2cli.index.embedder import INSTALL_HINT, default_weights_dir
 
 # Short truncation keeps the suite fast on 2 cores; the benchmark measures the real settings.
 TEST_MAX_TOKENS = 128
@@ -19,13 +17,6 @@ discount coupon tax region country currency rate exchange report chart metric da
 login password profile avatar email notify message queue worker retry backoff cache entry expire evict storage bucket
 upload download archive compress thumbnail image resize"""
 WORDS = _WORD_TEXT.split()
-
-
-@pytest.fixture(scope="session")
-def minilm_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    weights = default_weights_dir()
-    assert weights is not None, f"the default embedder's weights are missing: {INSTALL_HINT}"
-    return convert_bert(weights, tmp_path_factory.mktemp("models") / "minilm.q8_0.gguf", q8=True)
 
 
 @pytest.fixture(scope="session")
