@@ -48,6 +48,9 @@ class ChatPrompt:
     text: str  # the rendered prompt, for --dry-run and debugging
     template: str  # "gguf", "deepseek-v2 (built in)" or "plain (built in)"
     cache_prefix: int = 0  # ids[:cache_prefix] do not depend on the question: reusable state
+    # The messages the ids were built from: what a remote (chat-completions) backend sends; the
+    # server applies its own template, and ``ids`` is then our count of it for the budget.
+    messages: tuple[Message, ...] = ()
 
 
 class _Boundary:
@@ -128,4 +131,4 @@ def format_chat(
     if tokenizer.adds_bos and tokenizer.bos_id >= 0 and ids[:1] != [tokenizer.bos_id]:
         ids.insert(0, tokenizer.bos_id)
         prefix += 1 if prefix else 0
-    return ChatPrompt(ids, "".join(text_parts), kind, prefix)
+    return ChatPrompt(ids, "".join(text_parts), kind, prefix, tuple(messages))

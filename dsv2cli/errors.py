@@ -17,6 +17,8 @@ class ExitCode(IntEnum):
     INPUT = 3
     MODEL = 4
     CONTEXT_OVERFLOW = 5
+    REMOTE = 6
+    REFUSED = 7
     INTERRUPTED = 130
 
 
@@ -58,3 +60,15 @@ class ContextOverflowError(Dsv2Error):
         self.input_tokens = input_tokens
         self.window = window
         self.budget = budget
+
+
+class RemoteError(Dsv2Error):
+    """A remote backend that cannot be reached, rejects the key, or keeps failing after retries."""
+
+    exit_code = ExitCode.REMOTE
+
+
+class RefusedError(Dsv2Error):
+    """Sending was refused: content that looks like a secret, or the user said no."""
+
+    exit_code = ExitCode.REFUSED
