@@ -59,6 +59,18 @@ class Env:
     def note(self, message: str) -> None:
         print(f"dsv2: {message}", file=self.stderr, flush=True)
 
+    def confirm(self, question: str) -> bool | None:
+        """Ask on the terminal (stdin may be the document): True/False, or None when there is no terminal."""
+        if not _isatty(self.stderr):
+            return None
+        try:
+            with open("/dev/tty", "r+", encoding="utf-8") as tty:
+                tty.write(f"dsv2: {question}")
+                tty.flush()
+                return tty.readline().strip().lower() in ("y", "yes")
+        except OSError:
+            return None
+
 
 def _isatty(stream: Any) -> bool:
     try:
@@ -184,6 +196,79 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for err
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
 
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="local | openai | a profile: deepseek, openrouter, vllm, llama-server, or [profiles.NAME] in the "
+        "config [default: local].",
+        show_default=False,
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://host:8000/v1.", show_default=False),
+]
+ApiModelOpt = Annotated[
+    str | None, typer.Option("--api-model", help="Model name sent to the endpoint.", show_default=False)
+]
+ApiKeyEnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key-env",
+        help="Environment variable holding the API key [default: the profile's, then DSV2_API_KEY].",
+        show_default=False,
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--concurrency",
+        help="Requests in flight at once [default: 4 on a remote backend, 1 local].",
+        show_default=False,
+    ),
+]
+EscalateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--escalate-to",
+        help="A second backend or profile for requests judged complex, or whose first answer fails validation.",
+        show_default=False,
+    ),
+]
+AllowSecretsOpt = Annotated[
+    bool, typer.Option("--allow-secrets", help="Send content that looks like a secret to a remote backend.")
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Send to a remote backend without asking (scripts).")]
+
+
+def _remote_flags(
+    backend: str | None,
+    base_url: str | None,
+    api_model: str | None,
+    api_key_env: str | None,
+    concurrency: int | None,
+    escalate_to: str | None,
+) -> dict[str, Any]:
+    return {
+        "backend": backend,
+        "base_url": base_url,
+        "api_model": api_model,
+        "api_key_env": api_key_env,
+        "concurrency": concurrency,
+        "escalate_to": escalate_to,
+    }
+
+
+def _escalation(env: Env, settings: Any, verbose: bool) -> _ModelSession | None:
+    """The --escalate-to backend, opened (not loaded); None without --escalate-to."""
+    if not settings.escalate_to:
+        return None
+    from .settings import with_backend
+
+    return _open_model(env, with_backend(settings, settings.escalate_to, env.environ), verbose)
+
+
 def _settings(env: Env, **flags: Any) -> Any:
     from .settings import resolve
 
@@ -287,6 +372,14 @@ def summarize(
     tokenizer: TokenizerOpt = None,
     temperature: TempOpt = None,
     seed: SeedOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_model: ApiModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    escalate_to: EscalateOpt = None,
+    allow_secrets: AllowSecretsOpt = False,
+    yes: YesOpt = False,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -310,6 +403,7 @@ def summarize(
             seed=seed,
             style=style,
             cache_size=cache_size,
+            **_remote_flags(backend, base_url, api_model, api_key_env, concurrency, escalate_to),
         )
         from . import prompts
         from . import summarize as summ
@@ -321,17 +415,43 @@ def summarize(
         docs = _load_inputs(env, paths, repo, include, exclude, password)
         session = _open_model(env, settings, verbose, no_cache=no_cache)
         tokenize_started = time.perf_counter()
-        tok = session.vocab_tokenizer(verbose) if dry_run else session.backend.tokenizer
-        the_plan = summ.plan(docs, tok, session.facts, spec, session.window, settings.max_tokens, strategy)
+
+        def plan_on(session: _ModelSession) -> Any:
+            tok = session.tokenizer(verbose, dry_run)
+            return summ.plan(
+                docs, tok, session.facts, spec, session.window, settings.max_tokens, strategy, settings.parallel
+            )
+
+        the_plan = plan_on(session)
+        answered_by: dict[str, Any] = {"backend": settings.backend, "escalated": False, "reason": None}
+        escalation = _escalation(env, settings, verbose)
+        if escalation is not None:
+            from .remote import classify_input
+
+            reason = classify_input(the_plan.document_tokens, the_plan.budget.document)
+            if reason is not None:
+                env.note(f"escalating to {settings.escalate_to}: {reason}")
+                session, the_plan = escalation, plan_on(escalation)
+                answered_by = {"backend": settings.escalate_to, "escalated": True, "reason": reason}
+            else:
+                answered_by["reason"] = "input fits one window"
         tokenize_s = time.perf_counter() - tokenize_started
         if dry_run:
-            _print_dry_run(env, the_plan, docs, json_out)
+            _print_dry_run(env, the_plan, docs, json_out, session, answered_by)
             return
         if the_plan.strategy != "whole":
             env.note(
                 f"input is {the_plan.document_tokens} tokens, over the {the_plan.budget.document}-token budget "
                 f"of one {session.window}-token window: map-reduce over {len(the_plan.chunks)} chunks"
             )
+        _guard(
+            env,
+            session,
+            docs,
+            *the_plan.sent_estimate(),
+            allow_secrets=allow_secrets,
+            yes=yes,
+        )
 
         streaming = not json_out and (stream or env.stdout_isatty)
         on_text = _stdout_writer(env) if streaming else None
@@ -346,10 +466,10 @@ def summarize(
                 on_prompt_progress=on_prompt,
                 on_stage=on_stage,
             )
-        for notice in session.backend.notices:
+        for notice in session.notices():
             env.note(notice)
         result.timings = {
-            "load_s": round(session.backend.load_s, 4),
+            "load_s": round(session.load_s, 4),
             "tokenize_s": round(tokenize_s, 4),
             **result.timings,
             "total_s": round(time.perf_counter() - _STARTED, 4),
@@ -367,7 +487,9 @@ def summarize(
             payload = {
                 "summary": result.summary,
                 "model": result.model,
-                "model_path": str(session.path),
+                "model_path": session.model_path,
+                "backend": session.describe(),
+                "answered_by": answered_by,
                 "strategy": result.strategy,
                 "input_tokens": result.input_tokens,
                 "document_tokens": result.document_tokens,
@@ -377,6 +499,8 @@ def summarize(
                 "finish_reason": result.finish_reason,
                 "calls": result.calls,
                 "chunks": result.chunks,
+                "usage_estimated": bool(result.usage_estimated),
+                "cost_usd": session.cost(result.input_tokens, result.output_tokens),
                 "timings": result.timings,
             }
             env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
@@ -387,9 +511,16 @@ def summarize(
         env.stdout.flush()
 
 
-def _print_dry_run(env: Env, the_plan: Any, docs: Any, json_out: bool) -> None:
+def _print_dry_run(
+    env: Env, the_plan: Any, docs: Any, json_out: bool, session: _ModelSession, answered_by: dict[str, Any]
+) -> None:
     if json_out:
+        prompt_tokens, calls = the_plan.sent_estimate()
         payload = {
+            "backend": session.describe(),
+            "answered_by": answered_by,
+            "estimated_requests": calls,
+            "estimated_cost_usd": session.cost(prompt_tokens, calls * the_plan.budget.output),
             "strategy": the_plan.strategy,
             "window": the_plan.budget.window,
             "budget": the_plan.budget.document,
@@ -411,17 +542,51 @@ def _print_dry_run(env: Env, the_plan: Any, docs: Any, json_out: bool) -> None:
 
 @dataclass
 class _ModelSession:
-    backend: Any  # LlamaCppBackend
+    backend: Any  # LlamaCppBackend or OpenAIBackend
     facts: Any  # summarize.ModelFacts
-    window: int
-    path: Path
-    memory: Any = None  # memory.ContextChoice: the estimate behind the window (None: --tokenizer)
+    window: int  # what the planners may fill (a remote window less the counting margin)
+    path: Path | None  # the GGUF (None: a remote backend)
+    memory: Any = None  # memory.ContextChoice: the estimate behind the window (None: --tokenizer, remote)
+    remote: Any = None  # remote.RemoteTarget for a remote backend
+    counter: Any = None  # a remote backend's counting tokenizer (DeepSeek vocabulary or estimate)
 
     def vocab_tokenizer(self, verbose: bool) -> Any:
         """The tokenizer alone (no weights): for --dry-run and planning."""
         from .tokens import Tokenizer
 
+        if self.counter is not None:
+            return self.counter
+        assert self.path is not None
         return Tokenizer.load(self.path, verbose=verbose)
+
+    def tokenizer(self, verbose: bool, dry_run: bool = False) -> Any:
+        """The tokenizer to build prompts with: a local run loads the weights (and uses their vocabulary)."""
+        if dry_run or self.counter is not None:
+            return self.vocab_tokenizer(verbose)
+        return self.backend.tokenizer
+
+    @property
+    def model_path(self) -> str | None:
+        return str(self.path) if self.path is not None else None
+
+    def describe(self) -> dict[str, Any]:
+        """The "backend" field of --json: where requests go."""
+        if self.remote is not None:
+            return dict(self.remote.describe())
+        return {"backend": "local", "model_path": self.model_path}
+
+    def cost(self, prompt_tokens: int, output_tokens: int) -> float | None:
+        return self.remote.cost(prompt_tokens, output_tokens) if self.remote is not None else None
+
+    def notices(self) -> list[str]:
+        found = list(getattr(self.backend, "notices", []))
+        if hasattr(self.backend, "notices"):
+            self.backend.notices.clear()
+        return found
+
+    @property
+    def load_s(self) -> float:
+        return float(getattr(self.backend, "load_s", 0.0))
 
 
 def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True, no_cache: bool = False) -> _ModelSession:
@@ -432,6 +597,8 @@ def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True, n
     from .models import default_context, embedded_notice, resolve_model
     from .summarize import ModelFacts
 
+    if settings.remote:
+        return _remote_session(env, settings)
     if settings.tokenizer != "model":
         return _tokenizer_session(settings)
     from .memory import plan_context
@@ -469,6 +636,85 @@ def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True, n
         resolved.path,
         choice,
     )
+
+
+def _remote_session(env: Env, settings: Any) -> _ModelSession:
+    """An OpenAI-compatible endpoint: counted with the DeepSeek vocabulary or an estimate (remote.py)."""
+    from . import remote
+    from .engines.openai import OpenAIBackend, RemoteConfig
+    from .summarize import ModelFacts
+
+    target, key = remote.target(settings, env.environ)
+    counter = remote.counting_tokenizer(target.counting)
+    name, architecture, template = remote.chat_facts(target.counting, target.api_model)
+    config = RemoteConfig(
+        base_url=target.base_url,
+        api_model=target.api_model,
+        api_key=key,
+        window=target.window,
+        timeout_s=settings.timeout,
+        json_mode=settings.json_mode,
+        name=target.profile,
+    )
+    backend = OpenAIBackend(config, count=counter.count, on_retry=env.note)
+    return _ModelSession(
+        backend, ModelFacts(name, architecture, template), target.budget_window, None, remote=target, counter=counter
+    )
+
+
+def _guard(
+    env: Env,
+    session: _ModelSession,
+    docs: Any,
+    prompt_tokens: int,
+    calls: int,
+    *,
+    allow_secrets: bool,
+    yes: bool,
+    extra: dict[str, str] | None = None,
+) -> None:
+    """Before text leaves the machine: refuse secrets, say what is sent, and ask (unless --yes)."""
+    from . import remote
+    from .errors import RefusedError
+
+    target = session.remote
+    if target is None:
+        return
+    if not allow_secrets:
+        remote.refuse_secrets(remote.find_secret_hits(docs, extra), target)
+    env.note(remote.outgoing_line(target, docs, prompt_tokens, calls))
+    if not target.leaves_machine or yes:
+        return
+    reply = env.confirm(f"send this to {target.base_url}? [y/N] ")
+    if reply is None:
+        raise RefusedError(
+            f"not sending to {target.base_url} without confirmation, and there is no terminal to ask on: "
+            "pass --yes to send from a script"
+        )
+    if not reply:
+        raise RefusedError("not sent: you answered no")
+
+
+def _confirm_batch(env: Env, settings: Any, paths: list[str], yes: bool) -> None:
+    """One question before a batch goes to a remote backend off this machine; each input's own
+    line (tokens, secrets refused) follows as it is sent."""
+    from . import remote
+    from .errors import RefusedError
+
+    if not settings.remote or yes:
+        return
+    target, _ = remote.target(settings, env.environ)
+    if not target.leaves_machine:
+        return
+    listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    reply = env.confirm(f"send {len(paths)} input(s) [{listed}] to {target.base_url}? [y/N] ")
+    if reply is None:
+        raise RefusedError(
+            f"not sending to {target.base_url} without confirmation, and there is no terminal to ask on: "
+            "pass --yes to send from a script"
+        )
+    if not reply:
+        raise RefusedError("not sent: you answered no")
 
 
 def _tokenizer_session(settings: Any) -> _ModelSession:
@@ -634,6 +880,13 @@ def ask(
     tokenizer: TokenizerOpt = None,
     temperature: TempOpt = None,
     seed: SeedOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_model: ApiModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    escalate_to: EscalateOpt = None,
+    allow_secrets: AllowSecretsOpt = False,
+    yes: YesOpt = False,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -661,6 +914,7 @@ def ask(
             seed=seed,
             embed_model=embed_model,
             cache_size=cache_size,
+            **_remote_flags(backend, base_url, api_model, api_key_env, None, escalate_to),
         )
         from . import ask as asking
         from .engines.base import GenerationParams, Usage
@@ -681,18 +935,18 @@ def ask(
             raise UsageError("no question: give one as the first argument, or -q / --questions-file")
 
         docs = _load_inputs(env, paths, repo, include, exclude, password)
-        session = _open_model(env, settings, verbose, no_cache=no_cache)
-        tok = session.vocab_tokenizer(verbose) if dry_run else session.backend.tokenizer
+        first = _open_model(env, settings, verbose, no_cache=no_cache)
+        escalation = _escalation(env, settings, verbose)
         corpus = list(paths or []) + ([repo] if repo else [])
         params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
-        for number, asked_question in enumerate(asked, 1):
-            started = time.perf_counter()
+
+        def plan_on(session: _ModelSession, asked_question: str) -> Any:
             with _progress(env, 0) as (_, on_stage):
                 on_index = (lambda done, total: on_stage("indexing", done, total)) if on_stage else None
-                the_plan = asking.plan(
+                return asking.plan(
                     asked_question,
                     docs,
-                    tok,
+                    session.tokenizer(verbose, dry_run),
                     session.facts,
                     session.window,
                     settings.max_tokens,
@@ -703,10 +957,30 @@ def ask(
                     threads=settings.threads,
                     on_index_progress=on_index,
                 )
+
+        for number, asked_question in enumerate(asked, 1):
+            started = time.perf_counter()
+            session = first
+            the_plan = plan_on(session, asked_question)
+            answered_by: dict[str, Any] = {"backend": settings.backend, "escalated": False, "reason": None}
+            if escalation is not None:
+                from .remote import classify_input, classify_question
+
+                reason = classify_question(asked_question) or classify_input(
+                    the_plan.context_tokens, the_plan.budget.document
+                )
+                if reason is not None:
+                    env.note(f"escalating to {settings.escalate_to}: {reason}")
+                    session, the_plan = escalation, plan_on(escalation, asked_question)
+                    answered_by = {"backend": settings.escalate_to, "escalated": True, "reason": reason}
+                else:
+                    answered_by["reason"] = "simple question that fits one window"
             plan_s = time.perf_counter() - started
             for notice in the_plan.notices if number == 1 else []:
                 env.note(notice)
             described = {
+                "backend": session.describe(),
+                "answered_by": answered_by,
                 "strategy": the_plan.strategy,
                 "retrieval": the_plan.retrieval,
                 "window": the_plan.budget.window,
@@ -718,6 +992,8 @@ def ask(
             }
             if dry_run:
                 if json_out:
+                    cost = session.cost(len(the_plan.prompt.ids), settings.max_tokens)
+                    described = {**described, "estimated_cost_usd": cost}
                     env.stdout.write(json.dumps({"question": asked_question, **described}, ensure_ascii=False) + "\n")
                 else:
                     env.stdout.write(the_plan.prompt.text + "\n")
@@ -727,6 +1003,17 @@ def ask(
                     f"corpus does not fit one {session.window}-token window: answering from "
                     f"{len(the_plan.sources)} retrieved passages ({the_plan.retrieval})"
                 )
+            _guard(
+                env,
+                session,
+                docs,
+                len(the_plan.prompt.ids),
+                1,
+                allow_secrets=allow_secrets,
+                yes=yes,
+                extra={"the question": asked_question},
+            )
+            yes = yes or session.remote is not None  # asked once: the next questions go to the same place
             streaming = not json_out and (stream or env.stdout_isatty)
             if len(asked) > 1 and not json_out:
                 env.stdout.write(("\n" if number > 1 else "") + f"## {asked_question}\n\n")
@@ -738,9 +1025,8 @@ def ask(
                     if streaming:
                         env.stdout.write(piece)
                         env.stdout.flush()
-            for notice in session.backend.notices:
+            for notice in session.notices():
                 env.note(notice)
-            session.backend.notices.clear()
             answer = "".join(pieces).strip()
             if usage.finish_reason == "length":
                 env.note(f"warning: the answer reached --max-tokens ({settings.max_tokens}) and may be cut short")
@@ -749,15 +1035,17 @@ def ask(
                     "answer": answer,
                     "question": asked_question,
                     "model": session.backend.capabilities.name,
-                    "model_path": str(session.path),
+                    "model_path": session.model_path,
                     **described,
                     "input_tokens": usage.prompt_tokens,
                     "output_tokens": usage.output_tokens,
+                    "usage_estimated": bool(usage.extra.get("usage_estimated")),
+                    "cost_usd": session.cost(usage.prompt_tokens, usage.output_tokens),
                     "finish_reason": usage.finish_reason,
                     "prefix_reused_tokens": int(usage.extra.get("prefix_reused_tokens", 0)),
                     "prefix_cache": _cache_outcome(usage, no_cache),
                     "timings": {
-                        "load_s": round(session.backend.load_s, 4),
+                        "load_s": round(session.load_s, 4),
                         "plan_s": round(plan_s, 4),
                         "prompt_eval_s": round(usage.prompt_eval_s, 4),
                         "generation_s": round(usage.generation_s, 4),
@@ -938,22 +1226,26 @@ def pack(
 
 
 def _count_cache(env: Env, settings: Any) -> tuple[Any, Any]:
-    """The resolved model's tokenizer (vocabulary only) behind the persistent token-count cache."""
-    from .models import resolve_model
-    from .tokens import CountCache, Tokenizer, tokenizer_key
+    """The resolved model's tokenizer (vocabulary only) behind the persistent token-count cache.
 
-    if settings.tokenizer != "model":
-        from .models import ResolvedModel
-        from .tokens import named_tokenizer_path
+    A remote backend counts with its counting tokenizer (the DeepSeek vocabulary, or the estimate).
+    """
+    from .models import ResolvedModel, resolve_model
+    from .tokens import CountCache, EstimateTokenizer, Tokenizer, named_tokenizer_path, tokenizer_key
 
+    path = settings.home / "cache" / "token-counts.sqlite"
+    if settings.remote:
+        from .remote import target
+
+        counting = target(settings, env.environ)[0].counting
+        if counting == "estimate":
+            return CountCache(EstimateTokenizer, path, "tiktoken:" + EstimateTokenizer.ENCODING), None
+        resolved = ResolvedModel(named_tokenizer_path(counting), f"remote counting: {counting}")
+    elif settings.tokenizer != "model":
         resolved = ResolvedModel(named_tokenizer_path(settings.tokenizer), f"--tokenizer {settings.tokenizer}")
     else:
         resolved = resolve_model(settings)
-    cache = CountCache(
-        lambda: Tokenizer.load(resolved.path),
-        settings.home / "cache" / "token-counts.sqlite",
-        tokenizer_key(resolved.path),
-    )
+    cache = CountCache(lambda: Tokenizer.load(resolved.path), path, tokenizer_key(resolved.path))
     return cache, resolved
 
 
@@ -985,9 +1277,13 @@ def plan(
     split_mode: SplitModeOpt = None,
     tensor_split: TensorSplitOpt = None,
     tokenizer: TokenizerOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_model: ApiModelOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Token counts, what fits, which strategy would run, and how long prompt evaluation would take."""
+    """Token counts, what fits, which strategy would run, how long prompt evaluation would take,
+    and on a remote backend what it would cost."""
     env = Env()
     with handle_errors(env, debug):
         from . import planning
@@ -1009,6 +1305,7 @@ def plan(
             split_mode=split_mode,
             tensor_split=tensor_split,
             tokenizer=tokenizer,
+            **_remote_flags(backend, base_url, api_model, None, None, None),
         )
         docs = _load_inputs(env, paths, repo, include, exclude, password)
         session = _open_model(env, settings, verbose=False, announce=False)
@@ -1025,21 +1322,33 @@ def plan(
         chunks = -(-context_tokens // max(budget.document, 1))
         eval_tokens = context_tokens + overhead * (chunks if chunks > 1 else 1)
 
-        speed_cache = planning.SpeedCache(settings.home / "cache" / "prompt-speed.json")
-        key = planning.speed_key(
-            session.path, settings.threads or default_threads(), settings.gpu_layers, settings.flash_attn
-        )
-        if settings.tokenizer != "model":
-            measure = False  # no weights to measure
-        rate = None if measure else speed_cache.get(key)
+        requests = chunks + 1 if chunks > 1 else 1
+        cost = None
+        if session.remote is not None:
+            # input as counted; output at most --max-tokens per request (map-reduce: chunks + final)
+            cost = {
+                "input_usd": session.cost(eval_tokens, 0),
+                "output_max_usd": session.cost(0, settings.max_tokens * requests),
+                "total_max_usd": session.cost(eval_tokens, settings.max_tokens * requests),
+                "requests": requests,
+            }
+        rate = None
         measured_now = False
-        if rate is None and measure is not False:
+        if session.path is not None and settings.tokenizer == "model":
+            speed_cache = planning.SpeedCache(settings.home / "cache" / "prompt-speed.json")
+            key = planning.speed_key(
+                session.path, settings.threads or default_threads(), settings.gpu_layers, settings.flash_attn
+            )
+            rate = None if measure else speed_cache.get(key)
+        if rate is None and measure is not False and session.path is not None and settings.tokenizer == "model":
             env.note("measuring prompt-evaluation speed once for this model and settings (loads the weights)")
             rate = planning.measure_prompt_speed(session.backend)
             speed_cache.put(key, rate)
             measured_now = True
         payload = {
-            "model": str(session.path),
+            "model": session.model_path or session.backend.capabilities.name,
+            "backend": session.describe(),
+            "estimated_cost": cost,
             "window": session.window,
             "reserved_output": settings.max_tokens,
             "prompt_overhead": overhead,
@@ -1052,16 +1361,18 @@ def plan(
             "prompt_tokens_per_s": round(rate, 1) if rate else None,
             "speed_measured_now": measured_now,
             "estimated_prompt_eval_s": round(eval_tokens / rate, 1) if rate else None,
-            "tokenizer": settings.tokenizer,
+            "tokenizer": session.remote.counting if session.remote is not None else settings.tokenizer,
             "memory": session.memory.to_dict() if session.memory else None,
         }
         if json_out:
             env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
             return
         out = env.stdout
+        shown = session.path.name if session.path is not None else f"{session.backend.capabilities.name} at "
+        if session.remote is not None:
+            shown += session.remote.base_url
         out.write(
-            f"model:     {session.path.name} (window {session.window:,} tokens, "
-            f"{settings.max_tokens:,} reserved for output)\n"
+            f"model:     {shown} (window {session.window:,} tokens, {settings.max_tokens:,} reserved for output)\n"
         )
         out.write(
             f"input:     {context_tokens:,} tokens in {len(sizes):,} segments; "
@@ -1077,6 +1388,16 @@ def plan(
                 f"estimate:  prompt evaluation ~{eval_tokens / rate:,.1f} s at {rate:,.0f} tok/s "
                 f"({'measured now' if measured_now else 'measured earlier on this machine'})\n"
             )
+        if cost is not None:
+            if cost["total_max_usd"] is None:
+                out.write("cost:      no prices for this backend (set price_input / price_output)\n")
+            else:
+                out.write(
+                    f"cost:      input ${cost['input_usd']:.4f} + output up to ${cost['output_max_usd']:.4f} "
+                    f"= at most ${cost['total_max_usd']:.4f} in {requests} request(s)"
+                    + (" (token counts estimated)" if session.remote.counting == "estimate" else "")
+                    + "\n"
+                )
         if session.memory is not None:
             out.write(f"memory:    {_memory_line(session.memory)}\n")
         out.write("largest:\n")
@@ -1197,6 +1518,14 @@ def extract(
         typer.Option("--temperature", help="Sampling temperature [default: 0, greedy].", show_default=False),
     ] = None,
     seed: SeedOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_model: ApiModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    escalate_to: EscalateOpt = None,
+    allow_secrets: AllowSecretsOpt = False,
+    yes: YesOpt = False,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -1219,11 +1548,13 @@ def extract(
             flash_attn=flash_attn,
             temperature=temperature,
             seed=seed,
+            **_remote_flags(backend, base_url, api_model, api_key_env, concurrency, escalate_to),
         )
         from . import extract as ex
         from . import sources
         from .engines.base import GenerationParams
         from .errors import UsageError
+        from .settings import with_backend
 
         # Everything that can be wrong with the request fails here, before any model work.
         field_set = ex.load_user_schema(schema) if schema is not None else ex.contract_fields()
@@ -1234,19 +1565,47 @@ def extract(
             raise UsageError("- (standard input) can be given only once")
         sink = ex.open_sink(out_format, env.stdout, out, force, field_set, len(paths))
 
+        def as_model(session: _ModelSession, name: str) -> Any:
+            def guard(doc: Any, tokens: int, requests: int) -> None:
+                _guard(env, session, [doc], tokens, requests, allow_secrets=allow_secrets, yes=True)
+
+            return ex.Model(
+                session.backend,
+                session.tokenizer(verbose),  # a local model loads its weights here
+                session.facts,
+                session.window,
+                name=name,
+                cost=session.cost if session.remote is not None else None,
+                guard=guard if session.remote is not None else None,
+            )
+
         def open_model() -> Any:
-            session = _open_model(env, settings, verbose)
-            tokenizer = session.backend.tokenizer  # loads the weights
-            return ex.Model(session.backend, tokenizer, session.facts, session.window)
+            return as_model(_open_model(env, settings, verbose), settings.backend)
+
+        def open_escalation() -> Any:
+            session = _escalation(env, settings, verbose)
+            assert session is not None
+            return as_model(session, settings.escalate_to)
+
+        for which in [settings] + ([with_backend(settings, settings.escalate_to, env.environ)] if escalate_to else []):
+            _confirm_batch(env, which, paths, yes)
 
         params = GenerationParams(
             settings.max_tokens if settings.origin("max_tokens") != "default" else 0,
             settings.temperature if settings.origin("temperature") != "default" else 0.0,
             settings.seed,
         )
-        extractor = ex.Extractor(field_set, params, open_model, env.note)
+        extractor = ex.Extractor(
+            field_set, params, open_model, env.note, open_escalation if settings.escalate_to else None
+        )
         report = ex.run_batch(
-            paths, lambda p: sources.load(p, env.stdin, password=password), extractor, sink, field_set.digest, env.note
+            paths,
+            lambda p: sources.load(p, env.stdin, password=password),
+            extractor,
+            sink,
+            field_set.digest,
+            env.note,
+            concurrency=settings.parallel,
         )
         if len(paths) > 1 or report.skipped:
             env.note(

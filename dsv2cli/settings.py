@@ -71,6 +71,26 @@ class Settings:
     split_mode: str | None = field(default=None, metadata={"help": "several GPUs: " + "|".join(SPLIT_MODES)})
     tensor_split: tuple[float, ...] | None = field(default=None, metadata={"help": "share per GPU, e.g. 3,1"})
     cache_size: str = field(default="4G", metadata={"help": "prompt-prefix cache bound, e.g. 2G, 500M"})
+    # Remote backends (engines/openai.py). --backend is "local", "openai" or a profile name; a
+    # profile (built in, or [profiles.NAME] in the config file) fills the values below that no
+    # flag or DSV2_* variable sets. The API key itself is never a setting: it is read from the
+    # variable named by api_key_env, else DSV2_API_KEY.
+    backend: str = field(default="local", metadata={"help": "local | openai | a profile name"})
+    base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible endpoint, e.g. .../v1"})
+    api_model: str | None = field(default=None, metadata={"help": "model name sent to the endpoint"})
+    api_key_env: str | None = field(default=None, metadata={"help": "environment variable holding the API key"})
+    api_tokenizer: str | None = field(default=None, metadata={"help": "remote counting: deepseek-v2 | estimate"})
+    json_mode: str = field(
+        default="auto",
+        metadata={"help": "remote JSON output: " + "|".join(("auto", "json_schema", "json_object", "none"))},
+    )
+    timeout: float = field(default=120.0, metadata={"help": "remote read timeout in seconds"})
+    concurrency: int | None = field(
+        default=None, metadata={"help": "parallel remote requests; default 4 remote, 1 local"}
+    )
+    price_input: float | None = field(default=None, metadata={"help": "USD per 1M input tokens"})
+    price_output: float | None = field(default=None, metadata={"help": "USD per 1M output tokens"})
+    escalate_to: str | None = field(default=None, metadata={"help": "profile for complex or failed requests"})
     home: Path = field(default=Path("."), metadata={"help": "DSV2_HOME: config, caches, indexes"})
     # where each value came from: "flag", "env DSV2_X", "config <path>" or "default"
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -78,6 +98,15 @@ class Settings:
     @property
     def cache_size_bytes(self) -> int:
         return parse_size(self.cache_size)
+
+    @property
+    def remote(self) -> bool:
+        return self.backend != LOCAL
+
+    @property
+    def parallel(self) -> int:
+        """Requests in flight at once: --concurrency, else 4 for a remote backend and 1 locally."""
+        return self.concurrency or (4 if self.remote else 1)
 
     @property
     def config_path(self) -> Path:
@@ -88,6 +117,63 @@ class Settings:
 
 
 _KEYS = tuple(f.name for f in fields(Settings) if f.name not in ("home", "origins"))
+JSON_MODES = ("auto", "json_schema", "json_object", "none")
+API_TOKENIZERS = ("deepseek-v2", "estimate")
+LOCAL, OPENAI = "local", "openai"
+
+# What a profile may set, and the setting each key fills (window -> ctx).
+PROFILE_KEYS = {
+    "base_url": "base_url",
+    "api_model": "api_model",
+    "api_key_env": "api_key_env",
+    "tokenizer": "api_tokenizer",
+    "window": "ctx",
+    "json_mode": "json_mode",
+    "timeout": "timeout",
+    "concurrency": "concurrency",
+    "price_input": "price_input",
+    "price_output": "price_output",
+}
+
+# Built-in profiles; a [profiles.NAME] table in the config file overrides or adds keys.
+# Prices are USD per 1M tokens as published when this was written (DeepSeek: cache-miss input);
+# check your provider's page and set price_input / price_output in the config to keep them true.
+BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
+    "deepseek": {
+        "base_url": "https://api.deepseek.com/v1",
+        "api_model": "deepseek-chat",
+        "api_key_env": "DEEPSEEK_API_KEY",
+        "tokenizer": "deepseek-v2",
+        "window": 128_000,
+        "price_input": 0.27,
+        "price_output": 1.10,
+    },
+    "openrouter": {
+        "base_url": "https://openrouter.ai/api/v1",
+        "api_model": "deepseek/deepseek-chat",
+        "api_key_env": "OPENROUTER_API_KEY",
+        "tokenizer": "deepseek-v2",
+        "window": 128_000,
+        "price_input": 0.30,
+        "price_output": 1.20,
+    },
+    "vllm": {  # `vllm serve deepseek-ai/DeepSeek-V2-Lite-Chat --tensor-parallel-size N`
+        "base_url": "http://127.0.0.1:8000/v1",
+        "api_model": "deepseek-ai/DeepSeek-V2-Lite-Chat",
+        "tokenizer": "deepseek-v2",
+        "window": 32_768,
+        "price_input": 0.0,
+        "price_output": 0.0,
+    },
+    "llama-server": {  # llama.cpp's `llama-server -m model.gguf -c 32768` (or python -m llama_cpp.server)
+        "base_url": "http://127.0.0.1:8080/v1",
+        "api_model": "local",
+        "tokenizer": "deepseek-v2",
+        "window": 32_768,
+        "price_input": 0.0,
+        "price_output": 0.0,
+    },
+}
 
 
 def _coerce(name: str, raw: Any, where: str) -> Any:
@@ -95,11 +181,13 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
     if raw is None:
         return None
     try:
-        if name in ("ctx", "max_tokens", "gpu_layers", "threads", "seed"):
+        if name in ("ctx", "max_tokens", "gpu_layers", "threads", "seed", "concurrency"):
             if isinstance(raw, bool):
                 raise ValueError(raw)
             return int(raw)
-        if name == "temperature":
+        if name in ("temperature", "timeout", "price_input", "price_output"):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
             return float(raw)
         if name == "flash_attn":
             if isinstance(raw, bool):
@@ -115,9 +203,9 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
         if name == "cache_size":
             parse_size(str(raw))
             return str(raw)
-        if name in ("model", "style", "embed_model"):
+        if name in ("model", "style", "embed_model", "base_url", "api_model", "api_key_env", "escalate_to"):
             return str(raw)
-        if name in ("cache_type_k", "cache_type_v", "split_mode", "tokenizer"):
+        if name in ("cache_type_k", "cache_type_v", "split_mode", "tokenizer", "backend", "json_mode", "api_tokenizer"):
             return str(raw).strip().lower()
         if name == "tensor_split":
             parts = raw if isinstance(raw, list) else str(raw).split(",")
@@ -134,10 +222,31 @@ def _read_config(path: Path) -> dict[str, Any]:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc})") from exc
-    unknown = sorted(set(data) - set(_KEYS))
+    unknown = sorted(set(data) - set(_KEYS) - {"profiles"})
     if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}")
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}, [profiles.NAME]"
+        )
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise ConfigError(f"{path}: profiles must be tables: [profiles.NAME] with {', '.join(PROFILE_KEYS)}")
+    for name, table in profiles.items():
+        bad = sorted(set(table) - set(PROFILE_KEYS))
+        if bad:
+            raise ConfigError(
+                f"{path}: [profiles.{name}]: unknown key(s) {', '.join(bad)}; known: {', '.join(PROFILE_KEYS)}"
+            )
+        if name in (LOCAL, OPENAI):
+            raise ConfigError(f"{path}: [profiles.{name}]: {name!r} is a backend, not a profile name")
     return data
+
+
+def profiles(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Built-in profiles, overridden and extended by the config file's [profiles.NAME] tables."""
+    merged = {name: dict(values) for name, values in BUILTIN_PROFILES.items()}
+    for name, table in config.get("profiles", {}).items():
+        merged.setdefault(name, {}).update(table)
+    return merged
 
 
 def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
@@ -156,9 +265,38 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
             values[name], origins[name] = _coerce(name, environ[env_name], env_name), f"env {env_name}"
         elif name in config:
             values[name], origins[name] = _coerce(name, config[name], str(config_path)), f"config {config_path}"
+    backend = values.get("backend", LOCAL)
+    if backend not in (LOCAL, OPENAI):
+        known = profiles(config)
+        if backend not in known:
+            raise ConfigError(
+                f"backend ({origins.get('backend')}): unknown backend or profile {backend!r}; "
+                f"use local, openai or one of: {', '.join(sorted(known))}"
+            )
+        where = f"profile {backend}"
+        for key, raw in known[backend].items():
+            name = PROFILE_KEYS[key]
+            if name not in values or origins[name].startswith("config"):  # flags and DSV2_* win
+                values[name], origins[name] = _coerce(name, raw, f"[profiles.{backend}] {key}"), where
     settings = replace(Settings(home=home), **values, origins=origins)
     validate(settings)
     return settings
+
+
+def with_backend(settings: Settings, backend: str, environ: Mapping[str, str] | None = None) -> Settings:
+    """The same run settings on another backend/profile (``--escalate-to``): its own endpoint, window, prices."""
+    keep = {
+        name: getattr(settings, name)
+        for name in ("max_tokens", "temperature", "seed", "style", "tokenizer")
+        if settings.origin(name) == "flag"
+    }
+    env = {k: v for k, v in (os.environ if environ is None else environ).items() if not _is_remote_env(k)}
+    return resolve({**keep, "backend": backend}, env)
+
+
+def _is_remote_env(name: str) -> bool:
+    remote = {"DSV2_" + n.upper() for n in ("backend", "escalate_to", *PROFILE_KEYS.values())}
+    return name in remote
 
 
 def validate(s: Settings) -> None:
@@ -189,6 +327,20 @@ def validate(s: Settings) -> None:
         )
     if s.tokenizer not in TOKENIZERS:
         raise bad("tokenizer", f"must be one of {', '.join(TOKENIZERS)}, not {s.tokenizer!r}")
+    if s.json_mode not in JSON_MODES:
+        raise bad("json_mode", f"must be one of {', '.join(JSON_MODES)}, not {s.json_mode!r}")
+    if s.api_tokenizer is not None and s.api_tokenizer not in API_TOKENIZERS:
+        raise bad("api_tokenizer", f"must be one of {', '.join(API_TOKENIZERS)}, not {s.api_tokenizer!r}")
+    if s.concurrency is not None and not 1 <= s.concurrency <= 64:
+        raise bad("concurrency", "must be between 1 and 64")
+    if s.timeout <= 0:
+        raise bad("timeout", "must be positive (seconds)")
+    for name in ("price_input", "price_output"):
+        value = getattr(s, name)
+        if value is not None and value < 0:
+            raise bad(name, "must be >= 0 (USD per 1M tokens)")
+    if s.backend == OPENAI and not s.base_url:
+        raise bad("base_url", "--backend openai needs --base-url (or a profile: --backend deepseek, vllm, ...)")
     if s.split_mode is not None and s.split_mode not in SPLIT_MODES:
         raise bad("split_mode", f"must be one of {', '.join(SPLIT_MODES)}, not {s.split_mode!r}")
     if s.tensor_split is not None:

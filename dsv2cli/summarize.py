@@ -44,6 +44,13 @@ class Plan:
     mapper: MapReduce | None = None  # map-reduce: the job
     chunks: list[Chunk] = field(default_factory=list)
 
+    def sent_estimate(self) -> tuple[int, int]:
+        """(prompt tokens, requests) this plan sends, before reduce levels: for the privacy line and cost."""
+        if self.prompt is not None:
+            return len(self.prompt.ids), 1
+        overhead = self.budget.overhead
+        return sum(c.tokens + overhead for c in self.chunks), len(self.chunks) + 1
+
     def sources(self, docs: Sequence[Document]) -> list[dict[str, object]]:
         """Ordered list of what is sent, for ``--dry-run --json``."""
         if self.strategy == WHOLE:
@@ -74,6 +81,7 @@ class SummaryResult:
     calls: int = 1
     chunks: list[dict[str, object]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    usage_estimated: bool = False  # a remote server did not report usage: our counts stand in
 
 
 def style_spec(style: str) -> PromptSpec:
@@ -94,6 +102,7 @@ def plan(
     window: int,
     max_tokens: int,
     strategy: str | None = None,
+    concurrency: int = 1,
 ) -> Plan:
     """Tokenize exactly what would be sent and decide how to run. No model weights needed."""
     if strategy == RETRIEVE:
@@ -108,7 +117,7 @@ def plan(
         ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=document_tokens, source=source)
         return Plan(WHOLE, document_tokens, budget, source, prompt=prompt)
     mapper = MapReduce(
-        tokenizer, facts.architecture, facts.chat_template, spec.system, spec.template, window, max_tokens
+        tokenizer, facts.architecture, facts.chat_template, spec.system, spec.template, window, max_tokens, concurrency
     )
     return Plan(MAP_REDUCE, document_tokens, budget, source, mapper=mapper, chunks=mapper.chunks(docs))
 
@@ -149,6 +158,7 @@ def run(
         finish_reason=usage.finish_reason,
         calls=calls,
         chunks=chunks,
+        usage_estimated=bool(usage.extra.get("usage_estimated")),
         timings={
             "prompt_eval_s": round(usage.prompt_eval_s, 4),
             "generation_s": round(usage.generation_s, 4),

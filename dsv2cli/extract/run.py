@@ -64,6 +64,8 @@ class ExtractionResult:
     output_tokens: int
     finish_reason: str | None
     timings: dict[str, float]
+    answered_by: dict[str, Any] | None = None  # backend, escalated, reason (set by the batch runner)
+    cost_usd: float | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,8 @@ class ExtractionResult:
             "output_tokens": self.output_tokens,
             "finish_reason": self.finish_reason,
             "timings": self.timings,
+            **({"answered_by": self.answered_by} if self.answered_by is not None else {}),
+            **({"cost_usd": self.cost_usd} if self.cost_usd is not None else {}),
         }
 
 

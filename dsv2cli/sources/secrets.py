@@ -59,7 +59,7 @@ _PRIVATE_KEY = re.compile(
 # Values that are obviously not secrets: placeholders and references.
 _PLACEHOLDER = re.compile(
     r"(?i)^(?:\$\{?[\w.]+\}?|<[^>]*>|\{\{.*\}\}|%\(?\w+\)?s?|x{4,}|\*{4,}|\.{3,}|(?:your|my|some)[_-].*|"
-    r"change[_-]?me.*|example.*|placeholder.*|dummy.*|redacted.*|none|null|true|false)$"
+    r"change[_-]?me.*|example.*|placeholder.*|dummy.*|\[?redacted.*|none|null|true|false)$"
 )
 _WORD = re.compile(r"[A-Za-z0-9_]")
 

@@ -8,6 +8,7 @@ Every segment lands in exactly one chunk, in order: nothing dropped, nothing rep
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -216,6 +217,8 @@ class MapReduce:
     final_template: str
     window: int
     max_tokens: int
+    concurrency: int = 1  # model calls in flight at once (a remote backend serves them in parallel)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def _prompt(self, template: str, values: dict[str, str]) -> ChatPrompt:
         messages = [Message("system", self.system.strip()), Message("user", prompts.fill(template, values).strip())]
@@ -248,22 +251,24 @@ class MapReduce:
         chunks = self.chunks(docs)
         result = MapReduceResult("", chunks, levels=0, calls=0)
         map_template = prompts.load("map")
-        partials: list[Partial] = []
+        # Fit first (per-piece counts can miss a few boundary tokens: halve such a chunk, keep the
+        # order), with the widest part numbers; then number the parts and send them.
+        fitted: list[Chunk] = []
         queue = list(chunks)
-        done = 0
         while queue:
             chunk = queue.pop(0)
-            values = {"document": chunk.render(), "part": str(done + 1), "parts": str(done + 1 + len(queue))}
-            prompt = self._prompt(map_template, values)
+            prompt = self._prompt(map_template, {"document": chunk.render(), "part": "9999", "parts": "9999"})
             if len(prompt.ids) + self.max_tokens > self.window and len(chunk.pieces) > 1:
-                # per-piece counts missed a few boundary tokens: halve the chunk, keep the order
                 half = len(chunk.pieces) // 2
                 queue[:0] = [Chunk(chunk.pieces[:half]), Chunk(chunk.pieces[half:])]
                 continue
-            partials.append(Partial(chunk.label(), self._call(prompt, backend, params, result)))
-            done += 1
-            if on_stage:
-                on_stage("map", done, done + len(queue))
+            fitted.append(chunk)
+        map_prompts = [
+            self._prompt(map_template, {"document": c.render(), "part": str(i), "parts": str(len(fitted))})
+            for i, c in enumerate(fitted, 1)
+        ]
+        texts = self._call_all(map_prompts, backend, params, result, on_stage, "map")
+        partials = [Partial(c.label(), text) for c, text in zip(fitted, texts, strict=True)]
         result.levels = 1
         reduce_template = prompts.load("reduce")
         while True:
@@ -286,13 +291,44 @@ class MapReduce:
                     budget=self._budget(reduce_template, {}),
                 )
             result.levels += 1
-            merged: list[Partial] = []
-            for j, group in enumerate(groups, 1):
-                prompt = self._prompt(reduce_template, {"document": self._render_partials(group)})
-                merged.append(Partial(_join_labels(group), self._call(prompt, backend, params, result)))
+            reduce_prompts = [
+                self._prompt(reduce_template, {"document": self._render_partials(group)}) for group in groups
+            ]
+            texts = self._call_all(reduce_prompts, backend, params, result, on_stage, f"reduce (level {result.levels})")
+            partials = [Partial(_join_labels(group), text) for group, text in zip(groups, texts, strict=True)]
+
+    def _call_all(
+        self,
+        prompts_: Sequence[ChatPrompt],
+        backend: Backend,
+        params: GenerationParams,
+        result: MapReduceResult,
+        on_stage: StageProgress | None,
+        stage: str,
+    ) -> list[str]:
+        """Every prompt's answer, in order; ``concurrency`` calls in flight, progress as each completes."""
+        if self.concurrency <= 1 or len(prompts_) <= 1:
+            texts = []
+            for done, prompt in enumerate(prompts_, 1):
+                texts.append(self._call(prompt, backend, params, result))
                 if on_stage:
-                    on_stage(f"reduce (level {result.levels})", j, len(groups))
-            partials = merged
+                    on_stage(stage, done, len(prompts_))
+            return texts
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(min(self.concurrency, len(prompts_))) as pool:
+            futures = {pool.submit(self._call, p, backend, params, result): i for i, p in enumerate(prompts_)}
+            answers: dict[int, str] = {}
+            try:
+                for future in as_completed(futures):
+                    answers[futures[future]] = future.result()
+                    if on_stage:
+                        on_stage(stage, len(answers), len(prompts_))
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return [answers[i] for i in range(len(prompts_))]
 
     @staticmethod
     def _render_partials(partials: Sequence[Partial]) -> str:
@@ -336,13 +372,16 @@ class MapReduce:
             pieces.append(piece)
             if on_text:
                 on_text(piece)
-        result.calls += 1
-        total = result.usage
-        total.prompt_tokens += usage.prompt_tokens
-        total.output_tokens += usage.output_tokens
-        total.prompt_eval_s += usage.prompt_eval_s
-        total.generation_s += usage.generation_s
-        total.finish_reason = usage.finish_reason
+        with self._lock:
+            result.calls += 1
+            total = result.usage
+            total.prompt_tokens += usage.prompt_tokens
+            total.output_tokens += usage.output_tokens
+            total.prompt_eval_s += usage.prompt_eval_s
+            total.generation_s += usage.generation_s
+            total.finish_reason = usage.finish_reason
+            for key, value in usage.extra.items():
+                total.extra[key] = total.extra.get(key, 0.0) + value
         return "".join(pieces).strip()
 
 
