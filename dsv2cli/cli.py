@@ -122,7 +122,7 @@ def root(
     """Summarize, question and extract from documents with a local DeepSeek-V2 (llama.cpp).
 
     Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 input error, 4 model error,
-    5 context overflow, 130 interrupted.
+    5 context overflow, 6 remote backend error, 7 refused (secrets, not confirmed), 130 interrupted.
     """
 
 
@@ -357,6 +357,14 @@ def summarize(
         typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal)."),
     ] = False,
     json_out: JsonOpt = False,
+    each: Annotated[
+        bool,
+        typer.Option(
+            "--each",
+            help="One summary per input document (each file; a directory's files) instead of one for all; "
+            "with --json one object per line. A remote backend summarizes --concurrency of them at once.",
+        ),
+    ] = False,
     no_cache: NoCacheOpt = False,
     cache_size: CacheSizeOpt = None,
     model: ModelOpt = None,
@@ -422,6 +430,11 @@ def summarize(
                 docs, tok, session.facts, spec, session.window, settings.max_tokens, strategy, settings.parallel
             )
 
+        if each:
+            _summarize_each(
+                env, docs, session, settings, spec, strategy, dry_run, json_out, allow_secrets, yes, verbose
+            )
+            return
         the_plan = plan_on(session)
         answered_by: dict[str, Any] = {"backend": settings.backend, "escalated": False, "reason": None}
         escalation = _escalation(env, settings, verbose)
@@ -509,6 +522,97 @@ def summarize(
         else:
             env.stdout.write(result.summary + "\n")
         env.stdout.flush()
+
+
+def _summarize_each(
+    env: Env,
+    docs: list[Any],
+    session: _ModelSession,
+    settings: Any,
+    spec: Any,
+    strategy: str | None,
+    dry_run: bool,
+    json_out: bool,
+    allow_secrets: bool,
+    yes: bool,
+    verbose: bool,
+) -> None:
+    """``summarize --each``: a summary per document, in input order; a failed one is reported and skipped."""
+    from . import summarize as summ
+    from .engines.base import GenerationParams
+    from .errors import Dsv2Error
+
+    escalation = _escalation(env, settings, verbose)
+    jobs: list[summ.Job] = []
+    routes: list[tuple[_ModelSession, dict[str, Any]]] = []
+    for doc in docs:
+        chosen = session
+        answered_by: dict[str, Any] = {"backend": settings.backend, "escalated": False, "reason": None}
+        tok = chosen.tokenizer(verbose, dry_run)
+        the_plan = summ.plan(
+            [doc], tok, chosen.facts, spec, chosen.window, settings.max_tokens, strategy, settings.parallel
+        )
+        if escalation is not None:
+            from .remote import classify_input
+
+            reason = classify_input(the_plan.document_tokens, the_plan.budget.document)
+            if reason is not None:
+                chosen = escalation
+                tok = chosen.tokenizer(verbose, dry_run)
+                the_plan = summ.plan(
+                    [doc], tok, chosen.facts, spec, chosen.window, settings.max_tokens, strategy, settings.parallel
+                )
+                answered_by = {"backend": settings.escalate_to, "escalated": True, "reason": reason}
+            else:
+                answered_by["reason"] = "input fits one window"
+        jobs.append((the_plan, [doc], chosen.backend))
+        routes.append((chosen, answered_by))
+    if dry_run:
+        for (the_plan, job_docs, _), (chosen, answered_by) in zip(jobs, routes, strict=True):
+            _print_dry_run(env, the_plan, job_docs, json_out, chosen, answered_by)
+        return
+    for chosen in {id(c): c for c, _ in routes}.values():
+        mine = [(p, d) for (p, d, _), (c, _) in zip(jobs, routes, strict=True) if c is chosen]
+        tokens = sum(p.sent_estimate()[0] for p, _ in mine)
+        calls = sum(p.sent_estimate()[1] for p, _ in mine)
+        _guard(env, chosen, [d[0] for _, d in mine], tokens, calls, allow_secrets=allow_secrets, yes=yes)
+    params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
+    failed: list[Dsv2Error] = []
+
+    def on_result(i: int, outcome: Any) -> None:
+        doc = jobs[i][1][0]
+        chosen, answered_by = routes[i]
+        if isinstance(outcome, Dsv2Error):
+            env.note(f"error: {doc.source}: {outcome}; skipped")
+            failed.append(outcome)
+            return
+        if outcome.finish_reason == "length":
+            env.note(f"warning: {doc.source}: the summary reached --max-tokens ({settings.max_tokens})")
+        if json_out:
+            record = {
+                "source": doc.source,
+                "summary": outcome.summary,
+                "model": outcome.model,
+                "backend": chosen.describe(),
+                "answered_by": answered_by,
+                "strategy": outcome.strategy,
+                "input_tokens": outcome.input_tokens,
+                "output_tokens": outcome.output_tokens,
+                "calls": outcome.calls,
+                "finish_reason": outcome.finish_reason,
+                "usage_estimated": outcome.usage_estimated,
+                "cost_usd": chosen.cost(outcome.input_tokens, outcome.output_tokens),
+            }
+            env.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            env.stdout.write(("\n" if i else "") + f"## {doc.source}\n\n{outcome.summary}\n")
+        env.stdout.flush()
+
+    with _progress(env, 0) as (_, on_stage):
+        summ.run_many(jobs, params, settings.parallel, on_result, on_stage)
+    if failed:
+        env.note(f"{len(jobs) - len(failed)} summarized, {len(failed)} failed")
+        raise typer.Exit(int(failed[0].exit_code))
 
 
 def _print_dry_run(
@@ -958,6 +1062,7 @@ def ask(
                     on_index_progress=on_index,
                 )
 
+        confirmed: set[int] = set()
         for number, asked_question in enumerate(asked, 1):
             started = time.perf_counter()
             session = first
@@ -1010,10 +1115,10 @@ def ask(
                 len(the_plan.prompt.ids),
                 1,
                 allow_secrets=allow_secrets,
-                yes=yes,
+                yes=yes or id(session) in confirmed,
                 extra={"the question": asked_question},
             )
-            yes = yes or session.remote is not None  # asked once: the next questions go to the same place
+            confirmed.add(id(session))  # asked once per backend: the next questions go to the same place
             streaming = not json_out and (stream or env.stdout_isatty)
             if len(asked) > 1 and not json_out:
                 env.stdout.write(("\n" if number > 1 else "") + f"## {asked_question}\n\n")

@@ -105,8 +105,11 @@ class Settings:
 
     @property
     def parallel(self) -> int:
-        """Requests in flight at once: --concurrency, else 4 for a remote backend and 1 locally."""
-        return self.concurrency or (4 if self.remote else 1)
+        """Requests in flight at once on a remote backend: --concurrency, else 4. Locally always 1:
+        one llama.cpp context evaluates one prompt at a time (more would only share the same cores)."""
+        if not self.remote:
+            return 1
+        return self.concurrency or 4
 
     @property
     def config_path(self) -> Path:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from . import prompts
 from .chat import ChatPrompt, Message, format_chat
 from .engines.base import Backend, GenerationParams, PromptProgress, Usage
-from .errors import UsageError
+from .errors import Dsv2Error, UsageError
 from .packing import Budget, ensure_fits, render_context
 from .sources.base import Document
 from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
@@ -167,3 +167,44 @@ def run(
             "output_tokens_per_s": round(usage.output_tokens / usage.generation_s, 1) if usage.generation_s else 0.0,
         },
     )
+
+
+Job = tuple[Plan, Sequence[Document], Backend]
+
+
+def run_many(
+    jobs: Sequence[Job],
+    params: GenerationParams,
+    concurrency: int,
+    on_result: Callable[[int, SummaryResult | Dsv2Error], None],
+    on_stage: StageProgress | None = None,
+) -> None:
+    """One summary per job, ``concurrency`` jobs at once; ``on_result`` in input order, as soon as
+    every earlier job is done. A job's Dsv2Error is its result: the others go on."""
+
+    def one(job: Job) -> SummaryResult | Dsv2Error:
+        the_plan, docs, backend = job
+        try:
+            return run(the_plan, docs, backend, params)
+        except Dsv2Error as exc:
+            return exc
+
+    if concurrency <= 1 or len(jobs) <= 1:
+        for i, job in enumerate(jobs):
+            on_result(i, one(job))
+            if on_stage:
+                on_stage("documents", i + 1, len(jobs))
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(concurrency, len(jobs))) as pool:
+        futures = [pool.submit(one, job) for job in jobs]
+        try:
+            for i, future in enumerate(futures):
+                on_result(i, future.result())
+                if on_stage:
+                    on_stage("documents", i + 1, len(jobs))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

@@ -217,3 +217,14 @@ def test_map_reduce_sends_chunks_in_parallel_and_keeps_their_order(smollm2_token
     final = backend.prompts[-1]
     firsts = [int(n) for n in re.findall(r"pages (\d+) to \d+ summarized", final)]
     assert len(firsts) == len(result.chunks) and firsts == sorted(firsts) and firsts[0] == 1
+
+
+def test_summarize_each_plans_every_document_on_its_own(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.md", tmp_path / "b.md"
+    a.write_text("# A\nThe ferry left at nine.\n")
+    b.write_text("# B\nThe board met in March.\n")
+    result = runner.invoke(app, ["summarize", "--each", str(a), str(b), "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    plans = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [p["sources"][0]["path"] for p in plans] == [str(a), str(b)]
+    assert all(p["strategy"] == "whole" and p["backend"]["backend"] == "local" for p in plans)

@@ -246,3 +246,19 @@ def test_off_machine_endpoints_need_confirmation_or_yes(report: Path, tmp_path: 
     run = dsv2(["summarize", str(report), *remote("http://192.0.2.1:9/v1")], tmp_path / "home")
     assert run.rc == 7 and "pass --yes" in run.stderr
     assert "sending to http://192.0.2.1:9/v1 (smollm2): 1 input(s)" in run.stderr
+
+
+def test_summarize_each_sends_documents_in_parallel_and_prints_them_in_order(
+    llama_server: str, report: Path, tmp_path: Path
+) -> None:
+    second = tmp_path / "memo.txt"
+    second.write_text("Memo: the Kittiwake ferry will be serviced in January; crossings move to the Tern.\n")
+    third = tmp_path / "notice.txt"
+    third.write_text("Notice: the Galway route timetable changes on 1 March 2026.\n")
+    args = ["summarize", "--each", str(report), str(second), str(third), *remote(llama_server, "--max-tokens", "24")]
+    run = dsv2([*args, "--concurrency", "3", "--json"], tmp_path / "home")
+    assert run.rc == 0, run.stderr
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["source"] for r in records] == [str(report), str(second), str(third)]
+    assert all(r["summary"] and r["backend"]["base_url"] == llama_server for r in records)
+    assert run.stderr.count("sending to") == 1 and "3 input(s)" in run.stderr
