@@ -218,21 +218,28 @@ class CountCache:
     def count(self, text: str) -> int:
         if len(text) < self.MIN_CHARS:
             return self.tokenizer.count(text)
+        digest, cached = self._lookup(text)
+        if cached is not None:
+            return cached
+        tokens = self.tokenizer.count(text)
+        self._pending.append((self.key, digest, tokens))
+        if len(self._pending) >= 256:
+            self.flush()
+        return tokens
+
+    def _lookup(self, text: str) -> tuple[str, int | None]:
+        """(content digest, cached count or None), counting the hit or miss."""
         import hashlib
 
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         row = self._db.execute(
             "SELECT tokens FROM counts WHERE tokenizer = ? AND sha256 = ?", (self.key, digest)
         ).fetchone()
-        if row is not None:
-            self.hits += 1
-            return int(row[0])
-        self.misses += 1
-        tokens = self.tokenizer.count(text)
-        self._pending.append((self.key, digest, tokens))
-        if len(self._pending) >= 256:
-            self.flush()
-        return tokens
+        if row is None:
+            self.misses += 1
+            return digest, None
+        self.hits += 1
+        return digest, int(row[0])
 
     def flush(self) -> None:
         if self._pending:
@@ -276,18 +283,11 @@ class CountCache:
         The whole is counted as the sum of its parts wherever that is exact (see ``_sum``), so
         each part is tokenized once, in parallel, and cached by content; the total is cached too.
         """
-        import hashlib
-
         counts = self.count_many(texts)
         whole = "".join(texts)
-        digest = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()
-        row = self._db.execute(
-            "SELECT tokens FROM counts WHERE tokenizer = ? AND sha256 = ?", (self.key, digest)
-        ).fetchone()
-        if row is not None:
-            self.hits += 1
-            return int(row[0]), counts
-        self.misses += 1
+        digest, cached = self._lookup(whole)
+        if cached is not None:
+            return cached, counts
         total = self._sum(texts, counts, whole)
         self._pending.append((self.key, digest, total))
         return total, counts
