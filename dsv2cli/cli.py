@@ -749,6 +749,9 @@ def _remote_session(env: Env, settings: Any) -> _ModelSession:
     from .summarize import ModelFacts
 
     target, key = remote.target(settings, env.environ)
+    if key is None and target.leaves_machine:
+        names = " or ".join(n for n in (settings.api_key_env, "DSV2_API_KEY") if n)
+        env.note(f"no API key for {target.base_url} (none in {names}); the server may refuse the request")
     counter = remote.counting_tokenizer(target.counting)
     name, architecture, template = remote.chat_facts(target.counting, target.api_model)
     config = RemoteConfig(
