@@ -652,20 +652,20 @@ class _ModelSession:
     path: Path | None  # the GGUF (None: a remote backend)
     memory: Any = None  # memory.ContextChoice: the estimate behind the window (None: --tokenizer, remote)
     remote: Any = None  # remote.RemoteTarget for a remote backend
-    counter: Any = None  # a remote backend's counting tokenizer (DeepSeek vocabulary or estimate)
+    counter: Any = None  # the vocabulary alone: a remote backend's counting tokenizer, or a local GGUF's
 
     def vocab_tokenizer(self, verbose: bool) -> Any:
-        """The tokenizer alone (no weights): for --dry-run and planning."""
+        """The tokenizer alone (no weights): for --dry-run and planning. Loaded once."""
         from .tokens import Tokenizer
 
-        if self.counter is not None:
-            return self.counter
-        assert self.path is not None
-        return Tokenizer.load(self.path, verbose=verbose)
+        if self.counter is None:
+            assert self.path is not None
+            self.counter = Tokenizer.load(self.path, verbose=verbose)
+        return self.counter
 
     def tokenizer(self, verbose: bool, dry_run: bool = False) -> Any:
         """The tokenizer to build prompts with: a local run loads the weights (and uses their vocabulary)."""
-        if dry_run or self.counter is not None:
+        if dry_run or self.remote is not None:
             return self.vocab_tokenizer(verbose)
         return self.backend.tokenizer
 
