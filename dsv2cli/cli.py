@@ -760,6 +760,7 @@ def _remote_session(env: Env, settings: Any) -> _ModelSession:
         api_key=key,
         window=target.window,
         timeout_s=settings.timeout,
+        max_retries=settings.retries,
         json_mode=settings.json_mode,
         name=target.profile,
     )

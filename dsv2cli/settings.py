@@ -85,6 +85,7 @@ class Settings:
         metadata={"help": "remote JSON output: " + "|".join(("auto", "json_schema", "json_object", "none"))},
     )
     timeout: float = field(default=120.0, metadata={"help": "remote read timeout in seconds"})
+    retries: int = field(default=4, metadata={"help": "remote retries on 429/5xx/connection errors"})
     concurrency: int | None = field(
         default=None, metadata={"help": "parallel remote requests; default 4 remote, 1 local"}
     )
@@ -133,6 +134,7 @@ PROFILE_KEYS = {
     "window": "ctx",
     "json_mode": "json_mode",
     "timeout": "timeout",
+    "retries": "retries",
     "concurrency": "concurrency",
     "price_input": "price_input",
     "price_output": "price_output",
@@ -184,7 +186,7 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
     if raw is None:
         return None
     try:
-        if name in ("ctx", "max_tokens", "gpu_layers", "threads", "seed", "concurrency"):
+        if name in ("ctx", "max_tokens", "gpu_layers", "threads", "seed", "concurrency", "retries"):
             if isinstance(raw, bool):
                 raise ValueError(raw)
             return int(raw)
@@ -338,6 +340,8 @@ def validate(s: Settings) -> None:
         raise bad("concurrency", "must be between 1 and 64")
     if s.timeout <= 0:
         raise bad("timeout", "must be positive (seconds)")
+    if not 0 <= s.retries <= 20:
+        raise bad("retries", "must be between 0 and 20")
     for name in ("price_input", "price_output"):
         value = getattr(s, name)
         if value is not None and value < 0:

@@ -262,3 +262,17 @@ def test_summarize_each_sends_documents_in_parallel_and_prints_them_in_order(
     assert [r["source"] for r in records] == [str(report), str(second), str(third)]
     assert all(r["summary"] and r["backend"]["base_url"] == llama_server for r in records)
     assert run.stderr.count("sending to") == 1 and "3 input(s)" in run.stderr
+
+
+def test_an_unreachable_server_is_a_remote_error(report: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    run = dsv2(["summarize", str(report), *remote(url)], tmp_path / "home", DSV2_RETRIES="1")
+    assert run.rc == 6 and run.stdout == ""
+    assert f"{url}" in run.stderr and "gave up after 2 attempts" in run.stderr
+    assert "retrying in" in run.stderr  # the retry was announced on stderr
+    assert "Traceback" not in run.stderr
