@@ -11,6 +11,7 @@ from .chat import ChatPrompt, Message, format_chat
 from .engines.base import Backend, GenerationParams, PromptProgress, Usage
 from .errors import Dsv2Error, UsageError
 from .packing import Budget, ensure_fits, render_context
+from .parallel import closer, ordered_map
 from .sources.base import Document
 from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
 from .strategies.map_reduce import Chunk, MapReduce, StageProgress
@@ -189,22 +190,9 @@ def run_many(
         except Dsv2Error as exc:
             return exc
 
-    if concurrency <= 1 or len(jobs) <= 1:
-        for i, job in enumerate(jobs):
-            on_result(i, one(job))
-            if on_stage:
-                on_stage("documents", i + 1, len(jobs))
-        return
-    from concurrent.futures import ThreadPoolExecutor
+    def each(i: int, outcome: SummaryResult | Dsv2Error) -> None:
+        on_result(i, outcome)
+        if on_stage:
+            on_stage("documents", i + 1, len(jobs))
 
-    with ThreadPoolExecutor(min(concurrency, len(jobs))) as pool:
-        futures = [pool.submit(one, job) for job in jobs]
-        try:
-            for i, future in enumerate(futures):
-                on_result(i, future.result())
-                if on_stage:
-                    on_stage("documents", i + 1, len(jobs))
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    ordered_map(one, jobs, concurrency, each, on_abort=closer(*{id(b): b for _, _, b in jobs}.values()))

@@ -6,13 +6,13 @@ Nothing here prints: every event goes to the ``notify`` callback as one complete
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..engines.base import Backend, GenerationParams
 from ..errors import ContextOverflowError, Dsv2Error, InputError, RefusedError
+from ..parallel import closer, ordered_map
 from ..sources.base import Document
 from ..summarize import ModelFacts
 from ..tokens import Tokenizer
@@ -71,6 +71,12 @@ class Extractor:
 
     def model(self) -> Model:
         return self._get("first", self.open_model)
+
+    def abort(self) -> None:
+        """Close the opened backends' connections: requests in flight end now (Ctrl-C, a failure)."""
+        with self._lock:
+            models = list(self._models.values())
+        closer(*(m.backend for m in models))()
 
     def _run(self, doc: Document, m: Model) -> ExtractionResult:
         max_tokens = self.params.max_tokens or default_max_tokens(len(self.fields.fields), m.window)
@@ -159,44 +165,32 @@ def run_batch(
     for note in sink.notes:
         notify(note)
 
-    def one(path: str) -> ExtractionResult | None:
-        doc = load(path)
-        for warning in doc.warnings:
-            notify(f"warning: {warning}")
-        if (doc.content_hash, schema_digest) in sink.done:
-            notify(f"{doc.source}: skipped: already extracted with this schema (--force to redo)")
-            return None
-        return extract(doc)
-
-    def record(path: str, outcome: Callable[[], ExtractionResult | None]) -> None:
+    def one(path: str) -> ExtractionResult | Dsv2Error | None:
+        """One input's result, its per-input error, or None when it is already done."""
         try:
-            result = outcome()
+            doc = load(path)
+            for warning in doc.warnings:
+                notify(f"warning: {warning}")
+            if (doc.content_hash, schema_digest) in sink.done:
+                notify(f"{doc.source}: skipped: already extracted with this schema (--force to redo)")
+                return None
+            return extract(doc)
         except PER_INPUT_ERRORS as exc:
-            notify(f"error: {exc}; skipped")
-            report.failed.append((path, exc))
-            return
-        if result is None:
+            return exc
+
+    def record(i: int, outcome: ExtractionResult | Dsv2Error | None) -> None:
+        if isinstance(outcome, Dsv2Error):
+            notify(f"error: {outcome}; skipped")
+            report.failed.append((paths[i], outcome))
+        elif outcome is None:
             report.skipped += 1
-            return
-        sink.write(result.to_record())
-        for line in describe(result):
-            notify(line)
-        report.done += 1
+        else:
+            sink.write(outcome.to_record())
+            for line in describe(outcome):
+                notify(line)
+            report.done += 1
 
-    if concurrency <= 1 or len(paths) <= 1:
-        for path in paths:
-            record(path, functools.partial(one, path))
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(concurrency, len(paths))) as pool:
-            futures = [pool.submit(one, path) for path in paths]
-            try:
-                for path, future in zip(paths, futures, strict=True):
-                    record(path, future.result)
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+    abort = getattr(extract, "abort", None)
+    ordered_map(one, paths, concurrency, record, on_abort=abort if callable(abort) else None)
     sink.close()
     return report

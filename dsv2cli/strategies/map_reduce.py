@@ -17,6 +17,7 @@ from ..chat import ChatPrompt, Message, format_chat
 from ..engines.base import Backend, GenerationParams, Usage
 from ..errors import ContextOverflowError
 from ..packing import marker, number_lines, render_segments
+from ..parallel import closer, ordered_map
 from ..sources.base import Document, Location, Segment
 from ..tokens import Tokenizer
 
@@ -307,28 +308,22 @@ class MapReduce:
         stage: str,
     ) -> list[str]:
         """Every prompt's answer, in order; ``concurrency`` calls in flight, progress as each completes."""
-        if self.concurrency <= 1 or len(prompts_) <= 1:
-            texts = []
-            for done, prompt in enumerate(prompts_, 1):
-                texts.append(self._call(prompt, backend, params, result))
-                if on_stage:
-                    on_stage(stage, done, len(prompts_))
-            return texts
-        from concurrent.futures import ThreadPoolExecutor, as_completed
+        done = 0
 
-        with ThreadPoolExecutor(min(self.concurrency, len(prompts_))) as pool:
-            futures = {pool.submit(self._call, p, backend, params, result): i for i, p in enumerate(prompts_)}
-            answers: dict[int, str] = {}
-            try:
-                for future in as_completed(futures):
-                    answers[futures[future]] = future.result()
-                    if on_stage:
-                        on_stage(stage, len(answers), len(prompts_))
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-        return [answers[i] for i in range(len(prompts_))]
+        def progress(_i: int, _text: str) -> None:
+            nonlocal done
+            done += 1
+            if on_stage:
+                on_stage(stage, done, len(prompts_))
+
+        return ordered_map(
+            lambda prompt: self._call(prompt, backend, params, result),
+            prompts_,
+            self.concurrency,
+            progress,
+            in_order=False,
+            on_abort=closer(backend),
+        )
 
     @staticmethod
     def _render_partials(partials: Sequence[Partial]) -> str:

@@ -276,3 +276,44 @@ def test_an_unreachable_server_is_a_remote_error(report: Path, tmp_path: Path) -
     assert f"{url}" in run.stderr and "gave up after 2 attempts" in run.stderr
     assert "retrying in" in run.stderr  # the retry was announced on stderr
     assert "Traceback" not in run.stderr
+
+
+def test_ctrl_c_during_parallel_requests_exits_at_once(report: Path, tmp_path: Path) -> None:
+    """Requests stuck on a server that takes 60 s: SIGINT ends the process in seconds with 130."""
+    import signal
+    import time
+
+    class Slow(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            time.sleep(60)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    second = tmp_path / "b.md"
+    second.write_text("A second document.\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSV2_")}
+    env.update(DSV2_HOME=str(tmp_path / "home"), NO_COLOR="1")
+    proc = subprocess.Popen(
+        [*dsv2_cmd(), "summarize", "--each", str(report), str(second), *remote(url), "--concurrency", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        time.sleep(3)  # both requests are out and waiting
+        proc.send_signal(signal.SIGINT)
+        begun = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+        assert time.monotonic() - begun < 10
+    finally:
+        proc.kill()
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
