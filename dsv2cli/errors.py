@@ -1,6 +1,6 @@
 """User-facing errors. Each subclass carries the process exit code the CLI uses.
 
-Core code raises these; only ``cli.py`` turns them into a message and an exit code.
+Core code raises these; only the ``cli`` package turns them into a message and an exit code.
 """
 
 from __future__ import annotations

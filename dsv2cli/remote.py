@@ -1,6 +1,6 @@
 """Remote backends around the OpenAI-compatible engine: counting, window, cost, privacy, escalation.
 
-Nothing here prints; cli.py shows what these functions return.
+Nothing here prints; the cli package shows what these functions return.
 
 - Counting: DeepSeek models are counted with the shipped DeepSeek vocabulary and the DeepSeek-V2
   chat format (exact up to the server's own template: ``TEMPLATE_SLACK`` tokens are kept free);

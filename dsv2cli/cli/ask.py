@@ -1,0 +1,285 @@
+"""``dsv2 ask``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .app import _STARTED, app
+from .common import Env, _load_inputs, _progress, _remote_flags, _settings, handle_errors
+from .options import (
+    AllowSecretsOpt,
+    ApiKeyEnvOpt,
+    ApiModelOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    CacheSizeOpt,
+    CacheTypeKOpt,
+    CacheTypeVOpt,
+    CtxOpt,
+    DebugOpt,
+    DryRunOpt,
+    EmbedModelOpt,
+    EscalateOpt,
+    ExcludeOpt,
+    FlashOpt,
+    GpuLayersOpt,
+    IncludeOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    NoCacheOpt,
+    PasswordOpt,
+    PathsArg,
+    RepoOpt,
+    SeedOpt,
+    SplitModeOpt,
+    StrategyOpt,
+    TempOpt,
+    TensorSplitOpt,
+    ThreadsOpt,
+    TokenizerOpt,
+    VerboseOpt,
+    YesOpt,
+)
+from .session import _escalation, _guard, _ModelSession, _open_model
+
+
+@app.command()
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question (or use -q).", show_default=False)] = None,
+    paths: PathsArg = None,
+    questions: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--question",
+            "-q",
+            help="A question; repeat for several, answered from one evaluated prefix.",
+            show_default=False,
+        ),
+    ] = None,
+    questions_file: Annotated[
+        Path | None, typer.Option("--questions-file", help="A file with one question per line.", show_default=False)
+    ] = None,
+    repo: RepoOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    password: PasswordOpt = None,
+    strategy: StrategyOpt = None,
+    dry_run: DryRunOpt = False,
+    embed_model: EmbedModelOpt = None,
+    stream: Annotated[
+        bool,
+        typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal)."),
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per question (one line each).")
+    ] = False,
+    no_cache: NoCacheOpt = False,
+    cache_size: CacheSizeOpt = None,
+    model: ModelOpt = None,
+    ctx: CtxOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    threads: ThreadsOpt = None,
+    flash_attn: FlashOpt = None,
+    cache_type_k: CacheTypeKOpt = None,
+    cache_type_v: CacheTypeVOpt = None,
+    split_mode: SplitModeOpt = None,
+    tensor_split: TensorSplitOpt = None,
+    tokenizer: TokenizerOpt = None,
+    temperature: TempOpt = None,
+    seed: SeedOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_model: ApiModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    escalate_to: EscalateOpt = None,
+    allow_secrets: AllowSecretsOpt = False,
+    yes: YesOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Answer questions about documents or a codebase, citing [path:lines] or [p. N].
+
+    `dsv2 ask "question" report.pdf`, `dsv2 ask --repo ./src "question"`, or
+    `dsv2 ask -q "first" -q "second" report.pdf` (with -q, every argument is an input).
+    """
+    env = Env()
+    with handle_errors(env, debug):
+        settings = _settings(
+            env,
+            model=model,
+            ctx=ctx,
+            max_tokens=max_tokens,
+            gpu_layers=gpu_layers,
+            threads=threads,
+            flash_attn=flash_attn,
+            cache_type_k=cache_type_k,
+            cache_type_v=cache_type_v,
+            split_mode=split_mode,
+            tensor_split=tensor_split,
+            tokenizer=tokenizer,
+            temperature=temperature,
+            seed=seed,
+            embed_model=embed_model,
+            cache_size=cache_size,
+            **_remote_flags(backend, base_url, api_model, api_key_env, None, escalate_to),
+        )
+        from .. import ask as asking
+        from ..engines.base import GenerationParams, Usage
+        from ..errors import UsageError
+
+        asked = list(questions or [])
+        if questions_file is not None:
+            try:
+                lines = questions_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"{questions_file}: cannot read questions ({exc})") from exc
+            asked += [line.strip() for line in lines if line.strip()]
+        if asked:
+            paths = ([question] if question is not None else []) + list(paths or [])
+        elif question is not None:
+            asked = [question]
+        else:
+            raise UsageError("no question: give one as the first argument, or -q / --questions-file")
+
+        docs = _load_inputs(env, paths, repo, include, exclude, password)
+        first = _open_model(env, settings, verbose, no_cache=no_cache)
+        escalation = _escalation(env, settings, verbose)
+        corpus = list(paths or []) + ([repo] if repo else [])
+        params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
+
+        def plan_on(session: _ModelSession, asked_question: str) -> Any:
+            with _progress(env, 0) as (_, on_stage):
+                on_index = (lambda done, total: on_stage("indexing", done, total)) if on_stage else None
+                return asking.plan(
+                    asked_question,
+                    docs,
+                    session.tokenizer(verbose, dry_run),
+                    session.facts,
+                    session.window,
+                    settings.max_tokens,
+                    corpus=corpus,
+                    home=settings.home,
+                    strategy=strategy,
+                    embed_model=settings.embed_model,
+                    threads=settings.threads,
+                    on_index_progress=on_index,
+                )
+
+        confirmed: set[int] = set()
+        for number, asked_question in enumerate(asked, 1):
+            started = time.perf_counter()
+            session = first
+            the_plan = plan_on(session, asked_question)
+            answered_by: dict[str, Any] = {"backend": settings.backend, "escalated": False, "reason": None}
+            if escalation is not None:
+                from ..remote import classify_input, classify_question
+
+                reason = classify_question(asked_question) or classify_input(
+                    the_plan.context_tokens, the_plan.budget.document
+                )
+                if reason is not None:
+                    env.note(f"escalating to {settings.escalate_to}: {reason}")
+                    session, the_plan = escalation, plan_on(escalation, asked_question)
+                    answered_by = {"backend": settings.escalate_to, "escalated": True, "reason": reason}
+                else:
+                    answered_by["reason"] = "simple question that fits one window"
+            plan_s = time.perf_counter() - started
+            for notice in the_plan.notices if number == 1 else []:
+                env.note(notice)
+            described = {
+                "backend": session.describe(),
+                "answered_by": answered_by,
+                "strategy": the_plan.strategy,
+                "retrieval": the_plan.retrieval,
+                "window": the_plan.budget.window,
+                "budget": the_plan.budget.document,
+                "reserved_output": the_plan.budget.output,
+                "context_tokens": the_plan.context_tokens,
+                "prompt_tokens": len(the_plan.prompt.ids),
+                "sources": the_plan.sources,
+            }
+            if dry_run:
+                if json_out:
+                    cost = session.cost(len(the_plan.prompt.ids), settings.max_tokens)
+                    described = {**described, "estimated_cost_usd": cost}
+                    env.stdout.write(json.dumps({"question": asked_question, **described}, ensure_ascii=False) + "\n")
+                else:
+                    env.stdout.write(the_plan.prompt.text + "\n")
+                continue
+            if the_plan.strategy == "retrieve" and number == 1:
+                env.note(
+                    f"corpus does not fit one {session.window}-token window: answering from "
+                    f"{len(the_plan.sources)} retrieved passages ({the_plan.retrieval})"
+                )
+            _guard(
+                env,
+                session,
+                docs,
+                len(the_plan.prompt.ids),
+                1,
+                allow_secrets=allow_secrets,
+                yes=yes or id(session) in confirmed,
+                extra={"the question": asked_question},
+            )
+            confirmed.add(id(session))  # asked once per backend: the next questions go to the same place
+            streaming = not json_out and (stream or env.stdout_isatty)
+            if len(asked) > 1 and not json_out:
+                env.stdout.write(("\n" if number > 1 else "") + f"## {asked_question}\n\n")
+            usage = Usage()
+            pieces: list[str] = []
+            with _progress(env, len(the_plan.prompt.ids)) as (on_prompt, _):
+                for piece in session.backend.generate(the_plan.prompt, params, usage, on_prompt):
+                    pieces.append(piece)
+                    if streaming:
+                        env.stdout.write(piece)
+                        env.stdout.flush()
+            for notice in session.notices():
+                env.note(notice)
+            answer = "".join(pieces).strip()
+            if usage.finish_reason == "length":
+                env.note(f"warning: the answer reached --max-tokens ({settings.max_tokens}) and may be cut short")
+            if json_out:
+                payload = {
+                    "answer": answer,
+                    "question": asked_question,
+                    "model": session.backend.capabilities.name,
+                    "model_path": session.model_path,
+                    **described,
+                    "input_tokens": usage.prompt_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "usage_estimated": bool(usage.extra.get("usage_estimated")),
+                    "cost_usd": session.cost(usage.prompt_tokens, usage.output_tokens),
+                    "finish_reason": usage.finish_reason,
+                    "prefix_reused_tokens": int(usage.extra.get("prefix_reused_tokens", 0)),
+                    "prefix_cache": _cache_outcome(usage, no_cache),
+                    "timings": {
+                        "load_s": round(session.load_s, 4),
+                        "plan_s": round(plan_s, 4),
+                        "prompt_eval_s": round(usage.prompt_eval_s, 4),
+                        "generation_s": round(usage.generation_s, 4),
+                        "total_s": round(time.perf_counter() - _STARTED, 4),
+                    },
+                }
+                env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+            else:
+                env.stdout.write("\n" if streaming else answer + "\n")
+            env.stdout.flush()
+
+
+def _cache_outcome(usage: Any, no_cache: bool) -> str:
+    """ "hit" (loaded from disk), "memory" (reused in this process), "miss", "off" or "short"."""
+    if usage.extra.get("prefix_cache_hits"):
+        return "hit"
+    if usage.extra.get("prefix_reused_tokens"):
+        return "memory"
+    if no_cache:
+        return "off"
+    if usage.extra.get("prefix_cache_misses"):
+        return "miss"
+    return "short"

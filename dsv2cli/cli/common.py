@@ -1,0 +1,223 @@
+"""What every command shares: the process environment, error handling, settings, inputs, progress."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, TextIO
+
+import typer
+from rich.console import Console
+
+from ..errors import Dsv2Error, ExitCode
+
+
+@dataclass
+class Env:
+    """The process's streams and environment, bundled so tests can substitute them."""
+
+    stdin: BinaryIO = field(default_factory=lambda: sys.stdin.buffer)
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def stdout_isatty(self) -> bool:
+        return _isatty(self.stdout)
+
+    @property
+    def animate(self) -> bool:
+        """Progress bars only on a terminal, and never with NO_COLOR."""
+        return _isatty(self.stderr) and "NO_COLOR" not in self.environ
+
+    def console(self) -> Console:
+        return Console(
+            file=self.stderr,
+            no_color="NO_COLOR" in self.environ or not _isatty(self.stderr),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def note(self, message: str) -> None:
+        print(f"dsv2: {message}", file=self.stderr, flush=True)
+
+    def confirm(self, question: str) -> bool | None:
+        """Ask on the terminal (stdin may be the document): True/False, or None when there is no terminal."""
+        if not _isatty(self.stderr):
+            return None
+        try:
+            with open("/dev/tty", "r+", encoding="utf-8") as tty:
+                tty.write(f"dsv2: {question}")
+                tty.flush()
+                return tty.readline().strip().lower() in ("y", "yes")
+        except OSError:
+            return None
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextmanager
+def handle_errors(env: Env, debug: bool) -> Iterator[None]:
+    """Dsv2Error -> one line and its exit code; anything else -> one line, exit 1 (traceback with --debug)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Dsv2Error as exc:
+        if debug:
+            raise
+        env.note(f"error: {exc}")
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        env.note("interrupted")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
+        finally:
+            raise typer.Exit(0) from None
+    except Exception as exc:
+        if debug:
+            raise
+        env.note(f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)")
+        raise typer.Exit(int(ExitCode.UNEXPECTED)) from None
+
+
+def _remote_flags(
+    backend: str | None,
+    base_url: str | None,
+    api_model: str | None,
+    api_key_env: str | None,
+    concurrency: int | None,
+    escalate_to: str | None,
+) -> dict[str, Any]:
+    return {
+        "backend": backend,
+        "base_url": base_url,
+        "api_model": api_model,
+        "api_key_env": api_key_env,
+        "concurrency": concurrency,
+        "escalate_to": escalate_to,
+    }
+
+
+def _settings(env: Env, **flags: Any) -> Any:
+    from ..settings import resolve
+
+    return resolve(flags, env.environ)
+
+
+def _load_inputs(
+    env: Env,
+    paths: list[str] | None,
+    repo: str | None,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    password: str | None,
+) -> list[Any]:
+    """Read every input; print the reader's notes (what was skipped, redacted, warned) on stderr."""
+    from .. import sources
+
+    docs, notes = sources.load_inputs(
+        paths or [], env.stdin, repo=repo, include=include or (), exclude=exclude or (), password=password
+    )
+    for line in notes:
+        env.note(line)
+    return docs
+
+
+def _choice_view(memory: dict[str, Any]) -> Any:
+    """A ContextChoice-like view of ``model_info``'s "memory" dict, for :func:`_memory_line`."""
+    from types import SimpleNamespace
+
+    from ..memory import MemoryEstimate, Resources
+
+    est = MemoryEstimate(
+        memory["n_ctx"],
+        memory["weights_bytes"],
+        memory["kv_cache_bytes"],
+        memory["kv_bytes_per_token"],
+        memory["compute_bytes"],
+        memory["kv_format"],
+        memory["gpu_layers"],
+        memory["ram_bytes"],
+        memory["vram_bytes"],
+    )
+    return SimpleNamespace(
+        estimate=est, resources=Resources(memory["ram_available_bytes"], memory["vram_free_bytes"]), fits=memory["fits"]
+    )
+
+
+def _memory_line(choice: Any) -> str:
+    from ..memory import gib
+
+    est = choice.estimate
+    line = (
+        f"{gib(est.total_bytes)} at {est.n_ctx:,} tokens: weights {gib(est.weights_bytes)}, KV cache "
+        f"{gib(est.kv_bytes)} ({est.kv_format}, {est.kv_bytes_per_token:,} B/token), "
+        f"compute {gib(est.compute_bytes)}"
+    )
+    free = choice.resources.ram_available
+    if free is not None:
+        line += f"; RAM {gib(est.ram_bytes)} of {gib(free)} available"
+    if est.vram_bytes:
+        vram = choice.resources.vram_free
+        line += f"; GPU {gib(est.vram_bytes)} of {gib(vram) + ' free' if vram is not None else 'unknown free'}"
+    return line + ("" if choice.fits is not False else " -> does not fit")
+
+
+def _stdout_writer(env: Env) -> Any:
+    def write(text: str) -> None:
+        env.stdout.write(text)
+        env.stdout.flush()
+
+    return write
+
+
+@contextmanager
+def _progress(env: Env, prompt_total: int) -> Iterator[tuple[Any, Any]]:
+    """Progress on stderr (terminals only): prompt evaluation with tokens/s, and one bar per map-reduce stage."""
+    if not env.animate:
+        yield None, None
+        return
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} {task.fields[unit]}"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=env.console(),
+        transient=True,
+    )
+    started = time.perf_counter()
+    stages: dict[str, TaskID] = {}
+    with progress:
+        prompt_task = progress.add_task(
+            "evaluating prompt", total=prompt_total or 1, unit="tokens", rate="", visible=bool(prompt_total)
+        )
+
+        def on_prompt(done: int, total: int) -> None:
+            elapsed = time.perf_counter() - started
+            rate = f"{done / elapsed:,.0f} tok/s" if elapsed > 0 else ""
+            progress.update(prompt_task, completed=done, total=total, rate=rate)
+            if done >= total:
+                progress.update(prompt_task, visible=False)
+
+        def on_stage(stage: str, done: int, total: int) -> None:
+            if stage not in stages:
+                stages[stage] = progress.add_task(stage, total=total, unit="chunks", rate="")
+            progress.update(stages[stage], completed=done, total=total)
+
+        yield on_prompt, on_stage

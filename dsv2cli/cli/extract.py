@@ -1,0 +1,201 @@
+"""``dsv2 extract``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .app import app
+from .common import Env, _remote_flags, _settings, handle_errors
+from .options import (
+    AllowSecretsOpt,
+    ApiKeyEnvOpt,
+    ApiModelOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    CtxOpt,
+    DebugOpt,
+    EscalateOpt,
+    FlashOpt,
+    GpuLayersOpt,
+    ModelOpt,
+    PasswordOpt,
+    SeedOpt,
+    ThreadsOpt,
+    VerboseOpt,
+    YesOpt,
+)
+from .session import _confirm_batch, _escalation, _guard, _ModelSession, _open_model
+
+ExtractPathsArg = Annotated[
+    list[str],
+    typer.Argument(help="Documents to read (PDF, text, markdown, HTML); - for standard input.", show_default=False),
+]
+
+
+SchemaOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--schema",
+        help="JSON Schema whose top-level properties are the fields to extract [default: built-in contract schema].",
+        show_default=False,
+    ),
+]
+
+
+FieldsOpt = Annotated[
+    str | None, typer.Option("--fields", help="Comma-separated subset of the schema's fields.", show_default=False)
+]
+
+
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Write results to this file instead of stdout. A .jsonl or .csv file gets one record per input as each "
+        "completes; a rerun skips inputs already in it.",
+        show_default=False,
+    ),
+]
+
+
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="json | jsonl | csv [default: from --out's suffix, else json for one input, jsonl for more].",
+        show_default=False,
+    ),
+]
+
+
+ForceOpt = Annotated[bool, typer.Option("--force", help="Extract every input again and start --out afresh.")]
+
+
+@app.command()
+def extract(
+    paths: ExtractPathsArg,
+    schema: SchemaOpt = None,
+    fields: FieldsOpt = None,
+    out: OutOpt = None,
+    fmt: FormatOpt = None,
+    force: ForceOpt = False,
+    password: PasswordOpt = None,
+    model: ModelOpt = None,
+    ctx: CtxOpt = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tokens",
+            help="Tokens reserved for each answer [default: 96 a field + 64, at most half the window].",
+            show_default=False,
+        ),
+    ] = None,
+    gpu_layers: GpuLayersOpt = None,
+    threads: ThreadsOpt = None,
+    flash_attn: FlashOpt = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option("--temperature", help="Sampling temperature [default: 0, greedy].", show_default=False),
+    ] = None,
+    seed: SeedOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_model: ApiModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    escalate_to: EscalateOpt = None,
+    allow_secrets: AllowSecretsOpt = False,
+    yes: YesOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Extract fields as schema-valid JSON; every value carries a verbatim quote checked against the source.
+
+    Results go to stdout (or --out); progress, unverified quotes and failures go to stderr. A file
+    that cannot be read or extracted is reported and skipped. Exit code: 0 when every input is done
+    (or already in --out); otherwise that of the first failed input (3 unreadable, 4 unusable model
+    answer, 5 too big for the window), after the others ran. 2: bad flags or schema, before any model work.
+    """
+    env = Env()
+    with handle_errors(env, debug):
+        settings = _settings(
+            env,
+            model=model,
+            ctx=ctx,
+            max_tokens=max_tokens,
+            gpu_layers=gpu_layers,
+            threads=threads,
+            flash_attn=flash_attn,
+            temperature=temperature,
+            seed=seed,
+            **_remote_flags(backend, base_url, api_model, api_key_env, concurrency, escalate_to),
+        )
+        from .. import extract as ex
+        from .. import sources
+        from ..engines.base import GenerationParams
+        from ..errors import UsageError
+        from ..settings import with_backend
+
+        # Everything that can be wrong with the request fails here, before any model work.
+        field_set = ex.load_user_schema(schema) if schema is not None else ex.contract_fields()
+        if fields is not None:
+            field_set = field_set.subset([n.strip() for n in fields.split(",") if n.strip()])
+        out_format = ex.pick_format(fmt, out, len(paths))
+        if paths.count("-") > 1:
+            raise UsageError("- (standard input) can be given only once")
+        sink = ex.open_sink(out_format, env.stdout, out, force, field_set, len(paths))
+
+        def as_model(session: _ModelSession, name: str) -> Any:
+            def guard(doc: Any, tokens: int, requests: int) -> None:
+                _guard(env, session, [doc], tokens, requests, allow_secrets=allow_secrets, yes=True)
+
+            return ex.Model(
+                session.backend,
+                session.tokenizer(verbose),  # a local model loads its weights here
+                session.facts,
+                session.window,
+                name=name,
+                cost=session.cost if session.remote is not None else None,
+                guard=guard if session.remote is not None else None,
+            )
+
+        def open_model() -> Any:
+            return as_model(_open_model(env, settings, verbose), settings.backend)
+
+        def open_escalation() -> Any:
+            session = _escalation(env, settings, verbose)
+            assert session is not None
+            return as_model(session, settings.escalate_to)
+
+        for which in [settings] + ([with_backend(settings, settings.escalate_to, env.environ)] if escalate_to else []):
+            _confirm_batch(env, which, paths, yes)
+
+        params = GenerationParams(
+            settings.max_tokens if settings.origin("max_tokens") != "default" else 0,
+            settings.temperature if settings.origin("temperature") != "default" else 0.0,
+            settings.seed,
+        )
+        extractor = ex.Extractor(
+            field_set, params, open_model, env.note, open_escalation if settings.escalate_to else None
+        )
+        report = ex.run_batch(
+            paths,
+            lambda p: sources.load(p, env.stdin, password=password),
+            extractor,
+            sink,
+            field_set.digest,
+            env.note,
+            concurrency=settings.parallel,
+        )
+        if len(paths) > 1 or report.skipped:
+            env.note(
+                f"{report.done} extracted, {report.skipped} skipped (already done), {len(report.failed)} failed"
+                + (f": {', '.join(p for p, _ in report.failed)}" if report.failed else "")
+            )
+        if report.exit_code:
+            raise typer.Exit(report.exit_code)
