@@ -32,7 +32,7 @@ app = typer.Typer(
 )
 
 
-_STARTED = time.perf_counter()
+STARTED = time.perf_counter()
 
 
 def version_callback(value: bool) -> None:

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import _STARTED, app
-from .common import Env, _load_inputs, _progress, _remote_flags, _settings, handle_errors
+from .app import STARTED, app
+from .common import Env, handle_errors, load_inputs, progress_bars, remote_flags, resolve_settings
 from .options import (
     AllowSecretsOpt,
     ApiKeyEnvOpt,
@@ -45,7 +45,7 @@ from .options import (
     VerboseOpt,
     YesOpt,
 )
-from .session import _escalation, _guard, _ModelSession, _open_model
+from .session import ModelSession, escalation_session, guard_outgoing, open_session
 
 
 @app.command()
@@ -110,7 +110,7 @@ def ask(
     """
     env = Env()
     with handle_errors(env, debug):
-        settings = _settings(
+        settings = resolve_settings(
             env,
             model=model,
             ctx=ctx,
@@ -127,7 +127,7 @@ def ask(
             seed=seed,
             embed_model=embed_model,
             cache_size=cache_size,
-            **_remote_flags(backend, base_url, api_model, api_key_env, None, escalate_to),
+            **remote_flags(backend, base_url, api_model, api_key_env, None, escalate_to),
         )
         from .. import ask as asking
         from ..engines.base import GenerationParams, Usage
@@ -147,14 +147,14 @@ def ask(
         else:
             raise UsageError("no question: give one as the first argument, or -q / --questions-file")
 
-        docs = _load_inputs(env, paths, repo, include, exclude, password)
-        first = _open_model(env, settings, verbose, no_cache=no_cache)
-        escalation = _escalation(env, settings, verbose)
+        docs = load_inputs(env, paths, repo, include, exclude, password)
+        first = open_session(env, settings, verbose, no_cache=no_cache)
+        escalation = escalation_session(env, settings, verbose)
         corpus = list(paths or []) + ([repo] if repo else [])
         params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
 
-        def plan_on(session: _ModelSession, asked_question: str) -> Any:
-            with _progress(env, 0) as (_, on_stage):
+        def plan_on(session: ModelSession, asked_question: str) -> Any:
+            with progress_bars(env, 0) as (_, on_stage):
                 on_index = (lambda done, total: on_stage("indexing", done, total)) if on_stage else None
                 return asking.plan(
                     asked_question,
@@ -217,7 +217,7 @@ def ask(
                     f"corpus does not fit one {session.window}-token window: answering from "
                     f"{len(the_plan.sources)} retrieved passages ({the_plan.retrieval})"
                 )
-            _guard(
+            guard_outgoing(
                 env,
                 session,
                 docs,
@@ -233,7 +233,7 @@ def ask(
                 env.stdout.write(("\n" if number > 1 else "") + f"## {asked_question}\n\n")
             usage = Usage()
             pieces: list[str] = []
-            with _progress(env, len(the_plan.prompt.ids)) as (on_prompt, _):
+            with progress_bars(env, len(the_plan.prompt.ids)) as (on_prompt, _):
                 for piece in session.backend.generate(the_plan.prompt, params, usage, on_prompt):
                     pieces.append(piece)
                     if streaming:
@@ -263,7 +263,7 @@ def ask(
                         "plan_s": round(plan_s, 4),
                         "prompt_eval_s": round(usage.prompt_eval_s, 4),
                         "generation_s": round(usage.generation_s, 4),
-                        "total_s": round(time.perf_counter() - _STARTED, 4),
+                        "total_s": round(time.perf_counter() - STARTED, 4),
                     },
                 }
                 env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")

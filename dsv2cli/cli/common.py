@@ -93,7 +93,7 @@ def handle_errors(env: Env, debug: bool) -> Iterator[None]:
         raise typer.Exit(int(ExitCode.UNEXPECTED)) from None
 
 
-def _remote_flags(
+def remote_flags(
     backend: str | None,
     base_url: str | None,
     api_model: str | None,
@@ -111,13 +111,13 @@ def _remote_flags(
     }
 
 
-def _settings(env: Env, **flags: Any) -> Any:
+def resolve_settings(env: Env, **flags: Any) -> Any:
     from ..settings import resolve
 
     return resolve(flags, env.environ)
 
 
-def _load_inputs(
+def load_inputs(
     env: Env,
     paths: list[str] | None,
     repo: str | None,
@@ -136,8 +136,8 @@ def _load_inputs(
     return docs
 
 
-def _choice_view(memory: dict[str, Any]) -> Any:
-    """A ContextChoice-like view of ``model_info``'s "memory" dict, for :func:`_memory_line`."""
+def choice_view(memory: dict[str, Any]) -> Any:
+    """A ContextChoice-like view of ``model_info``'s "memory" dict, for :func:`memory_line`."""
     from types import SimpleNamespace
 
     from ..memory import MemoryEstimate, Resources
@@ -158,7 +158,7 @@ def _choice_view(memory: dict[str, Any]) -> Any:
     )
 
 
-def _memory_line(choice: Any) -> str:
+def memory_line(choice: Any) -> str:
     from ..memory import gib
 
     est = choice.estimate
@@ -176,7 +176,7 @@ def _memory_line(choice: Any) -> str:
     return line + ("" if choice.fits is not False else " -> does not fit")
 
 
-def _stdout_writer(env: Env) -> Any:
+def stdout_writer(env: Env) -> Any:
     def write(text: str) -> None:
         env.stdout.write(text)
         env.stdout.flush()
@@ -185,7 +185,7 @@ def _stdout_writer(env: Env) -> Any:
 
 
 @contextmanager
-def _progress(env: Env, prompt_total: int) -> Iterator[tuple[Any, Any]]:
+def progress_bars(env: Env, prompt_total: int) -> Iterator[tuple[Any, Any]]:
     """Progress on stderr (terminals only): prompt evaluation with tokens/s, and one bar per map-reduce stage."""
     if not env.animate:
         yield None, None

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .common import Env, _remote_flags, _settings, handle_errors
+from .common import Env, handle_errors, remote_flags, resolve_settings
 from .options import (
     AllowSecretsOpt,
     ApiKeyEnvOpt,
@@ -28,7 +28,7 @@ from .options import (
     VerboseOpt,
     YesOpt,
 )
-from .session import _confirm_batch, _escalation, _guard, _ModelSession, _open_model
+from .session import ModelSession, confirm_batch, escalation_session, guard_outgoing, open_session
 
 ExtractPathsArg = Annotated[
     list[str],
@@ -123,7 +123,7 @@ def extract(
     """
     env = Env()
     with handle_errors(env, debug):
-        settings = _settings(
+        settings = resolve_settings(
             env,
             model=model,
             ctx=ctx,
@@ -133,7 +133,7 @@ def extract(
             flash_attn=flash_attn,
             temperature=temperature,
             seed=seed,
-            **_remote_flags(backend, base_url, api_model, api_key_env, concurrency, escalate_to),
+            **remote_flags(backend, base_url, api_model, api_key_env, concurrency, escalate_to),
         )
         from .. import extract as ex
         from .. import sources
@@ -150,9 +150,9 @@ def extract(
             raise UsageError("- (standard input) can be given only once")
         sink = ex.open_sink(out_format, env.stdout, out, force, field_set, len(paths))
 
-        def as_model(session: _ModelSession, name: str) -> Any:
+        def as_model(session: ModelSession, name: str) -> Any:
             def guard(doc: Any, tokens: int, requests: int) -> None:
-                _guard(env, session, [doc], tokens, requests, allow_secrets=allow_secrets, yes=True)
+                guard_outgoing(env, session, [doc], tokens, requests, allow_secrets=allow_secrets, yes=True)
 
             return ex.Model(
                 session.backend,
@@ -165,15 +165,15 @@ def extract(
             )
 
         def open_model() -> Any:
-            return as_model(_open_model(env, settings, verbose), settings.backend)
+            return as_model(open_session(env, settings, verbose), settings.backend)
 
         def open_escalation() -> Any:
-            session = _escalation(env, settings, verbose)
+            session = escalation_session(env, settings, verbose)
             assert session is not None
             return as_model(session, settings.escalate_to)
 
         for which in [settings] + ([with_backend(settings, settings.escalate_to, env.environ)] if escalate_to else []):
-            _confirm_batch(env, which, paths, yes)
+            confirm_batch(env, which, paths, yes)
 
         params = GenerationParams(
             settings.max_tokens if settings.origin("max_tokens") != "default" else 0,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .common import Env, _choice_view, _load_inputs, _memory_line, _remote_flags, _settings, handle_errors
+from .common import Env, choice_view, handle_errors, load_inputs, memory_line, remote_flags, resolve_settings
 from .options import (
     ApiModelOpt,
     BackendOpt,
@@ -32,7 +32,7 @@ from .options import (
     ThreadsOpt,
     TokenizerOpt,
 )
-from .session import _count_cache, _open_model
+from .session import count_cache, open_session
 
 
 @app.command()
@@ -54,12 +54,12 @@ def pack(
     with handle_errors(env, debug):
         from ..packing import count_context, render_context
 
-        docs = _load_inputs(env, paths, repo, include, exclude, password)
+        docs = load_inputs(env, paths, repo, include, exclude, password)
         if not json_out:
             env.stdout.write(render_context(docs) + "\n")
             return
-        settings = _settings(env, model=model, tokenizer=tokenizer)
-        counter, resolved = _count_cache(env, settings)
+        settings = resolve_settings(env, model=model, tokenizer=tokenizer)
+        counter, resolved = count_cache(env, settings)
         try:
             counted = count_context(docs, counter.count_joined)
         finally:
@@ -124,7 +124,7 @@ def plan(
         from ..packing import Budget, count_context
         from ..strategies import choose
 
-        settings = _settings(
+        settings = resolve_settings(
             env,
             model=model,
             ctx=ctx,
@@ -137,11 +137,11 @@ def plan(
             split_mode=split_mode,
             tensor_split=tensor_split,
             tokenizer=tokenizer,
-            **_remote_flags(backend, base_url, api_model, None, None, None),
+            **remote_flags(backend, base_url, api_model, None, None, None),
         )
-        docs = _load_inputs(env, paths, repo, include, exclude, password)
-        session = _open_model(env, settings, verbose=False, announce=False)
-        counter, _ = _count_cache(env, settings)
+        docs = load_inputs(env, paths, repo, include, exclude, password)
+        session = open_session(env, settings, verbose=False, announce=False)
+        counter, _ = count_cache(env, settings)
         try:
             counted = count_context(docs, counter.count_joined)
             context_tokens = counted.tokens
@@ -231,7 +231,7 @@ def plan(
                     + "\n"
                 )
         if session.memory is not None:
-            out.write(f"memory:    {_memory_line(session.memory)}\n")
+            out.write(f"memory:    {memory_line(session.memory)}\n")
         out.write("largest:\n")
         for s in planning.largest(sizes, top):
             out.write(f"  {s.tokens:>9,}  {s.location.cite()}\n")
@@ -248,7 +248,7 @@ def models(
     with handle_errors(env, debug):
         from ..models import model_info, resolve_model
 
-        settings = _settings(env, model=model)
+        settings = resolve_settings(env, model=model)
         info = model_info(resolve_model(settings), settings)
         if json_out:
             env.stdout.write(json.dumps(info) + "\n")
@@ -275,7 +275,7 @@ def models(
             if key == "kv_format":
                 value = f"{value} format, {info['kv_bytes_per_token']:,} bytes/token at f16"
             elif key == "memory":
-                value = _memory_line(_choice_view(value))  # type: ignore[arg-type]  # dict from model_info
+                value = memory_line(choice_view(value))  # type: ignore[arg-type]  # dict from model_info
             elif key == "file_size_bytes":
                 value = f"{int(value) / 1e6:,.1f} MB ({value} bytes)"  # type: ignore[call-overload]  # int from model_info
             elif isinstance(value, bool):

@@ -9,9 +9,9 @@ from typing import Any
 import typer
 
 from .app import app
-from .common import Env, _load_inputs, _progress, _settings, handle_errors
+from .common import Env, handle_errors, load_inputs, progress_bars, resolve_settings
 from .options import DebugOpt, EmbedModelOpt, ExcludeOpt, IncludeOpt, JsonOpt, PasswordOpt, PathsArg, RepoOpt
-from .session import _prefix_cache
+from .session import prefix_cache_store
 
 cache_app = typer.Typer(help="Inspect or clear the prompt-prefix cache.", no_args_is_help=True)
 
@@ -24,7 +24,7 @@ def cache_status(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Entries and size of the prompt-prefix cache."""
     env = Env()
     with handle_errors(env, debug):
-        status = _prefix_cache(_settings(env)).status().to_dict()
+        status = prefix_cache_store(resolve_settings(env)).status().to_dict()
         if json_out:
             env.stdout.write(json.dumps(status) + "\n")
         else:
@@ -39,7 +39,7 @@ def cache_clear(debug: DebugOpt = False) -> None:
     """Delete every prompt-prefix cache entry."""
     env = Env()
     with handle_errors(env, debug):
-        removed = _prefix_cache(_settings(env)).clear()
+        removed = prefix_cache_store(resolve_settings(env)).clear()
         env.note(f"prefix cache cleared: {removed} entries removed")
 
 
@@ -52,7 +52,7 @@ app.add_typer(index_app, name="index")
 def _open_index(env: Env, paths: list[str] | None, repo: str | None) -> tuple[Any, Any, list[str]]:
     from ..index import open_index
 
-    settings = _settings(env)
+    settings = resolve_settings(env)
     corpus = list(paths or []) + ([repo] if repo else [])
     if not corpus:
         from ..errors import UsageError
@@ -99,11 +99,11 @@ def index_rebuild(
         from ..index import resolve_embedder
 
         index, settings, _ = _open_index(env, paths, repo)
-        docs = _load_inputs(env, paths, repo, include, exclude, password)
+        docs = load_inputs(env, paths, repo, include, exclude, password)
         choice = resolve_embedder(settings.home, embed_model or settings.embed_model, threads=settings.threads)
         if choice.notice:
             env.note(choice.notice)
-        with _progress(env, 0) as (_, on_stage):
+        with progress_bars(env, 0) as (_, on_stage):
             on_index = (lambda done, total: on_stage("indexing", done, total)) if on_stage else None
             index.rebuild(docs, choice.embedder, progress=on_index)
         status = index.status()

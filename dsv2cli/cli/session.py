@@ -9,17 +9,17 @@ from typing import Any
 from .common import Env
 
 
-def _escalation(env: Env, settings: Any, verbose: bool) -> _ModelSession | None:
+def escalation_session(env: Env, settings: Any, verbose: bool) -> ModelSession | None:
     """The --escalate-to backend, opened (not loaded); None without --escalate-to."""
     if not settings.escalate_to:
         return None
     from ..settings import with_backend
 
-    return _open_model(env, with_backend(settings, settings.escalate_to, env.environ), verbose)
+    return open_session(env, with_backend(settings, settings.escalate_to, env.environ), verbose)
 
 
 @dataclass
-class _ModelSession:
+class ModelSession:
     backend: Any  # LlamaCppBackend or OpenAIBackend
     facts: Any  # summarize.ModelFacts
     window: int  # what the planners may fill (a remote window less the counting margin)
@@ -67,7 +67,7 @@ class _ModelSession:
         return float(getattr(self.backend, "load_s", 0.0))
 
 
-def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True, no_cache: bool = False) -> _ModelSession:
+def open_session(env: Env, settings: Any, verbose: bool, announce: bool = True, no_cache: bool = False) -> ModelSession:
     """Resolve the model, read its header, prepare (not yet load) the engine."""
     from ..engines.llamacpp import LlamaCppBackend, LlamaCppOptions
     from ..errors import ModelError
@@ -76,9 +76,9 @@ def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True, n
     from ..summarize import ModelFacts
 
     if settings.remote:
-        return _remote_session(env, settings)
+        return remote_session(env, settings)
     if settings.tokenizer != "model":
-        return _tokenizer_session(settings)
+        return tokenizer_session(settings)
     from ..memory import plan_context
     from ..models import gpu_offload_supported
 
@@ -105,9 +105,9 @@ def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True, n
         tensor_split=settings.tensor_split,
         refuse=ModelError(choice.problem) if choice.problem else None,
         verbose=verbose,
-        prefix_cache=None if no_cache else _prefix_cache(settings),
+        prefix_cache=None if no_cache else prefix_cache_store(settings),
     )
-    return _ModelSession(
+    return ModelSession(
         LlamaCppBackend(options, name),
         ModelFacts(name, info.architecture, info.chat_template),
         window,
@@ -116,7 +116,7 @@ def _open_model(env: Env, settings: Any, verbose: bool, announce: bool = True, n
     )
 
 
-def _remote_session(env: Env, settings: Any) -> _ModelSession:
+def remote_session(env: Env, settings: Any) -> ModelSession:
     """An OpenAI-compatible endpoint: counted with the DeepSeek vocabulary or an estimate (remote.py)."""
     from .. import remote
     from ..engines.openai import OpenAIBackend, RemoteConfig
@@ -139,14 +139,14 @@ def _remote_session(env: Env, settings: Any) -> _ModelSession:
         name=target.profile,
     )
     backend = OpenAIBackend(config, count=counter.count, on_retry=env.note)
-    return _ModelSession(
+    return ModelSession(
         backend, ModelFacts(name, architecture, template), target.budget_window, None, remote=target, counter=counter
     )
 
 
-def _guard(
+def guard_outgoing(
     env: Env,
-    session: _ModelSession,
+    session: ModelSession,
     docs: Any,
     prompt_tokens: int,
     calls: int,
@@ -177,7 +177,7 @@ def _guard(
         raise RefusedError("not sent: you answered no")
 
 
-def _confirm_batch(env: Env, settings: Any, paths: list[str], yes: bool) -> None:
+def confirm_batch(env: Env, settings: Any, paths: list[str], yes: bool) -> None:
     """One question before a batch goes to a remote backend off this machine; each input's own
     line (tokens, secrets refused) follows as it is sent."""
     from .. import remote
@@ -199,7 +199,7 @@ def _confirm_batch(env: Env, settings: Any, paths: list[str], yes: bool) -> None
         raise RefusedError("not sent: you answered no")
 
 
-def _tokenizer_session(settings: Any) -> _ModelSession:
+def tokenizer_session(settings: Any) -> ModelSession:
     """``--tokenizer deepseek-v2``: plan for DeepSeek-V2 (its exact chat format and 128k window) with the
     shipped vocabulary; there are no weights, so a real run is refused."""
     from ..engines.llamacpp import LlamaCppBackend, LlamaCppOptions
@@ -215,18 +215,18 @@ def _tokenizer_session(settings: Any) -> _ModelSession:
         "dsv2 plan or dsv2 pack --json; a real run uses the model's own tokenizer"
     )
     options = LlamaCppOptions(model_path=path, n_ctx=window, refuse=refuse)
-    return _ModelSession(
+    return ModelSession(
         LlamaCppBackend(options, "DeepSeek-V2"), ModelFacts("DeepSeek-V2", "deepseek2", None), window, path
     )
 
 
-def _prefix_cache(settings: Any) -> Any:
+def prefix_cache_store(settings: Any) -> Any:
     from ..engines.prefix_cache import PrefixCache
 
     return PrefixCache(settings.home / "cache" / "prefix", settings.cache_size_bytes)
 
 
-def _count_cache(env: Env, settings: Any) -> tuple[Any, Any]:
+def count_cache(env: Env, settings: Any) -> tuple[Any, Any]:
     """The resolved model's tokenizer (vocabulary only) behind the persistent token-count cache.
 
     A remote backend counts with its counting tokenizer (the DeepSeek vocabulary, or the estimate).

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import _STARTED, app
-from .common import Env, _load_inputs, _progress, _remote_flags, _settings, _stdout_writer, handle_errors
+from .app import STARTED, app
+from .common import Env, handle_errors, load_inputs, progress_bars, remote_flags, resolve_settings, stdout_writer
 from .options import (
     AllowSecretsOpt,
     ApiKeyEnvOpt,
@@ -46,7 +46,7 @@ from .options import (
     VerboseOpt,
     YesOpt,
 )
-from .session import _escalation, _guard, _ModelSession, _open_model
+from .session import ModelSession, escalation_session, guard_outgoing, open_session
 
 
 @app.command()
@@ -109,7 +109,7 @@ def summarize(
     """Summarize documents (.txt, .md, .html, .pdf, a directory, or - for stdin). Only the summary goes to stdout."""
     env = Env()
     with handle_errors(env, debug):
-        settings = _settings(
+        settings = resolve_settings(
             env,
             model=model,
             ctx=ctx,
@@ -126,7 +126,7 @@ def summarize(
             seed=seed,
             style=style,
             cache_size=cache_size,
-            **_remote_flags(backend, base_url, api_model, api_key_env, concurrency, escalate_to),
+            **remote_flags(backend, base_url, api_model, api_key_env, concurrency, escalate_to),
         )
         from .. import prompts
         from .. import summarize as summ
@@ -135,11 +135,11 @@ def summarize(
         spec = summ.style_spec(settings.style)
         if prompt_file is not None:
             spec = summ.PromptSpec(spec.system, prompts.load_user_template(prompt_file, frozenset({"document"})))
-        docs = _load_inputs(env, paths, repo, include, exclude, password)
-        session = _open_model(env, settings, verbose, no_cache=no_cache)
+        docs = load_inputs(env, paths, repo, include, exclude, password)
+        session = open_session(env, settings, verbose, no_cache=no_cache)
         tokenize_started = time.perf_counter()
 
-        def plan_on(session: _ModelSession) -> Any:
+        def plan_on(session: ModelSession) -> Any:
             tok = session.tokenizer(verbose, dry_run)
             return summ.plan(
                 docs, tok, session.facts, spec, session.window, settings.max_tokens, strategy, settings.parallel
@@ -152,7 +152,7 @@ def summarize(
             return
         the_plan = plan_on(session)
         answered_by: dict[str, Any] = {"backend": settings.backend, "escalated": False, "reason": None}
-        escalation = _escalation(env, settings, verbose)
+        escalation = escalation_session(env, settings, verbose)
         if escalation is not None:
             from ..remote import classify_input
 
@@ -172,7 +172,7 @@ def summarize(
                 f"input is {the_plan.document_tokens} tokens, over the {the_plan.budget.document}-token budget "
                 f"of one {session.window}-token window: map-reduce over {len(the_plan.chunks)} chunks"
             )
-        _guard(
+        guard_outgoing(
             env,
             session,
             docs,
@@ -182,9 +182,9 @@ def summarize(
         )
 
         streaming = not json_out and (stream or env.stdout_isatty)
-        on_text = _stdout_writer(env) if streaming else None
+        on_text = stdout_writer(env) if streaming else None
         params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
-        with _progress(env, len(the_plan.prompt.ids) if the_plan.prompt else 0) as (on_prompt, on_stage):
+        with progress_bars(env, len(the_plan.prompt.ids) if the_plan.prompt else 0) as (on_prompt, on_stage):
             result = summ.run(
                 the_plan,
                 docs,
@@ -200,7 +200,7 @@ def summarize(
             "load_s": round(session.load_s, 4),
             "tokenize_s": round(tokenize_s, 4),
             **result.timings,
-            "total_s": round(time.perf_counter() - _STARTED, 4),
+            "total_s": round(time.perf_counter() - STARTED, 4),
         }
         if verbose:
             t = result.timings
@@ -242,7 +242,7 @@ def summarize(
 def _summarize_each(
     env: Env,
     docs: list[Any],
-    session: _ModelSession,
+    session: ModelSession,
     settings: Any,
     spec: Any,
     strategy: str | None,
@@ -257,9 +257,9 @@ def _summarize_each(
     from ..engines.base import GenerationParams
     from ..errors import Dsv2Error
 
-    escalation = _escalation(env, settings, verbose)
+    escalation = escalation_session(env, settings, verbose)
     jobs: list[summ.Job] = []
-    routes: list[tuple[_ModelSession, dict[str, Any]]] = []
+    routes: list[tuple[ModelSession, dict[str, Any]]] = []
     for doc in docs:
         chosen = session
         answered_by: dict[str, Any] = {"backend": settings.backend, "escalated": False, "reason": None}
@@ -290,7 +290,7 @@ def _summarize_each(
         mine = [(p, d) for (p, d, _), (c, _) in zip(jobs, routes, strict=True) if c is chosen]
         tokens = sum(p.sent_estimate()[0] for p, _ in mine)
         calls = sum(p.sent_estimate()[1] for p, _ in mine)
-        _guard(env, chosen, [d[0] for _, d in mine], tokens, calls, allow_secrets=allow_secrets, yes=yes)
+        guard_outgoing(env, chosen, [d[0] for _, d in mine], tokens, calls, allow_secrets=allow_secrets, yes=yes)
     params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
     failed: list[Dsv2Error] = []
 
@@ -323,7 +323,7 @@ def _summarize_each(
             env.stdout.write(("\n" if i else "") + f"## {doc.source}\n\n{outcome.summary}\n")
         env.stdout.flush()
 
-    with _progress(env, 0) as (_, on_stage):
+    with progress_bars(env, 0) as (_, on_stage):
         summ.run_many(jobs, params, settings.parallel, on_result, on_stage)
     if failed:
         env.note(f"{len(jobs) - len(failed)} summarized, {len(failed)} failed")
@@ -331,7 +331,7 @@ def _summarize_each(
 
 
 def _print_dry_run(
-    env: Env, the_plan: Any, docs: Any, json_out: bool, session: _ModelSession, answered_by: dict[str, Any]
+    env: Env, the_plan: Any, docs: Any, json_out: bool, session: ModelSession, answered_by: dict[str, Any]
 ) -> None:
     if json_out:
         prompt_tokens, calls = the_plan.sent_estimate()
