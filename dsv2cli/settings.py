@@ -121,6 +121,7 @@ class Settings:
 
 
 _KEYS = tuple(f.name for f in fields(Settings) if f.name not in ("home", "origins"))
+SETTING_NAMES = frozenset(_KEYS)  # what flags may set: the CLI maps parameters of these names
 JSON_MODES = ("auto", "json_schema", "json_object", "none")
 API_TOKENIZERS = ("deepseek-v2", "estimate")
 LOCAL, OPENAI = "local", "openai"

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import STARTED, app
-from .common import Env, handle_errors, load_inputs, progress_bars, remote_flags, resolve_settings
+from .common import Env, handle_errors, load_inputs, progress_bars, resolve_settings
 from .options import (
     AllowSecretsOpt,
     ApiKeyEnvOpt,
@@ -110,25 +110,7 @@ def ask(
     """
     env = Env()
     with handle_errors(env, debug):
-        settings = resolve_settings(
-            env,
-            model=model,
-            ctx=ctx,
-            max_tokens=max_tokens,
-            gpu_layers=gpu_layers,
-            threads=threads,
-            flash_attn=flash_attn,
-            cache_type_k=cache_type_k,
-            cache_type_v=cache_type_v,
-            split_mode=split_mode,
-            tensor_split=tensor_split,
-            tokenizer=tokenizer,
-            temperature=temperature,
-            seed=seed,
-            embed_model=embed_model,
-            cache_size=cache_size,
-            **remote_flags(backend, base_url, api_model, api_key_env, None, escalate_to),
-        )
+        settings = resolve_settings(env, locals())
         from .. import ask as asking
         from ..engines.base import GenerationParams, Usage
         from ..errors import UsageError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TextIO
@@ -93,28 +93,12 @@ def handle_errors(env: Env, debug: bool) -> Iterator[None]:
         raise typer.Exit(int(ExitCode.UNEXPECTED)) from None
 
 
-def remote_flags(
-    backend: str | None,
-    base_url: str | None,
-    api_model: str | None,
-    api_key_env: str | None,
-    concurrency: int | None,
-    escalate_to: str | None,
-) -> dict[str, Any]:
-    return {
-        "backend": backend,
-        "base_url": base_url,
-        "api_model": api_model,
-        "api_key_env": api_key_env,
-        "concurrency": concurrency,
-        "escalate_to": escalate_to,
-    }
+def resolve_settings(env: Env, params: Mapping[str, Any]) -> Any:
+    """Settings from a command's parameters (pass ``locals()`` first thing): every parameter named
+    like a setting (model, ctx, max_tokens, backend, ...) is that setting's flag; None = not given."""
+    from ..settings import SETTING_NAMES, resolve
 
-
-def resolve_settings(env: Env, **flags: Any) -> Any:
-    from ..settings import resolve
-
-    return resolve(flags, env.environ)
+    return resolve({name: value for name, value in params.items() if name in SETTING_NAMES}, env.environ)
 
 
 def load_inputs(

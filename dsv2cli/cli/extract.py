@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .common import Env, handle_errors, remote_flags, resolve_settings
+from .common import Env, handle_errors, resolve_settings
 from .options import (
     AllowSecretsOpt,
     ApiKeyEnvOpt,
@@ -123,18 +123,7 @@ def extract(
     """
     env = Env()
     with handle_errors(env, debug):
-        settings = resolve_settings(
-            env,
-            model=model,
-            ctx=ctx,
-            max_tokens=max_tokens,
-            gpu_layers=gpu_layers,
-            threads=threads,
-            flash_attn=flash_attn,
-            temperature=temperature,
-            seed=seed,
-            **remote_flags(backend, base_url, api_model, api_key_env, concurrency, escalate_to),
-        )
+        settings = resolve_settings(env, locals())
         from .. import extract as ex
         from .. import sources
         from ..engines.base import GenerationParams

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .common import Env, choice_view, handle_errors, load_inputs, memory_line, remote_flags, resolve_settings
+from .common import Env, choice_view, handle_errors, load_inputs, memory_line, resolve_settings
 from .options import (
     ApiModelOpt,
     BackendOpt,
@@ -58,7 +58,7 @@ def pack(
         if not json_out:
             env.stdout.write(render_context(docs) + "\n")
             return
-        settings = resolve_settings(env, model=model, tokenizer=tokenizer)
+        settings = resolve_settings(env, locals())
         counter, resolved = count_cache(env, settings)
         try:
             counted = count_context(docs, counter.count_joined)
@@ -124,21 +124,7 @@ def plan(
         from ..packing import Budget, count_context
         from ..strategies import choose
 
-        settings = resolve_settings(
-            env,
-            model=model,
-            ctx=ctx,
-            max_tokens=max_tokens,
-            gpu_layers=gpu_layers,
-            threads=threads,
-            flash_attn=flash_attn,
-            cache_type_k=cache_type_k,
-            cache_type_v=cache_type_v,
-            split_mode=split_mode,
-            tensor_split=tensor_split,
-            tokenizer=tokenizer,
-            **remote_flags(backend, base_url, api_model, None, None, None),
-        )
+        settings = resolve_settings(env, locals())
         docs = load_inputs(env, paths, repo, include, exclude, password)
         session = open_session(env, settings, verbose=False, announce=False)
         counter, _ = count_cache(env, settings)
@@ -248,7 +234,7 @@ def models(
     with handle_errors(env, debug):
         from ..models import model_info, resolve_model
 
-        settings = resolve_settings(env, model=model)
+        settings = resolve_settings(env, locals())
         info = model_info(resolve_model(settings), settings)
         if json_out:
             env.stdout.write(json.dumps(info) + "\n")

@@ -24,7 +24,7 @@ def cache_status(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Entries and size of the prompt-prefix cache."""
     env = Env()
     with handle_errors(env, debug):
-        status = prefix_cache_store(resolve_settings(env)).status().to_dict()
+        status = prefix_cache_store(resolve_settings(env, {})).status().to_dict()
         if json_out:
             env.stdout.write(json.dumps(status) + "\n")
         else:
@@ -39,7 +39,7 @@ def cache_clear(debug: DebugOpt = False) -> None:
     """Delete every prompt-prefix cache entry."""
     env = Env()
     with handle_errors(env, debug):
-        removed = prefix_cache_store(resolve_settings(env)).clear()
+        removed = prefix_cache_store(resolve_settings(env, {})).clear()
         env.note(f"prefix cache cleared: {removed} entries removed")
 
 
@@ -52,7 +52,7 @@ app.add_typer(index_app, name="index")
 def _open_index(env: Env, paths: list[str] | None, repo: str | None) -> tuple[Any, Any, list[str]]:
     from ..index import open_index
 
-    settings = resolve_settings(env)
+    settings = resolve_settings(env, {})
     corpus = list(paths or []) + ([repo] if repo else [])
     if not corpus:
         from ..errors import UsageError
