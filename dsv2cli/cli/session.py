@@ -157,7 +157,6 @@ def guard_outgoing(
 ) -> None:
     """Before text leaves the machine: refuse secrets, say what is sent, and ask (unless --yes)."""
     from .. import remote
-    from ..errors import RefusedError
 
     target = session.remote
     if target is None:
@@ -167,10 +166,17 @@ def guard_outgoing(
     env.note(remote.outgoing_line(target, docs, prompt_tokens, calls))
     if not target.leaves_machine or yes:
         return
-    reply = env.confirm(f"send this to {target.base_url}? [y/N] ")
+    _confirm(env, f"send this to {target.base_url}?", target.base_url)
+
+
+def _confirm(env: Env, question: str, where: str) -> None:
+    """A "y" on the terminal, or RefusedError (also when there is no terminal to ask on)."""
+    from ..errors import RefusedError
+
+    reply = env.confirm(f"{question} [y/N] ")
     if reply is None:
         raise RefusedError(
-            f"not sending to {target.base_url} without confirmation, and there is no terminal to ask on: "
+            f"not sending to {where} without confirmation, and there is no terminal to ask on: "
             "pass --yes to send from a script"
         )
     if not reply:
@@ -181,7 +187,6 @@ def confirm_batch(env: Env, settings: Any, paths: list[str], yes: bool) -> None:
     """One question before a batch goes to a remote backend off this machine; each input's own
     line (tokens, secrets refused) follows as it is sent."""
     from .. import remote
-    from ..errors import RefusedError
 
     if not settings.remote or yes:
         return
@@ -189,14 +194,7 @@ def confirm_batch(env: Env, settings: Any, paths: list[str], yes: bool) -> None:
     if not target.leaves_machine:
         return
     listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
-    reply = env.confirm(f"send {len(paths)} input(s) [{listed}] to {target.base_url}? [y/N] ")
-    if reply is None:
-        raise RefusedError(
-            f"not sending to {target.base_url} without confirmation, and there is no terminal to ask on: "
-            "pass --yes to send from a script"
-        )
-    if not reply:
-        raise RefusedError("not sent: you answered no")
+    _confirm(env, f"send {len(paths)} input(s) [{listed}] to {target.base_url}?", target.base_url)
 
 
 def tokenizer_session(settings: Any) -> ModelSession:

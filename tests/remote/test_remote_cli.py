@@ -317,3 +317,10 @@ def test_ctrl_c_during_parallel_requests_exits_at_once(report: Path, tmp_path: P
         server.server_close()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_a_batch_off_this_machine_needs_yes_before_anything_is_read_out(tmp_path: Path) -> None:
+    invoice = tmp_path / "invoice.txt"
+    invoice.write_text(INVOICE_A)
+    run = dsv2(["extract", str(invoice), *remote("http://192.0.2.1:9/v1")], tmp_path / "home")
+    assert run.rc == 7 and run.stdout == "" and "pass --yes" in run.stderr
