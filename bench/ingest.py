@@ -256,9 +256,8 @@ def bench_repo(directory: Path, repeat: int, repomix: str | None) -> None:
         print(f"  {name:44} {t:8.3f} {size:13,d}")
     ours = [(name, t) for name, t, _ in rows if name.startswith("dsv2") and "in-process" not in name]
     for other, t_other in ((name, t) for name, t, _ in rows if not name.startswith("dsv2")):
-        print(f"  vs {other}:")
         for name, t in ours:
-            print(f"    {name:44} {t / t_other:.2f}x")
+            print(f"  {name} / {other}: {t / t_other:.2f}x")
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ SUITE: list[tuple[str, str, list[str], list[str], list[str]]] = [
         "ingest.py",
         [],
         ["--repeat", "1"],
-        [r"^\S.*\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+\s+[\d.]+$", r"dsv2 loader \(new process\) /"],
+        [r"^\S.*\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x\s+[\d.]+x$", r"^dsv2 pack .* / repomix"],
     ),
     (
         "retrieval recall",
@@ -42,6 +42,7 @@ SUITE: list[tuple[str, str, list[str], list[str], list[str]]] = [
         ["--questions", "12"],
         [r"^index build", r"^\| (bm25|dense|hybrid|rrf|weighted)"],
     ),
+    ("exact token counting", "count.py", [], ["--repeat", "1"], [r"^(Llama|Tokenizer|CountCache)"]),
     ("prefix cache", "prefix_cache.py", [], ["--runs", "1"], [r"^whole process", r"^prompt evaluation"]),
     (
         "300-page PDF: coverage, peak RSS",
