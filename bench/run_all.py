@@ -40,7 +40,7 @@ SUITE: list[tuple[str, str, list[str], list[str], list[str]]] = [
         "retrieval.py",
         [],
         ["--questions", "12"],
-        [r"^index build", r"^\| (bm25|dense|hybrid|rrf|weighted)"],
+        [r"^index build", r"^\| (default|bm25|dense|hybrid|rrf|weighted)"],
     ),
     ("exact token counting", "count.py", [], ["--repeat", "1"], [r"^(Llama|Tokenizer|CountCache)"]),
     ("prefix cache", "prefix_cache.py", [], ["--runs", "1"], [r"^whole process", r"^prompt evaluation"]),

@@ -72,3 +72,8 @@ class RefusedError(Dsv2Error):
     """Sending was refused: content that looks like a secret, or the user said no."""
 
     exit_code = ExitCode.REFUSED
+
+
+# Errors that belong to one input of a batch: reported, that input skipped, the batch goes on.
+# Anything else (no model, a rejected key, a server that is down) stops the batch.
+PER_INPUT_ERRORS: tuple[type[Dsv2Error], ...] = (InputError, ContextOverflowError, RefusedError)

@@ -6,6 +6,7 @@ the model's own tokenizer on the exact token ids that will be sent.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,16 +83,31 @@ def render_segments(source: str, segments: Sequence[Segment], numbered: bool = F
     return "".join(text for _, text in document_parts(source, segments, numbered))
 
 
+def blocks(doc: Document) -> list[tuple[str, list[Segment], bool]]:
+    """(source, segments, numbered) of each ``<document>`` block a document is rendered as.
+
+    Code is line-numbered. A directory read as one document (``sources.load`` of a directory, kind
+    "repo", as ``extract DIR`` does) is rendered file by file, like the files of ``--repo``, so
+    every line can still be cited as ``path:line``.
+    """
+    if doc.kind == "repo":
+        return [
+            (source, list(segments), True)
+            for source, segments in itertools.groupby(doc.segments, key=lambda s: s.location.source)
+        ]
+    return [(doc.source, list(doc.segments), doc.kind == "code")]
+
+
 def render_document(doc: Document) -> str:
-    return render_segments(doc.source, doc.segments, numbered=doc.kind == "code")
+    return "".join(text for _, text in context_parts([doc]))
 
 
 def context_parts(docs: Sequence[Document]) -> list[Part]:
     """``render_context`` as parts: ``"".join(text for _, text in context_parts(d)) == render_context(d)``."""
     parts: list[Part] = []
-    for i, doc in enumerate(docs):
-        doc_parts = document_parts(doc.source, doc.segments, numbered=doc.kind == "code")
-        if i > 0:  # the blank line between documents, cut in the middle like the one between segments
+    for source, segments, numbered in (block for doc in docs for block in blocks(doc)):
+        doc_parts = document_parts(source, segments, numbered)
+        if parts:  # the blank line between documents, cut in the middle like the one between segments
             parts[-1] = (parts[-1][0], parts[-1][1] + "\n")
             doc_parts[0] = (doc_parts[0][0], "\n" + doc_parts[0][1])
         parts.extend(doc_parts)

@@ -12,6 +12,7 @@ from pathlib import Path
 from .engines.llamacpp import LlamaCppBackend
 from .packing import ContextCount
 from .sources.base import Location
+from .tokens import tokenizer_key
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,7 @@ SPEED_PROBE_TEXT = (
 
 
 def speed_key(model_path: Path, threads: int, gpu_layers: int | None, flash_attn: bool | None) -> str:
-    st = model_path.stat()
-    return json.dumps([str(model_path.resolve()), st.st_size, st.st_mtime_ns, threads, gpu_layers, flash_attn])
+    return json.dumps([tokenizer_key(model_path), threads, gpu_layers, flash_attn])
 
 
 class SpeedCache:

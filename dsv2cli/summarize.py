@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from . import prompts
 from .chat import ChatPrompt, Message, format_chat
 from .engines.base import Backend, GenerationParams, PromptProgress, Usage
-from .errors import Dsv2Error, UsageError
+from .errors import PER_INPUT_ERRORS, Dsv2Error, UsageError
 from .packing import Budget, ensure_fits, render_context
 from .parallel import closer, ordered_map
 from .sources.base import Document
@@ -134,7 +134,7 @@ def run(
 ) -> SummaryResult:
     started = time.perf_counter()
     if the_plan.mapper is not None:
-        mr = the_plan.mapper.run(docs, backend, params, on_stage=on_stage, on_text=on_text)
+        mr = the_plan.mapper.run(docs, backend, params, on_stage=on_stage, on_text=on_text, chunks=the_plan.chunks)
         usage, summary, calls = mr.usage, mr.summary, mr.calls
         chunks = [{"chunk": i, "source": c.label(), "tokens": c.tokens} for i, c in enumerate(mr.chunks, 1)]
     else:
@@ -181,13 +181,14 @@ def run_many(
     on_stage: StageProgress | None = None,
 ) -> None:
     """One summary per job, ``concurrency`` jobs at once; ``on_result`` in input order, as soon as
-    every earlier job is done. A job's Dsv2Error is its result: the others go on."""
+    every earlier job is done. A job's per-input error (errors.PER_INPUT_ERRORS) is its result: the
+    others go on; any other error stops them all."""
 
     def one(job: Job) -> SummaryResult | Dsv2Error:
         the_plan, docs, backend = job
         try:
             return run(the_plan, docs, backend, params)
-        except Dsv2Error as exc:
+        except PER_INPUT_ERRORS as exc:  # a server or model failure stops the batch instead
             return exc
 
     def each(i: int, outcome: SummaryResult | Dsv2Error) -> None:

@@ -183,13 +183,11 @@ class Tokenizer:
 class CountCache:
     """Token counts per (tokenizer, content hash), persisted in ``$DSV2_HOME/cache/token-counts.sqlite``.
 
-    Short texts are counted directly (a lookup costs more than tokenizing them); long ones are
-    looked up first, so re-planning a 300-page PDF does not re-tokenize it. The tokenizer may be
+    Texts are looked up in batches by content hash, so re-planning a 300-page PDF or re-packing a
+    repository does not re-tokenize what did not change. The tokenizer may be
     given as a loader: it is then loaded on the first miss only, so a fully cached count never
     imports llama.cpp or reads the vocabulary.
     """
-
-    MIN_CHARS = 2048
 
     def __init__(self, tokenizer: Tokenizer | Callable[[], Tokenizer], path: Path, tokenizer_key: str) -> None:
         import sqlite3
@@ -214,18 +212,6 @@ class CountCache:
             assert self._loader is not None
             self._tokenizer = self._loader()
         return self._tokenizer
-
-    def count(self, text: str) -> int:
-        if len(text) < self.MIN_CHARS:
-            return self.tokenizer.count(text)
-        digest, cached = self._lookup(text)
-        if cached is not None:
-            return cached
-        tokens = self.tokenizer.count(text)
-        self._pending.append((self.key, digest, tokens))
-        if len(self._pending) >= 256:
-            self.flush()
-        return tokens
 
     def _lookup(self, text: str) -> tuple[str, int | None]:
         """(content digest, cached count or None), counting the hit or miss."""
@@ -340,7 +326,7 @@ def _parallel_map(fn: Callable[[str], int], texts: list[str]) -> list[int]:
 
 
 def tokenizer_key(model_path: Path) -> str:
-    """Identity of a model file's tokenizer for caches: path, size and modification time."""
+    """Identity of a model file for caches (token counts, prompt speed, prefix states): path, size, mtime."""
     st = model_path.stat()
     return f"{model_path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 

@@ -142,3 +142,15 @@ def test_pack_json_segments_add_up_in_a_real_process(dsv2_home: Path) -> None:
     assert runs[0] == runs[1]
     payload = runs[0]
     assert payload["context_tokens"] == sum(s["tokens"] for d in payload["documents"] for s in d["segments"])
+
+
+def test_a_directory_read_as_one_document_renders_file_by_file_with_line_numbers() -> None:
+    """`extract DIR` reads a directory as one document: its files must stay citable as path:line."""
+    doc = sources.load(str(SAMPLES / "code"))
+    rendered = render_context([doc])
+    files = {seg.location.source for seg in doc.segments}
+    assert doc.kind == "repo" and rendered.count("<document ") == len(files) > 1
+    predict = next(s for s in doc.segments if s.location.source.endswith("predict.py"))
+    first_line = predict.text.split("\n")[0]
+    assert f'<document source="{predict.location.source}">\n' in rendered
+    assert f"1 | {first_line}" in rendered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,22 @@ def test_one_worker_is_a_plain_loop() -> None:
     calls: list[str] = []
     out = ordered_map(lambda s: calls.append(threading.current_thread().name) or s.upper(), ["a", "b"], 1)
     assert out == ["A", "B"] and set(calls) == {threading.main_thread().name}
+
+
+def test_a_local_backend_called_from_several_threads_takes_turns(smollm2: Path) -> None:
+    """A remote-first batch escalating to a local model calls it from worker threads: one llama.cpp
+    context must see one call at a time, and every call must still finish."""
+    from dsv2cli.chat import Message, format_chat
+    from dsv2cli.engines.base import GenerationParams, Usage
+    from dsv2cli.engines.llamacpp import LlamaCppBackend, LlamaCppOptions
+
+    backend = LlamaCppBackend(LlamaCppOptions(model_path=smollm2, n_ctx=512, threads=1), "smollm2")
+    tok = backend.tokenizer
+    assert backend.tokenizer is tok  # one instance: its special-token table is built once
+
+    def ask(word: str) -> str:
+        prompt = format_chat(tok, [Message("user", f"Say {word}.")], None, "llama")
+        return "".join(backend.generate(prompt, GenerationParams(6, 0.0, 0), Usage()))
+
+    answers = ordered_map(ask, ["one", "two", "three"], 3)
+    assert len(answers) == 3 and all(answers)

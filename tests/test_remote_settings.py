@@ -228,3 +228,30 @@ def test_summarize_each_plans_every_document_on_its_own(tmp_path: Path) -> None:
     plans = [json.loads(line) for line in result.stdout.splitlines()]
     assert [p["sources"][0]["path"] for p in plans] == [str(a), str(b)]
     assert all(p["strategy"] == "whole" and p["backend"]["backend"] == "local" for p in plans)
+
+
+def test_the_escalation_backend_is_opened_only_when_a_request_escalates(tmp_path: Path) -> None:
+    """Opening the deepseek profile without a key says so on stderr: a simple question never opens it."""
+    doc = tmp_path / "a.md"
+    doc.write_text("# A\nThe ferry left at nine.\n")
+    base = ["ask", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--ctx", "4096"]
+    base += ["--escalate-to", "deepseek", "--dry-run", "--json"]
+    simple = runner.invoke(app, [*base, "When did the ferry leave?", str(doc)])
+    assert simple.exit_code == 0, simple.output
+    assert json.loads(simple.stdout)["answered_by"]["escalated"] is False
+    assert "no API key" not in simple.stderr
+    hard = runner.invoke(app, [*base, "Why did the ferry leave at nine?", str(doc)])
+    assert hard.exit_code == 0, hard.output
+    assert json.loads(hard.stdout)["answered_by"]["escalated"] is True
+    assert "no API key for https://api.deepseek.com/v1" in hard.stderr
+
+
+def test_extract_asks_before_escalating_off_machine_even_when_escalation_comes_from_config(
+    dsv2_home: Path, tmp_path: Path
+) -> None:
+    write_config(dsv2_home, 'escalate_to = "deepseek"\n')
+    doc = tmp_path / "a.txt"
+    doc.write_text("Invoice INV-1, due 5 March 2026.\n")
+    args = ["extract", str(doc), "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--ctx", "4096"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 7 and "https://api.deepseek.com/v1" in result.stderr and "pass --yes" in result.stderr

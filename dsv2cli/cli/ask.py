@@ -45,7 +45,7 @@ from .options import (
     VerboseOpt,
     YesOpt,
 )
-from .session import ModelSession, escalation_session, guard_outgoing, open_session
+from .session import ModelSession, Routing, guard_outgoing, open_session
 
 
 @app.command()
@@ -114,6 +114,7 @@ def ask(
         from .. import ask as asking
         from ..engines.base import GenerationParams, Usage
         from ..errors import UsageError
+        from ..remote import classify_input, classify_question
 
         asked = list(questions or [])
         if questions_file is not None:
@@ -131,7 +132,7 @@ def ask(
 
         docs = load_inputs(env, paths, repo, include, exclude, password)
         first = open_session(env, settings, verbose, no_cache=no_cache)
-        escalation = escalation_session(env, settings, verbose)
+        routing = Routing(env, settings, first, verbose)
         corpus = list(paths or []) + ([repo] if repo else [])
         params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
 
@@ -156,21 +157,14 @@ def ask(
         confirmed: set[int] = set()
         for number, asked_question in enumerate(asked, 1):
             started = time.perf_counter()
-            session = first
-            the_plan = plan_on(session, asked_question)
-            answered_by: dict[str, Any] = {"backend": settings.backend, "escalated": False, "reason": None}
-            if escalation is not None:
-                from ..remote import classify_input, classify_question
-
-                reason = classify_question(asked_question) or classify_input(
-                    the_plan.context_tokens, the_plan.budget.document
-                )
-                if reason is not None:
-                    env.note(f"escalating to {settings.escalate_to}: {reason}")
-                    session, the_plan = escalation, plan_on(escalation, asked_question)
-                    answered_by = {"backend": settings.escalate_to, "escalated": True, "reason": reason}
-                else:
-                    answered_by["reason"] = "simple question that fits one window"
+            # A question judged complex escalates before the first backend plans anything.
+            reason = classify_question(asked_question) if routing.enabled else None
+            the_plan = None if reason else plan_on(first, asked_question)
+            if the_plan is not None and routing.enabled:
+                reason = classify_input(the_plan.context_tokens, the_plan.budget.document)
+            session, answered_by = routing.choose(reason, "simple question that fits one window")
+            if session is not first or the_plan is None:
+                the_plan = plan_on(session, asked_question)
             plan_s = time.perf_counter() - started
             for notice in the_plan.notices if number == 1 else []:
                 env.note(notice)

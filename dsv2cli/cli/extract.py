@@ -28,7 +28,7 @@ from .options import (
     VerboseOpt,
     YesOpt,
 )
-from .session import ModelSession, confirm_batch, escalation_session, guard_outgoing, open_session
+from .session import ModelSession, confirm_batch, guard_outgoing, open_session
 
 ExtractPathsArg = Annotated[
     list[str],
@@ -139,7 +139,11 @@ def extract(
             raise UsageError("- (standard input) can be given only once")
         sink = ex.open_sink(out_format, env.stdout, out, force, field_set, len(paths))
 
+        opened: list[ModelSession] = []
+
         def as_model(session: ModelSession, name: str) -> Any:
+            opened.append(session)
+
             def guard(doc: Any, tokens: int, requests: int) -> None:
                 guard_outgoing(env, session, [doc], tokens, requests, allow_secrets=allow_secrets, yes=True)
 
@@ -156,13 +160,12 @@ def extract(
         def open_model() -> Any:
             return as_model(open_session(env, settings, verbose), settings.backend)
 
-        def open_escalation() -> Any:
-            session = escalation_session(env, settings, verbose)
-            assert session is not None
-            return as_model(session, settings.escalate_to)
-
-        for which in [settings] + ([with_backend(settings, settings.escalate_to, env.environ)] if escalate_to else []):
+        escalation = [with_backend(settings, settings.escalate_to, env.environ)] if settings.escalate_to else []
+        for which in [settings, *escalation]:
             confirm_batch(env, which, paths, yes)
+
+        def open_escalation() -> Any:
+            return as_model(open_session(env, escalation[0], verbose), settings.escalate_to)
 
         params = GenerationParams(
             settings.max_tokens if settings.origin("max_tokens") != "default" else 0,
@@ -181,6 +184,9 @@ def extract(
             env.note,
             concurrency=settings.parallel,
         )
+        for session in opened:
+            for notice in session.notices():
+                env.note(notice)
         if len(paths) > 1 or report.skipped:
             env.note(
                 f"{report.done} extracted, {report.skipped} skipped (already done), {len(report.failed)} failed"

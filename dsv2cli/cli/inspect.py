@@ -127,7 +127,7 @@ def plan(
         settings = resolve_settings(env, locals())
         docs = load_inputs(env, paths, repo, include, exclude, password)
         session = open_session(env, settings, verbose=False, announce=False)
-        counter, _ = count_cache(env, settings)
+        counter, _ = count_cache(env, settings, session)
         try:
             counted = count_context(docs, counter.count_joined)
             context_tokens = counted.tokens

@@ -9,13 +9,36 @@ from typing import Any
 from .common import Env
 
 
-def escalation_session(env: Env, settings: Any, verbose: bool) -> ModelSession | None:
-    """The --escalate-to backend, opened (not loaded); None without --escalate-to."""
-    if not settings.escalate_to:
-        return None
-    from ..settings import with_backend
+@dataclass
+class Routing:
+    """The first backend and, with --escalate-to, the second: opened only when a request escalates."""
 
-    return open_session(env, with_backend(settings, settings.escalate_to, env.environ), verbose)
+    env: Env
+    settings: Any
+    first: ModelSession
+    verbose: bool
+    _second: ModelSession | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.escalate_to)
+
+    def second(self) -> ModelSession:
+        if self._second is None:
+            from ..settings import with_backend
+
+            escalated = with_backend(self.settings, self.settings.escalate_to, self.env.environ)
+            self._second = open_session(self.env, escalated, self.verbose)
+        return self._second
+
+    def choose(self, reason: str | None, otherwise: str) -> tuple[ModelSession, dict[str, Any]]:
+        """(session, the "answered_by" of --json): the second backend when there is a reason to escalate."""
+        if not self.enabled:
+            return self.first, {"backend": self.settings.backend, "escalated": False, "reason": None}
+        if reason is None:
+            return self.first, {"backend": self.settings.backend, "escalated": False, "reason": otherwise}
+        self.env.note(f"escalating to {self.settings.escalate_to}: {reason}")
+        return self.second(), {"backend": self.settings.escalate_to, "escalated": True, "reason": reason}
 
 
 @dataclass
@@ -76,7 +99,7 @@ def open_session(env: Env, settings: Any, verbose: bool, announce: bool = True, 
     from ..summarize import ModelFacts
 
     if settings.remote:
-        return remote_session(env, settings)
+        return remote_session(env, settings, announce)
     if settings.tokenizer != "model":
         return tokenizer_session(settings)
     from ..memory import plan_context
@@ -116,14 +139,14 @@ def open_session(env: Env, settings: Any, verbose: bool, announce: bool = True, 
     )
 
 
-def remote_session(env: Env, settings: Any) -> ModelSession:
+def remote_session(env: Env, settings: Any, announce: bool = True) -> ModelSession:
     """An OpenAI-compatible endpoint: counted with the DeepSeek vocabulary or an estimate (remote.py)."""
     from .. import remote
     from ..engines.openai import OpenAIBackend, RemoteConfig
     from ..summarize import ModelFacts
 
     target, key = remote.target(settings, env.environ)
-    if key is None and target.leaves_machine:
+    if key is None and target.leaves_machine and announce:
         names = " or ".join(n for n in (settings.api_key_env, "DSV2_API_KEY") if n)
         env.note(f"no API key for {target.base_url} (none in {names}); the server may refuse the request")
     counter = remote.counting_tokenizer(target.counting)
@@ -224,23 +247,26 @@ def prefix_cache_store(settings: Any) -> Any:
     return PrefixCache(settings.home / "cache" / "prefix", settings.cache_size_bytes)
 
 
-def count_cache(env: Env, settings: Any) -> tuple[Any, Any]:
-    """The resolved model's tokenizer (vocabulary only) behind the persistent token-count cache.
+def count_cache(env: Env, settings: Any, session: ModelSession | None = None) -> tuple[Any, Any]:
+    """The model's tokenizer (vocabulary only, loaded on the first miss) behind the persistent
+    token-count cache, and the resolved model (None when ``session`` already resolved it).
 
-    A remote backend counts with its counting tokenizer (the DeepSeek vocabulary, or the estimate).
+    With an open ``session`` its own tokenizer is used: a remote backend's counting tokenizer
+    (the DeepSeek vocabulary, or the estimate), or the local GGUF's vocabulary.
     """
     from ..models import ResolvedModel, resolve_model
     from ..tokens import CountCache, EstimateTokenizer, Tokenizer, named_tokenizer_path, tokenizer_key
 
     path = settings.home / "cache" / "token-counts.sqlite"
-    if settings.remote:
-        from ..remote import target
-
-        counting = target(settings, env.environ)[0].counting
-        if counting == "estimate":
-            return CountCache(EstimateTokenizer, path, "tiktoken:" + EstimateTokenizer.ENCODING), None
-        resolved = ResolvedModel(named_tokenizer_path(counting), f"remote counting: {counting}")
-    elif settings.tokenizer != "model":
+    if session is not None and session.remote is not None:
+        counting = session.remote.counting
+        key = "tiktoken:" + EstimateTokenizer.ENCODING if counting == "estimate" else counting
+        if counting != "estimate":
+            key = tokenizer_key(named_tokenizer_path(counting))
+        return CountCache(session.counter, path, key), None
+    if session is not None and session.path is not None:
+        return CountCache(lambda: session.vocab_tokenizer(False), path, tokenizer_key(session.path)), None
+    if settings.tokenizer != "model":
         resolved = ResolvedModel(named_tokenizer_path(settings.tokenizer), f"--tokenizer {settings.tokenizer}")
     else:
         resolved = resolve_model(settings)

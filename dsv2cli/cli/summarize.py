@@ -46,7 +46,7 @@ from .options import (
     VerboseOpt,
     YesOpt,
 )
-from .session import ModelSession, escalation_session, guard_outgoing, open_session
+from .session import ModelSession, Routing, guard_outgoing, open_session
 
 
 @app.command()
@@ -132,19 +132,15 @@ def summarize(
                 env, docs, session, settings, spec, strategy, dry_run, json_out, allow_secrets, yes, verbose
             )
             return
-        the_plan = plan_on(session)
-        answered_by: dict[str, Any] = {"backend": settings.backend, "escalated": False, "reason": None}
-        escalation = escalation_session(env, settings, verbose)
-        if escalation is not None:
-            from ..remote import classify_input
+        from ..remote import classify_input
 
-            reason = classify_input(the_plan.document_tokens, the_plan.budget.document)
-            if reason is not None:
-                env.note(f"escalating to {settings.escalate_to}: {reason}")
-                session, the_plan = escalation, plan_on(escalation)
-                answered_by = {"backend": settings.escalate_to, "escalated": True, "reason": reason}
-            else:
-                answered_by["reason"] = "input fits one window"
+        the_plan = plan_on(session)
+        routing = Routing(env, settings, session, verbose)
+        session, answered_by = routing.choose(
+            classify_input(the_plan.document_tokens, the_plan.budget.document), "input fits one window"
+        )
+        if session is not routing.first:
+            the_plan = plan_on(session)
         tokenize_s = time.perf_counter() - tokenize_started
         if dry_run:
             _print_dry_run(env, the_plan, docs, json_out, session, answered_by)
@@ -238,30 +234,23 @@ def _summarize_each(
     from .. import summarize as summ
     from ..engines.base import GenerationParams
     from ..errors import Dsv2Error
+    from ..remote import classify_input
 
-    escalation = escalation_session(env, settings, verbose)
+    routing = Routing(env, settings, session, verbose)
+
+    def plan_on(chosen: ModelSession, doc: Any) -> Any:
+        # Documents run settings.parallel at once; each one's map-reduce calls run one at a time.
+        tok = chosen.tokenizer(verbose, dry_run)
+        return summ.plan([doc], tok, chosen.facts, spec, chosen.window, settings.max_tokens, strategy, 1)
+
     jobs: list[summ.Job] = []
     routes: list[tuple[ModelSession, dict[str, Any]]] = []
     for doc in docs:
-        chosen = session
-        answered_by: dict[str, Any] = {"backend": settings.backend, "escalated": False, "reason": None}
-        tok = chosen.tokenizer(verbose, dry_run)
-        the_plan = summ.plan(
-            [doc], tok, chosen.facts, spec, chosen.window, settings.max_tokens, strategy, settings.parallel
-        )
-        if escalation is not None:
-            from ..remote import classify_input
-
-            reason = classify_input(the_plan.document_tokens, the_plan.budget.document)
-            if reason is not None:
-                chosen = escalation
-                tok = chosen.tokenizer(verbose, dry_run)
-                the_plan = summ.plan(
-                    [doc], tok, chosen.facts, spec, chosen.window, settings.max_tokens, strategy, settings.parallel
-                )
-                answered_by = {"backend": settings.escalate_to, "escalated": True, "reason": reason}
-            else:
-                answered_by["reason"] = "input fits one window"
+        the_plan = plan_on(session, doc)
+        reason = classify_input(the_plan.document_tokens, the_plan.budget.document)
+        chosen, answered_by = routing.choose(f"{doc.source}: {reason}" if reason else None, "input fits one window")
+        if chosen is not session:
+            the_plan = plan_on(chosen, doc)
         jobs.append((the_plan, [doc], chosen.backend))
         routes.append((chosen, answered_by))
     if dry_run:

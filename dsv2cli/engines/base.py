@@ -40,6 +40,16 @@ class Usage:
     finish_reason: str | None = None  # "stop" (end of turn) or "length" (hit max_tokens)
     extra: dict[str, float] = field(default_factory=dict)  # e.g. prefix_cache_hits, prefix_reused_tokens
 
+    def add(self, other: Usage) -> None:
+        """Sum ``other`` (one call) into this total; the finish reason is the last call's."""
+        self.prompt_tokens += other.prompt_tokens
+        self.output_tokens += other.output_tokens
+        self.prompt_eval_s += other.prompt_eval_s
+        self.generation_s += other.generation_s
+        self.finish_reason = other.finish_reason
+        for key, value in other.extra.items():
+            self.extra[key] = self.extra.get(key, 0.0) + value
+
 
 class Backend(Protocol):
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..chat import ChatPrompt
 from ..errors import ContextOverflowError, Dsv2Error, ModelError, UsageError
-from ..tokens import Tokenizer
+from ..tokens import Tokenizer, tokenizer_key
 from .base import Capabilities, GenerationParams, PromptProgress, Usage
 from .prefix_cache import MIN_PREFIX_TOKENS, PrefixCache
 
@@ -120,10 +121,19 @@ class LlamaCppBackend:
         self.options = options
         self.name = name
         self._llama: Llama | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._grammars: dict[str, Any] = {}
+        # One llama.cpp context evaluates one prompt at a time: calls from several threads (a
+        # batch whose first backend is remote, escalating here) take turns.
+        self._lock = threading.RLock()
         self.load_s = 0.0
         self.notices: list[str] = []  # one line each, for the CLI to show
 
     def load(self) -> Llama:
+        with self._lock:
+            return self._load()
+
+    def _load(self) -> Llama:
         if self._llama is not None:
             return self._llama
         if self.options.refuse is not None:
@@ -159,7 +169,10 @@ class LlamaCppBackend:
 
     @property
     def tokenizer(self) -> Tokenizer:
-        return Tokenizer(self.load())
+        """The loaded model's tokenizer, one instance (its special-token table is built once)."""
+        if self._tokenizer is None:
+            self._tokenizer = Tokenizer(self.load())
+        return self._tokenizer
 
     @property
     def capabilities(self) -> Capabilities:
@@ -176,10 +189,10 @@ class LlamaCppBackend:
 
     def _cache_key(self, prefix_ids: list[int]) -> str:
         opts = self.options
-        st = opts.model_path.stat()
-        identity = f"{opts.model_path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-        skip = ("threads", "verbose", "prefix_cache", "model_path")  # these do not change the KV cache
+        skip = ("threads", "verbose", "prefix_cache", "model_path", "refuse")  # these do not change the KV cache
         settings = {f.name: getattr(opts, f.name) for f in fields(opts) if f.name not in skip}
+        settings["flash_attn"] = resolve_flash_attn(opts.flash_attn)  # auto and on are the same cache
+        identity = tokenizer_key(opts.model_path)
         assert opts.prefix_cache is not None
         return opts.prefix_cache.key(identity, repr(sorted(settings.items())), prefix_ids)
 
@@ -241,6 +254,25 @@ class LlamaCppBackend:
         usage: Usage,
         on_prompt_progress: PromptProgress | None = None,
     ) -> Iterator[str]:
+        with self._lock:
+            yield from self._generate(prompt, params, usage, on_prompt_progress)
+
+    def _json_grammar(self, schema: Mapping[str, Any]) -> Any:
+        """The grammar of a schema, converted once per backend (extraction sends it with every chunk)."""
+        import json
+
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = _grammar(schema)
+        return self._grammars[key]
+
+    def _generate(
+        self,
+        prompt: ChatPrompt,
+        params: GenerationParams,
+        usage: Usage,
+        on_prompt_progress: PromptProgress | None,
+    ) -> Iterator[str]:
         import llama_cpp
 
         llm = self.load()
@@ -280,7 +312,7 @@ class LlamaCppBackend:
 
         grammar = None
         if params.json_schema is not None:
-            grammar = _grammar(params.json_schema)
+            grammar = self._json_grammar(params.json_schema)
         # Generation: llm.generate sees the whole prompt already evaluated and samples at once.
         llm.set_seed(params.seed)
         vocab = llm._model.vocab

@@ -10,8 +10,9 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from .. import errors
 from ..engines.base import Backend, GenerationParams
-from ..errors import ContextOverflowError, Dsv2Error, InputError, RefusedError
+from ..errors import Dsv2Error
 from ..parallel import closer, ordered_map
 from ..sources.base import Document
 from ..summarize import ModelFacts
@@ -22,7 +23,7 @@ from .schema import FieldSet
 
 Notify = Callable[[str], None]
 # Per-input failures: reported, skipped, the batch goes on. Anything else (no model, bad flags) stops it.
-PER_INPUT_ERRORS = (InputError, ContextOverflowError, ExtractionError, RefusedError)
+PER_INPUT_ERRORS: tuple[type[Dsv2Error], ...] = (*errors.PER_INPUT_ERRORS, ExtractionError)
 
 
 def default_max_tokens(field_count: int, window: int) -> int:

@@ -210,11 +210,7 @@ def run(
                 if entry is not None:
                     entry["chunk"] = i
         parts.append(entries)
-        total.prompt_tokens += usage.prompt_tokens
-        total.output_tokens += usage.output_tokens
-        total.prompt_eval_s += usage.prompt_eval_s
-        total.generation_s += usage.generation_s
-        total.finish_reason = usage.finish_reason
+        total.add(usage)
         if on_chunk is not None:
             on_chunk(i, len(the_plan.prompts))
     merged = merge(parts, list(fields.fields))

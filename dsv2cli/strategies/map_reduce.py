@@ -16,7 +16,7 @@ from .. import prompts
 from ..chat import ChatPrompt, Message, format_chat
 from ..engines.base import Backend, GenerationParams, Usage
 from ..errors import ContextOverflowError
-from ..packing import marker, number_lines, render_segments
+from ..packing import blocks, render_body, render_segments
 from ..parallel import closer, ordered_map
 from ..sources.base import Document, Location, Segment
 from ..tokens import Tokenizer
@@ -81,11 +81,8 @@ def span_label(sources: Sequence[str], locations: Sequence[Location]) -> str:
 
 
 def piece_tokens(segment: Segment, count: Count, numbered: bool = False) -> int:
-    text = segment.text
-    if numbered and segment.location.line_start is not None:
-        text = number_lines(text, segment.location.line_start)
-    label = marker(segment.location)
-    return count(f"{label}\n{text}" if label else text)
+    """Tokens of a segment exactly as ``render_segments`` writes it (marker, line numbers, escaping)."""
+    return count(render_body(segment, numbered))
 
 
 def split_segment(segment: Segment, limit: int, count: Count, numbered: bool = False) -> list[Segment]:
@@ -160,18 +157,17 @@ def _hard_split(text: str, limit: int, count: Count) -> list[str]:
 
 def make_pieces(docs: Sequence[Document], limit: int, count: Count) -> list[Piece]:
     pieces: list[Piece] = []
-    for doc in docs:
-        numbered = doc.kind == "code"
-        header = count(render_segments(doc.source, [])) + PIECE_JOIN_TOKENS
-        for segment in doc.segments:
+    for source, segments, numbered in (block for doc in docs for block in blocks(doc)):
+        header = count(render_segments(source, [])) + PIECE_JOIN_TOKENS
+        for segment in segments:
             if not segment.text.strip():
                 continue
             tokens = piece_tokens(segment, count, numbered)
             if tokens <= limit - header:  # the usual case (a page, a section): counted once
-                pieces.append(Piece(doc.source, segment, tokens, numbered, header))
+                pieces.append(Piece(source, segment, tokens, numbered, header))
                 continue
             for part in split_segment(segment, limit - header, count, numbered):
-                pieces.append(Piece(doc.source, part, piece_tokens(part, count, numbered), numbered, header))
+                pieces.append(Piece(source, part, piece_tokens(part, count, numbered), numbered, header))
     return pieces
 
 
@@ -248,8 +244,10 @@ class MapReduce:
         params: GenerationParams,
         on_stage: StageProgress | None = None,
         on_text: Callable[[str], None] | None = None,
+        chunks: list[Chunk] | None = None,
     ) -> MapReduceResult:
-        chunks = self.chunks(docs)
+        """Summarize ``chunks`` (default: ``self.chunks(docs)``; pass the plan's to not split twice)."""
+        chunks = self.chunks(docs) if chunks is None else chunks
         result = MapReduceResult("", chunks, levels=0, calls=0)
         map_template = prompts.load("map")
         # Fit first (per-piece counts can miss a few boundary tokens: halve such a chunk, keep the
@@ -369,14 +367,7 @@ class MapReduce:
                 on_text(piece)
         with self._lock:
             result.calls += 1
-            total = result.usage
-            total.prompt_tokens += usage.prompt_tokens
-            total.output_tokens += usage.output_tokens
-            total.prompt_eval_s += usage.prompt_eval_s
-            total.generation_s += usage.generation_s
-            total.finish_reason = usage.finish_reason
-            for key, value in usage.extra.items():
-                total.extra[key] = total.extra.get(key, 0.0) + value
+            result.usage.add(usage)
         return "".join(pieces).strip()
 
 
