@@ -188,12 +188,6 @@ def find_repomix(explicit: str | None) -> list[str] | None:
     return None
 
 
-def has_pack_command() -> bool:
-    probe = subprocess.run([sys.executable, "-m", "dsv2cli", "pack", "--help"], capture_output=True, check=False,
-                           cwd=ROOT)  # fmt: skip
-    return probe.returncode == 0
-
-
 def bench_repo(directory: Path, repeat: int, repomix: str | None) -> None:
     _, report = load_repo(str(directory))
     print(f"\nPacking {directory}: {report.files} files, {report.bytes:,} bytes, {len(report.skipped)} skipped "
@@ -212,25 +206,22 @@ def bench_repo(directory: Path, repeat: int, repomix: str | None) -> None:
     )
     t, size = best_of(repeat, lambda: run_quiet([sys.executable, "-c", code, str(directory)]))
     rows.append(("dsv2 loader + render_context (new process)", t, size))
-    if has_pack_command():
-        cli = [sys.executable, "-m", "dsv2cli", "pack", "--repo", str(directory)]
-        t, size = best_of(repeat, lambda: run_quiet(cli))
-        rows.append(("dsv2 pack --repo (CLI)", t, size))
-        # --json adds exact token counts with the model's tokenizer. Cold: an empty DSV2_HOME
-        # every run, so every file is tokenized; warm: counts come from the per-content cache.
-        assert SUBPROCESS_ENV is not None
-        home = Path(SUBPROCESS_ENV["DSV2_HOME"])
+    cli = [sys.executable, "-m", "dsv2cli", "pack", "--repo", str(directory)]
+    t, size = best_of(repeat, lambda: run_quiet(cli))
+    rows.append(("dsv2 pack --repo (CLI)", t, size))
+    # --json adds exact token counts with the model's tokenizer. Cold: an empty DSV2_HOME
+    # every run, so every file is tokenized; warm: counts come from the per-content cache.
+    assert SUBPROCESS_ENV is not None
+    home = Path(SUBPROCESS_ENV["DSV2_HOME"])
 
-        def cold() -> int:
-            shutil.rmtree(home, ignore_errors=True)
-            return run_quiet([*cli, "--json"])
+    def cold() -> int:
+        shutil.rmtree(home, ignore_errors=True)
+        return run_quiet([*cli, "--json"])
 
-        t, size = best_of(repeat, cold)
-        rows.append(("dsv2 pack --repo --json, cold count cache", t, size))
-        t, size = best_of(repeat, lambda: run_quiet([*cli, "--json"]))
-        rows.append(("dsv2 pack --repo --json, warm count cache", t, size))
-    else:
-        print("  (dsv2 pack: not available in this checkout yet)")
+    t, size = best_of(repeat, cold)
+    rows.append(("dsv2 pack --repo --json, cold count cache", t, size))
+    t, size = best_of(repeat, lambda: run_quiet([*cli, "--json"]))
+    rows.append(("dsv2 pack --repo --json, warm count cache", t, size))
     ftp = find_files_to_prompt()
     if ftp:
         t, size = best_of(repeat, lambda: run_quiet([ftp, str(directory)]))

@@ -101,6 +101,7 @@ def plan(
 
     assert chosen == RETRIEVE
     target = budget.document - RETRIEVAL_SLACK
+    found = None
     for _ in range(4):
         if target < 32:
             raise ContextOverflowError(
@@ -111,17 +112,20 @@ def plan(
                 window=window,
                 budget=max(budget.document, 0),
             )
-        found = retrieve(
-            question,
-            docs,
-            corpus=corpus,
-            home=home,
-            budget=target,
-            count_tokens=tokenizer.count,
-            embed_model=embed_model,
-            threads=threads,
-            progress=on_index_progress,
-        )
+        if found is None:  # index, embed and rank once; a retry only packs a smaller budget
+            found = retrieve(
+                question,
+                docs,
+                corpus=corpus,
+                home=home,
+                budget=target,
+                count_tokens=tokenizer.count,
+                embed_model=embed_model,
+                threads=threads,
+                progress=on_index_progress,
+            )
+        else:
+            found = found.repack(target)
         prompt = build_prompt(tokenizer, facts, system, render_selected(found.sources), question)
         excess = len(prompt.ids) + max_tokens - window
         if excess <= 0:

@@ -157,13 +157,6 @@ class FieldSet:
         """What an extraction result's ``fields`` object satisfies."""
         return self._root({name: _nullable(result_envelope(schema)) for name, schema in self.fields.items()})
 
-    def field_result_schema(self, name: str) -> dict[str, Any]:
-        """One field's nullable result envelope, resolvable on its own (``$defs`` attached)."""
-        schema = _nullable(result_envelope(self.fields[name]))
-        if self.defs:
-            schema[self.defs_key] = self.defs
-        return schema
-
 
 def envelope(value_schema: Mapping[str, Any]) -> dict[str, Any]:
     """Evidence first: the model copies the passage, then states the value it reads there."""

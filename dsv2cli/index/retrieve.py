@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..sources.base import Document
 from .embedder import Embedder, resolve_embedder
-from .ranking import DEFAULT_FUSION, Fusion, rank
+from .ranking import DEFAULT_FUSION, Fusion, ScoredChunk, rank
 from .select import SelectedSource, pack_chunks
 from .store import CorpusIndex, UpdateReport
 
@@ -24,6 +24,15 @@ class Retrieval:
     candidates: int  # chunks in the index
     update: UpdateReport
     notices: list[str] = field(default_factory=list)  # one line each, for the user
+    # The whole ranking and the counter it was packed with: repack() fits a smaller budget
+    # without indexing, embedding or ranking again.
+    ranked: list[ScoredChunk] = field(default_factory=list, repr=False)
+    count_tokens: Callable[[str], int] | None = field(default=None, repr=False)
+
+    def repack(self, budget: int) -> Retrieval:
+        assert self.count_tokens is not None
+        sources = pack_chunks(self.ranked, budget, self.count_tokens)
+        return replace(self, sources=sources, context_tokens=sum(s.tokens for s in sources))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,4 +87,6 @@ def retrieve(
     method = "hybrid" if embedder is not None else "bm25"
     ranked = rank(chunks, question, dense=dense, fusion=fusion, method=method)
     sources = pack_chunks(ranked, budget, count_tokens)
-    return Retrieval(sources, method, sum(s.tokens for s in sources), len(chunks), report, notices)
+    return Retrieval(
+        sources, method, sum(s.tokens for s in sources), len(chunks), report, notices, list(ranked), count_tokens
+    )

@@ -8,7 +8,7 @@ path and position, the way a reader would meet it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..sources.base import Location
@@ -26,7 +26,6 @@ class SelectedSource:
     text: str
     score: float
     tokens: int = 0
-    chunk_hashes: list[str] = field(default_factory=list)
 
     @property
     def path(self) -> str:
@@ -47,7 +46,6 @@ class _Span:
     lines: dict[int, str]  # line-based spans: line number → text
     pieces: dict[int, str]  # page-based spans: chunk ordinal → text
     score: float
-    hashes: list[str]
     tokens: int = 0
 
     @property
@@ -91,7 +89,7 @@ def pack_chunks(
         chunk = item.chunk
         loc = chunk.location
         line_based = loc.line_start is not None and loc.line_end is not None and loc.page is None
-        candidate = _Span(loc.source, loc.page, loc.section, {}, {}, item.score, [chunk.hash])
+        candidate = _Span(loc.source, loc.page, loc.section, {}, {}, item.score)
         if line_based:
             assert loc.line_start is not None
             candidate.lines = {loc.line_start + k: line for k, line in enumerate(chunk.text.split("\n"))}
@@ -114,7 +112,7 @@ def pack_chunks(
         used += delta
         spans = [s for s in spans if s not in touching] + [merged]
     spans.sort(key=lambda s: (s.path, s.page or 0, s.start, min(s.pieces) if s.pieces else 0))
-    return [SelectedSource(s.location(), s.text(), s.score, s.tokens, s.hashes) for s in spans]
+    return [SelectedSource(s.location(), s.text(), s.score, s.tokens) for s in spans]
 
 
 def _touches(a: _Span, b: _Span) -> bool:
@@ -139,5 +137,4 @@ def _merge(a: _Span, b: _Span) -> _Span:
         {**a.lines, **b.lines},
         {**a.pieces, **b.pieces},
         max(a.score, b.score),
-        a.hashes + [h for h in b.hashes if h not in a.hashes],
     )

@@ -200,7 +200,6 @@ class MapReduceResult:
     levels: int
     calls: int
     usage: Usage = field(default_factory=Usage)  # summed over every call
-    final_prompt_tokens: int = 0
 
 
 @dataclass
@@ -273,7 +272,6 @@ class MapReduce:
         while True:
             final = self._prompt(self.final_template, {"document": self._render_partials(partials)})
             if len(final.ids) + self.max_tokens <= self.window:
-                result.final_prompt_tokens = len(final.ids)
                 result.summary = self._call(final, backend, params, result, on_text).strip()
                 if on_stage:
                     on_stage("final", 1, 1)

@@ -68,6 +68,11 @@ def test_retrieval_over_a_repo_larger_than_the_window_selects_the_file_with_the_
     assert [s.location.line_start for s in result.sources if s.path == hits[0].path] == sorted(
         s.location.line_start for s in result.sources if s.path == hits[0].path
     )
+    # a smaller budget is packed from the same ranking, without indexing or ranking again
+    smaller = result.repack(400)
+    assert 0 < smaller.context_tokens <= 400 < result.context_tokens
+    assert smaller.update is result.update and smaller.method == result.method
+    assert any("47.50" in s.text for s in smaller.sources)  # the best passage still goes first
 
 
 def test_editing_one_file_re_embeds_only_its_changed_chunks(
