@@ -10,6 +10,10 @@ counts the rendered context with the embedded model's tokenizer, in one process,
 - ``Tokenizer.count`` on the whole context (one ``llama_tokenize`` call, buffer sized to fit);
 - ``CountCache.count_joined`` over the context's parts with an empty cache (parts tokenized once,
   in threads, summed where the cut is clean) -- what ``dsv2 pack --json`` does on a first run;
+- the same with the tokenizer's load (vocab-only ``Llama``) included, as a first CLI run pays it;
+- the same through ``bpe.BpeCounter`` (``vocab=``): the vocabulary read from the GGUF, pieces and
+  BPE in Python, forked across the cores, llama.cpp never called -- what ``dsv2 pack --json``
+  does now on a first run (the import of llama_cpp, ~0.2 s, is saved too and not counted here);
 - the same with the cache filled (a second run).
 
 Every way must give the same total; the ratios are against the baseline of this run.
@@ -77,6 +81,22 @@ def main() -> None:
             finally:
                 cache.close()
 
+        def cold_with_load() -> int:
+            caches.append(tmp / f"cold-{len(caches)}.sqlite")
+            cache = CountCache(lambda: Tokenizer.load(model), caches[-1], "bench")
+            try:
+                return count_context(docs, cache.count_joined).tokens
+            finally:
+                cache.close()
+
+        def fast_cold() -> int:
+            caches.append(tmp / f"fast-{len(caches)}.sqlite")
+            cache = CountCache(tokenizer, caches[-1], "bench", vocab=model)
+            try:
+                return count_context(docs, cache.count_joined).tokens
+            finally:
+                cache.close()
+
         def warm() -> int:
             cache = CountCache(tokenizer, caches[-1], "bench")
             try:
@@ -87,12 +107,14 @@ def main() -> None:
         rows = [("Llama.tokenize whole + every segment (baseline)", *best(args.repeat, baseline))]
         rows.append(("Tokenizer.count whole (one llama_tokenize)", *best(args.repeat, one_call)))
         rows.append(("CountCache.count_joined, empty cache", *best(args.repeat, cold)))
+        rows.append(("  the same, vocabulary load included", *best(args.repeat, cold_with_load)))
+        rows.append(("  bpe.BpeCounter (vocabulary read included)", *best(args.repeat, fast_cold)))
         rows.append(("CountCache.count_joined, filled cache", *best(args.repeat, warm)))
     print(f"{report.files} files, {len(context.encode()):,} bytes packed (best of {args.repeat})")
-    print(f"  {'way':50} {'s':>7} {'tokens':>9} {'ratio':>6}")
+    print(f"  {'way':50} {'s':>7} {'tokens':>9} {'vs baseline':>11}")
     base = rows[0][1]
     for name, seconds, tokens in rows:
-        print(f"  {name:50} {seconds:7.3f} {tokens:9,d} {seconds / base:6.2f}")
+        print(f"  {name:50} {seconds:7.3f} {tokens:9,d} {seconds / base:11.2f}")
     if len({tokens for _, _, tokens in rows}) != 1:
         raise SystemExit("the counts differ: the part-wise count is not exact")
 

@@ -14,7 +14,8 @@ Repo part: wall time to pack one directory (default: a copy of the installed ``r
 - ``repomix`` (npm), only when already present: ``--repomix CMD``, ``repomix`` on PATH, or
   ``npx --no-install repomix``. Nothing is downloaded.
 Subprocess timings include interpreter / node start-up, as a user would see them. Each figure
-is the best of ``--repeat`` runs; ratios compare figures from this same run.
+is the best of ``--repeat`` runs (for the repo, the tools take turns within each round, so a
+slow spell of this noisy machine hits them all); ratios compare figures from this same run.
 
 Needs the test extra (``pip install -e '.[test]'``) for pypdf and fpdf2.
 """
@@ -188,27 +189,36 @@ def find_repomix(explicit: str | None) -> list[str] | None:
     return None
 
 
+def interleaved_best(repeat: int, runs: list[tuple[str, Callable[[], int]]]) -> list[tuple[str, float, int]]:
+    """Best wall time of each run over ``repeat`` rounds, the runs taking turns within a round.
+
+    These machines are noisy: a slow minute would otherwise land on whichever tool ran then.
+    One warm-up round first (file cache, bytecode), not measured.
+    """
+    sizes = {name: fn() for name, fn in runs}
+    best = dict.fromkeys(sizes, float("inf"))
+    for _ in range(repeat):
+        for name, fn in runs:
+            started = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - started)
+    return [(name, best[name], sizes[name]) for name, _ in runs]
+
+
 def bench_repo(directory: Path, repeat: int, repomix: str | None) -> None:
     _, report = load_repo(str(directory))
     print(f"\nPacking {directory}: {report.files} files, {report.bytes:,} bytes, {len(report.skipped)} skipped "
-          f"(best of {repeat})")  # fmt: skip
-    rows: list[tuple[str, float, int]] = []
+          f"(best of {repeat}, the tools taking turns)")  # fmt: skip
 
     def in_process() -> int:
         d, _ = load_repo(str(directory))
         return len(render_context(d).encode())
 
-    t, size = best_of(repeat, in_process)
-    rows.append(("dsv2 loader + render_context (in-process)", t, size))
     code = (
         "import sys; from dsv2cli.sources import load_repo; from dsv2cli.packing import render_context; "
         "d, _ = load_repo(sys.argv[1]); sys.stdout.write(render_context(d))"
     )
-    t, size = best_of(repeat, lambda: run_quiet([sys.executable, "-c", code, str(directory)]))
-    rows.append(("dsv2 loader + render_context (new process)", t, size))
     cli = [sys.executable, "-m", "dsv2cli", "pack", "--repo", str(directory)]
-    t, size = best_of(repeat, lambda: run_quiet(cli))
-    rows.append(("dsv2 pack --repo (CLI)", t, size))
     # --json adds exact token counts with the model's tokenizer. Cold: an empty DSV2_HOME
     # every run, so every file is tokenized; warm: counts come from the per-content cache.
     assert SUBPROCESS_ENV is not None
@@ -218,29 +228,34 @@ def bench_repo(directory: Path, repeat: int, repomix: str | None) -> None:
         shutil.rmtree(home, ignore_errors=True)
         return run_quiet([*cli, "--json"])
 
-    t, size = best_of(repeat, cold)
-    rows.append(("dsv2 pack --repo --json, cold count cache", t, size))
-    t, size = best_of(repeat, lambda: run_quiet([*cli, "--json"]))
-    rows.append(("dsv2 pack --repo --json, warm count cache", t, size))
+    runs: list[tuple[str, Callable[[], int]]] = [
+        ("dsv2 loader + render_context (in-process)", in_process),
+        ("dsv2 loader + render_context (new process)", lambda: run_quiet([sys.executable, "-c", code, str(directory)])),
+        ("dsv2 pack --repo (CLI)", lambda: run_quiet(cli)),
+        ("dsv2 pack --repo --json, cold count cache", cold),
+        ("dsv2 pack --repo --json, warm count cache", lambda: run_quiet([*cli, "--json"])),
+    ]
     ftp = find_files_to_prompt()
     if ftp:
-        t, size = best_of(repeat, lambda: run_quiet([ftp, str(directory)]))
-        rows.append(("files-to-prompt (PyPI)", t, size))
+        runs.append(("files-to-prompt (PyPI)", lambda: run_quiet([ftp, str(directory)])))
     else:
         print("  (files-to-prompt: not installed; pip install files-to-prompt)")
     rmx = find_repomix(repomix)
+    out = tempfile.mkdtemp(prefix="dsv2-bench-repomix-")
     if rmx:
-        with tempfile.TemporaryDirectory() as out:
-            cmd = [*rmx, str(directory), "--quiet", "--output", os.path.join(out, "repomix.xml")]
+        cmd = [*rmx, str(directory), "--quiet", "--output", os.path.join(out, "repomix.xml")]
 
-            def repomix_run() -> int:
-                run_quiet(cmd)
-                return os.path.getsize(os.path.join(out, "repomix.xml"))
+        def repomix_run() -> int:
+            run_quiet(cmd)
+            return os.path.getsize(os.path.join(out, "repomix.xml"))
 
-            t, size = best_of(repeat, repomix_run)
-        rows.append(("repomix (npm)", t, size))
+        runs.append(("repomix (npm)", repomix_run))
     else:
         print("  (repomix: not present; pass --repomix CMD to include it)")
+    try:
+        rows = interleaved_best(repeat, runs)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
     print(f"  {'tool':44} {'wall s':>8} {'output bytes':>13}")
     for name, t, size in rows:

@@ -18,6 +18,8 @@ from .errors import ModelError
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
+    from .bpe import BpeCounter
+
 
 # Tokenizers shipped as package data (vocabulary-only GGUFs, no weights): exact counts for a
 # model the user does not have here. ggml-vocab-deepseek-llm.gguf is llama.cpp's (MIT).
@@ -31,6 +33,36 @@ def named_tokenizer_path(name: str) -> Path:
     if not path.is_file():
         raise ModelError(f"{path}: the {name} vocabulary is missing from this installation; reinstall dsv2cli")
     return path
+
+
+def splits_in_blank_lines(count: Callable[[str], int]) -> bool:
+    """Whether a text cut between the two newlines of a blank line counts as its two halves do.
+
+    The cut must fall before a non-blank line (``...\\n`` + ``\\nText...``). True for byte-level
+    BPE vocabularies whose pre-tokenizer gives every newline run but its last character a piece
+    of its own (GPT-2, SmolLM2) or every newline its own piece (DeepSeek); checked on probes, not
+    assumed. False for Llama 3 style pre-tokenizers that keep a run of newlines together (and
+    never asked of SentencePiece vocabularies, see ``Tokenizer.splits_in_blank_lines``).
+    """
+    halves = [
+        ('<document source="a.py">\n  1 | x = 1\n', "\n[§ 2, p. 3]\nThe ferry's 12 crews.\n"),
+        ("def f():\n    return 1  \n", "\nclass C:\n\tpass\n\n\n"),
+        ("end of page. \n \n", "\nÜber 3.5% — naïve 東京 text\n"),
+        ("a\r\n", "\n#b\n"),
+        ("tail\n\n\n", "\n}\n"),
+        ("</document>\n", '\n<document source="b.md">\n'),
+    ]
+    return all(count(a + b) == count(a) + count(b) for a, b in halves)
+
+
+def cut_is_clean(count: Callable[[str], int], before: str, after: str, window: int = 256) -> bool:
+    """Whether ``before + after`` tokenizes as the two do apart, judged on the text around the cut.
+
+    Far from the cut both sides tokenize the same either way; what the ends of the window do to
+    the count appears on both sides of the comparison and cancels.
+    """
+    head, tail = before[-window:], after[:window]
+    return count(head + tail) == count(head) + count(tail)
 
 
 class Tokenizer:
@@ -90,36 +122,15 @@ class Tokenizer:
 
     @cached_property
     def splits_in_blank_lines(self) -> bool:
-        """Whether a text cut between the two newlines of a blank line counts as its two halves do.
-
-        The cut must fall before a non-blank line (``...\\n`` + ``\\nText...``). True for
-        byte-level BPE vocabularies whose pre-tokenizer gives every newline run but its last
-        character a piece of its own (GPT-2, SmolLM2) or every newline its own piece (DeepSeek);
-        checked on probes, not assumed. False for SentencePiece vocabularies, and for Llama 3
-        style pre-tokenizers that keep a run of newlines together.
-        """
+        """See ``splits_in_blank_lines``; False for any vocabulary that is not byte-level BPE."""
         import llama_cpp
 
         if llama_cpp.llama_vocab_type(self._model.vocab) != llama_cpp.LLAMA_VOCAB_TYPE_BPE:
             return False
-        halves = [
-            ('<document source="a.py">\n  1 | x = 1\n', "\n[§ 2, p. 3]\nThe ferry's 12 crews.\n"),
-            ("def f():\n    return 1  \n", "\nclass C:\n\tpass\n\n\n"),
-            ("end of page. \n \n", "\nÜber 3.5% — naïve 東京 text\n"),
-            ("a\r\n", "\n#b\n"),
-            ("tail\n\n\n", "\n}\n"),
-            ("</document>\n", '\n<document source="b.md">\n'),
-        ]
-        return all(self.count(a + b) == self.count(a) + self.count(b) for a, b in halves)
+        return splits_in_blank_lines(self.count)
 
-    def cut_is_clean(self, before: str, after: str, window: int = 256) -> bool:
-        """Whether ``before + after`` tokenizes as the two do apart, judged on the text around the cut.
-
-        Far from the cut both sides tokenize the same either way; what the ends of the window do
-        to the count appears on both sides of the comparison and cancels.
-        """
-        head, tail = before[-window:], after[:window]
-        return self.count(head + tail) == self.count(head) + self.count(tail)
+    def cut_is_clean(self, before: str, after: str) -> bool:
+        return cut_is_clean(self.count, before, after)
 
     def decode(self, ids: list[int]) -> str:
         return self._llama.detokenize(ids).decode("utf-8", errors="replace")
@@ -187,13 +198,23 @@ class CountCache:
     repository does not re-tokenize what did not change. The tokenizer may be
     given as a loader: it is then loaded on the first miss only, so a fully cached count never
     imports llama.cpp or reads the vocabulary.
+
+    With ``vocab`` (the GGUF the tokenizer comes from), misses are counted by ``bpe.BpeCounter``
+    where it reproduces llama.cpp exactly, and llama.cpp is loaded only for what it declines.
     """
 
-    def __init__(self, tokenizer: Tokenizer | Callable[[], Tokenizer], path: Path, tokenizer_key: str) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer | Callable[[], Tokenizer],
+        path: Path,
+        tokenizer_key: str,
+        vocab: Path | None = None,
+    ) -> None:
         import sqlite3
 
         self._tokenizer = tokenizer if isinstance(tokenizer, Tokenizer) else None
         self._loader = None if isinstance(tokenizer, Tokenizer) else tokenizer
+        self._vocab = vocab
         self.key = tokenizer_key
         self.hits = 0
         self.misses = 0
@@ -212,6 +233,32 @@ class CountCache:
             assert self._loader is not None
             self._tokenizer = self._loader()
         return self._tokenizer
+
+    @cached_property
+    def fast(self) -> BpeCounter | None:
+        if self._vocab is None:
+            return None
+        from .bpe import BpeCounter
+
+        return BpeCounter.load(self._vocab)
+
+    def _count(self, text: str) -> int:
+        counted = self.fast.count(text) if self.fast is not None else None
+        return counted if counted is not None else self.tokenizer.count(text)
+
+    def _count_all(self, texts: list[str]) -> list[int]:
+        counted: list[int | None] = [None] * len(texts)
+        if self.fast is not None:
+            counted = self.fast.count_many(texts, _workers())
+        declined = [i for i, n in enumerate(counted) if n is None]
+        if declined:
+            for i, n in zip(declined, _parallel_map(self.tokenizer.count, [texts[i] for i in declined]), strict=True):
+                counted[i] = n
+        return [n or 0 for n in counted]
+
+    @cached_property
+    def _splits_in_blank_lines(self) -> bool:
+        return splits_in_blank_lines(self._count) if self.fast is not None else self.tokenizer.splits_in_blank_lines
 
     def _lookup(self, text: str) -> tuple[str, int | None]:
         """(content digest, cached count or None), counting the hit or miss."""
@@ -253,7 +300,7 @@ class CountCache:
                     self.hits += 1
         missing = {indices[0]: digest for digest, indices in digests.items()}
         todo = list(missing)
-        counted = _parallel_map(self.tokenizer.count, [texts[i] for i in todo]) if todo else []
+        counted = self._count_all([texts[i] for i in todo]) if todo else []
         for i, tokens in zip(todo, counted, strict=True):
             self.misses += 1
             self._pending.append((self.key, missing[i], tokens))
@@ -284,9 +331,8 @@ class CountCache:
         tokenize as their two halves do, the count of the two is the sum of their counts. Texts
         joined by any other cut are counted together.
         """
-        tokenizer = self.tokenizer
-        if not tokenizer.splits_in_blank_lines:
-            return tokenizer.count(whole)
+        if not self._splits_in_blank_lines:
+            return self._count(whole)
         groups: list[list[int]] = []
         for i, text in enumerate(texts):
             clean = (
@@ -294,14 +340,14 @@ class CountCache:
                 and texts[i - 1].endswith("\n")
                 and text[:1] == "\n"
                 and not text[1:2].isspace()
-                and tokenizer.cut_is_clean(texts[i - 1], text)
+                and cut_is_clean(self._count, texts[i - 1], text)
             )
             if groups and not clean:
                 groups[-1].append(i)
             else:
                 groups.append([i])
         merged = [g for g in groups if len(g) > 1]
-        merged_counts = iter(_parallel_map(tokenizer.count, ["".join(texts[i] for i in g) for g in merged]))
+        merged_counts = iter(self._count_all(["".join(texts[i] for i in g) for g in merged]))
         return sum(next(merged_counts) if len(g) > 1 else counts[g[0]] for g in groups)
 
     def close(self) -> None:
@@ -309,11 +355,15 @@ class CountCache:
         self._db.close()
 
 
-def _parallel_map(fn: Callable[[str], int], texts: list[str]) -> list[int]:
-    """``map`` over threads when there is enough work: llama_tokenize runs without the GIL."""
+def _workers() -> int:
     import os
 
-    workers = min(len(texts), os.cpu_count() or 1, 8)
+    return min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+
+
+def _parallel_map(fn: Callable[[str], int], texts: list[str]) -> list[int]:
+    """``map`` over threads when there is enough work: llama_tokenize runs without the GIL."""
+    workers = min(len(texts), _workers())
     if workers < 2 or sum(len(t) for t in texts) < 200_000:
         return [fn(t) for t in texts]
     from concurrent.futures import ThreadPoolExecutor

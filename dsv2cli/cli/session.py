@@ -261,14 +261,17 @@ def count_cache(env: Env, settings: Any, session: ModelSession | None = None) ->
     if session is not None and session.remote is not None:
         counting = session.remote.counting
         key = "tiktoken:" + EstimateTokenizer.ENCODING if counting == "estimate" else counting
+        vocab = None
         if counting != "estimate":
-            key = tokenizer_key(named_tokenizer_path(counting))
-        return CountCache(session.counter, path, key), None
+            vocab = named_tokenizer_path(counting)
+            key = tokenizer_key(vocab)
+        return CountCache(session.counter, path, key, vocab), None
     if session is not None and session.path is not None:
-        return CountCache(lambda: session.vocab_tokenizer(False), path, tokenizer_key(session.path)), None
+        vocab_tokenizer = session.vocab_tokenizer
+        return CountCache(lambda: vocab_tokenizer(False), path, tokenizer_key(session.path), session.path), None
     if settings.tokenizer != "model":
         resolved = ResolvedModel(named_tokenizer_path(settings.tokenizer), f"--tokenizer {settings.tokenizer}")
     else:
         resolved = resolve_model(settings)
-    cache = CountCache(lambda: Tokenizer.load(resolved.path), path, tokenizer_key(resolved.path))
+    cache = CountCache(lambda: Tokenizer.load(resolved.path), path, tokenizer_key(resolved.path), resolved.path)
     return cache, resolved

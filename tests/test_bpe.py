@@ -1,0 +1,206 @@
+"""dsv2cli.bpe counts exactly what llama.cpp counts, or declines.
+
+Every comparison is against the real llama.cpp tokenizer of the same GGUF (SmolLM2's
+vocabulary, pre-tokenizer ``smollm``: digits split off, then GPT-2's pattern).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from dsv2cli import bpe
+from dsv2cli.bpe import BpeCounter, read_vocabulary
+from dsv2cli.packing import count_context, render_context
+from dsv2cli.sources import load_repo
+from dsv2cli.tokens import CountCache, Tokenizer, named_tokenizer_path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+EDGE_CASES = [
+    "",
+    "x",
+    " ",
+    "\n",
+    "   \n\n\t  x",
+    "trailing spaces   ",
+    "a  1  b 22 c   333",
+    "it's they're we've I'm we'll he'd IT'S don''t '",
+    "3.14159, 1,000,000 and 2024-06-30; v1.2.3-rc4",
+    "\r\n\r\nwindows\r\nlines \r\n",
+    "tabs\tand\x0bvertical\x0cfeeds\x1cfile\x1fseparators",
+    "nbsp\xa0here, ideographic\u3000space, next\x85line, thin\u2009space",
+    "Über naïve café — “quotes” ‘single’ … → ← ≤ ≥ ±",
+    "Ελληνικά κείμενα, русский текст, العربية, עברית, हिन्दी, ไทย",
+    "中文文本，日本語のテキスト、한국어 텍스트。",
+    "emoji 🎉🚀 flags 🇩🇪 family 👨‍👩‍👧 skin 👍🏽",
+    "digits ٣٤٥ ① ² ½ Ⅻ 〇",
+    "<|im_start|>user<|im_end|><|endoftext|><｜end▁of▁sentence｜>",
+    "control \x00\x01\x02\x7f bytes",
+    "combining e\u0301 a\u0308 and zero\u200bwidth\u200djoiner",
+    "    def f(x):\n        return x  # 42\n\n\nclass C:\n    pass\n",
+]
+
+
+@pytest.fixture(scope="module")
+def counter(smollm2: Path) -> BpeCounter:
+    loaded = BpeCounter.load(smollm2)
+    assert loaded is not None
+    return loaded
+
+
+def test_reads_the_vocabulary_from_the_gguf_metadata(smollm2: Path) -> None:
+    vocab = read_vocabulary(smollm2)
+    assert vocab["tokenizer.ggml.model"] == b"gpt2" and vocab["tokenizer.ggml.pre"] == b"smollm"
+    assert len(vocab["tokenizer.ggml.tokens"]) == len(vocab["tokenizer.ggml.token_type"]) == 49152
+    assert vocab["tokenizer.ggml.merges"][0] == "Ġ t".encode()
+
+
+def test_token_ids_match_llama_cpp_on_edge_cases(counter: BpeCounter, smollm2_tokenizer: Tokenizer) -> None:
+    for text in EDGE_CASES:
+        assert counter.encode(text) == smollm2_tokenizer.encode(text), repr(text)
+        assert counter.count(text) == smollm2_tokenizer.count(text), repr(text)
+
+
+def test_counts_match_llama_cpp_on_real_code_and_documents(counter: BpeCounter, smollm2_tokenizer: Tokenizer) -> None:
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted((ROOT / "dsv2cli").rglob("*.py"))]
+    texts += [p.read_text(encoding="utf-8", errors="replace") for p in sorted((ROOT / "prompts").iterdir())]
+    texts.append(render_context(load_repo(str(ROOT / "samples"))[0]))
+    counted = counter.count_many(texts)
+    assert None not in counted
+    assert counted == [smollm2_tokenizer.count(t) for t in texts]
+
+
+def _alphabet() -> list[str]:
+    """Characters from every class the pre-tokenizer tells apart, in many scripts."""
+    picks = " \t\n\r\x0b\x0c\x85\xa0\u2009\u3000'sStTmMdDlLrReEvV0123456789.,;:-_()[]{}<>\"'`~!?@#$%^&*+=|/\\"
+    picks += "éüßçñøÆŒ" + "αβγΩ" + "жщЮ" + "שלום" + "مرحبا" + "नमस्" + "ไทย" + "中文字" + "ひらカタ" + "한국"
+    picks += "٣①²½Ⅻ〇" + "\u0301\u0308\u200b\u200d" + "🎉🚀👍🏽" + "—“”…→≤€£¥"
+    return list(picks)
+
+
+def test_random_text_matches_llama_cpp_token_for_token(counter: BpeCounter, smollm2_tokenizer: Tokenizer) -> None:
+    rng = random.Random(20261128)
+    alphabet = _alphabet()
+    words = ["the", " the", "def", "return", "  ", "\n\n", "123", "x1", "it's", "naïve", "東京", "   \n"]
+    for _ in range(3000):
+        text = "".join(
+            rng.choice(alphabet) if rng.random() < 0.7 else rng.choice(words) for _ in range(rng.randint(0, 40))
+        )
+        assert counter.encode(text) == smollm2_tokenizer.encode(text), repr(text)
+
+
+def test_every_assigned_code_point_is_classified_as_llama_cpp_does(
+    counter: BpeCounter, smollm2_tokenizer: Tokenizer
+) -> None:
+    """Each character between letters, digits, spaces and punctuation: a character the two
+    classify differently would be split differently, and the ids would differ."""
+    chars = [
+        chr(c)
+        for c in range(0x80, 0x30000)
+        if unicodedata.category(chr(c)) not in ("Cn", "Cs") and not 0xE000 <= c <= 0xF8FF  # private use
+    ]
+
+    def probe(c: str) -> str:
+        return f"a{c}b {c}1{c}{c} {c}. ?{c}\n"
+
+    for start in range(0, len(chars), 48):
+        chunk = chars[start : start + 48]
+        text = "".join(probe(c) for c in chunk)
+        ids = counter.encode(text)
+        assert ids is not None, f"declined U+{ord(chunk[0]):04X}..U+{ord(chunk[-1]):04X}"
+        if ids != smollm2_tokenizer.encode(text):
+            wrong = [c for c in chunk if counter.encode(probe(c)) != smollm2_tokenizer.encode(probe(c))]
+            pytest.fail(f"classified differently from llama.cpp: {[f'U+{ord(c):04X}' for c in wrong]}")
+
+
+def test_declines_what_it_cannot_count_exactly(counter: BpeCounter, smollm2_tokenizer: Tokenizer) -> None:
+    unassigned = "\u0378"  # no character in any Unicode version so far
+    assert unicodedata.category(unassigned) == "Cn"
+    assert counter.count(f"text {unassigned} here") is None
+    assert counter.count("lone \ud800 surrogate") is None
+    assert counter.count("plain text") == smollm2_tokenizer.count("plain text")
+
+
+def test_vocabularies_it_does_not_reproduce_are_left_to_llama_cpp(minilm_gguf: Path, tmp_path: Path) -> None:
+    # DeepSeek: pre-tokenizer "deepseek-llm" and user-defined tokens (matched in plain text).
+    assert BpeCounter.load(named_tokenizer_path("deepseek-v2")) is None
+    assert BpeCounter.load(minilm_gguf) is None  # WordPiece
+    assert BpeCounter.load(tmp_path / "missing.gguf") is None
+    (tmp_path / "not.gguf").write_bytes(b"not a gguf at all")
+    assert BpeCounter.load(tmp_path / "not.gguf") is None
+
+
+def test_the_count_cache_falls_back_to_llama_cpp_for_declined_texts(smollm2: Path, tmp_path: Path) -> None:
+    tokenizer = Tokenizer.load(smollm2)
+    cache = CountCache(tokenizer, tmp_path / "counts.sqlite", "smollm2", smollm2)
+    texts = ["plain ascii", "odd \u0378 character", "café"]
+    assert cache.count_many(texts) == [tokenizer.count(t) for t in texts]
+    cache.close()
+
+
+def test_forked_counting_matches_counting_in_one_process(
+    counter: BpeCounter, smollm2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "dsv2cli").rglob("*.py"))]
+    serial = counter.count_many(texts, workers=1)
+    monkeypatch.setattr(bpe, "PARALLEL_MIN_CHARS", 1)
+    forked = (BpeCounter.load(smollm2) or counter).count_many(texts, workers=3)
+    assert forked == serial
+
+
+def test_a_failed_helper_process_has_its_share_counted_by_the_parent(
+    counter: BpeCounter, smollm2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "dsv2cli").rglob("*.py"))]
+    serial = counter.count_many(texts, workers=1)
+    parent = os.getpid()
+    real = BpeCounter._count_group
+
+    def fail_in_child(self: BpeCounter, texts: list[str], group: list[int]) -> list[int | None]:
+        if os.getpid() != parent:
+            raise RuntimeError("helper failed")
+        return real(self, texts, group)
+
+    monkeypatch.setattr(bpe, "PARALLEL_MIN_CHARS", 1)
+    monkeypatch.setattr(BpeCounter, "_count_group", fail_in_child)
+    fresh = BpeCounter.load(smollm2)
+    assert fresh is not None and fresh.count_many(texts, workers=2) == serial
+
+
+def test_pack_json_counts_a_repository_without_loading_llama_cpp(smollm2_tokenizer: Tokenizer, tmp_path: Path) -> None:
+    """The count a user sees is llama.cpp's, though llama.cpp is never imported to get it."""
+    env = {**os.environ, "DSV2_HOME": str(tmp_path / "home")}
+    code = str(ROOT / "samples" / "code")
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "dsv2cli", "pack", "--repo", code, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert " llama_cpp" not in proc.stderr
+    import json
+
+    payload = json.loads(proc.stdout)
+    docs, _ = load_repo(str(ROOT / "samples" / "code"))
+    assert payload["context_tokens"] == smollm2_tokenizer.count(render_context(docs))
+    segment_tokens = [s["tokens"] for d in payload["documents"] for s in d["segments"]]
+    assert sum(segment_tokens) == payload["context_tokens"]
+    assert len(segment_tokens) == sum(len(d.segments) for d in docs) and all(n > 0 for n in segment_tokens)
+
+
+def test_counting_a_context_with_and_without_the_fast_counter_agrees(smollm2: Path, tmp_path: Path) -> None:
+    tokenizer = Tokenizer.load(smollm2)
+    docs, _ = load_repo(str(ROOT / "dsv2cli"))
+    slow = CountCache(tokenizer, tmp_path / "slow.sqlite", "smollm2")
+    fast = CountCache(lambda: pytest.fail("llama.cpp loaded"), tmp_path / "fast.sqlite", "smollm2", smollm2)
+    assert count_context(docs, fast.count_joined) == count_context(docs, slow.count_joined)
+    slow.close()
+    fast.close()
