@@ -29,12 +29,13 @@ import struct
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import cached_property, partial
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import regex
+if TYPE_CHECKING:
+    import regex
 
 
 def _gpt2(letter: str, number: str, space: str, digits_first: bool) -> str:
@@ -170,12 +171,30 @@ class BpeCounter:
     """Counts tokens as llama.cpp does for one byte-level BPE vocabulary (see the module doc)."""
 
     def __init__(self, tokens: Sequence[bytes], merges: Sequence[bytes], digits_first: bool) -> None:
-        # Token text -> id; where two ids share a text, llama.cpp's text -> id map keeps the last.
-        self._ids = {token: i for i, token in enumerate(tokens)}
-        self._ranks = {merge: rank for rank, merge in enumerate(merges)}
-        self._pattern = regex.compile(_gpt2(*_UNICODE, digits_first))
+        self._tokens, self._merges = tokens, merges
+        self._digits_first = digits_first
         self._ascii_pattern = re.compile(_gpt2(*_ASCII, digits_first))
         self._pieces: dict[str, int] = {}  # piece -> tokens; pieces repeat across texts
+
+    # The lookup tables are built on first use: after ``count_many`` has forked, each process
+    # builds its own at the same time.
+
+    @cached_property
+    def _ids(self) -> dict[bytes, int]:
+        """Token text -> id; where two ids share a text, llama.cpp's map keeps the last."""
+        return {token: i for i, token in enumerate(self._tokens)}
+
+    @cached_property
+    def _ranks(self) -> dict[bytes, int]:
+        """``b"left right"`` -> merge rank."""
+        return {merge: rank for rank, merge in enumerate(self._merges)}
+
+    @cached_property
+    def _pattern(self) -> regex.Pattern[str]:
+        """For text that is not ASCII (``regex`` is imported then: most code never needs it)."""
+        import regex
+
+        return regex.compile(_gpt2(*_UNICODE, self._digits_first))
 
     @classmethod
     def load(cls, path: Path) -> BpeCounter | None:
@@ -272,52 +291,71 @@ class BpeCounter:
     def count(self, text: str) -> int | None:
         return self.count_pieces(self.pieces(text)) if text else 0
 
-    def _count_group(self, texts: Sequence[str], group: list[int]) -> list[int | None]:
-        return [self.count(texts[i]) for i in group]
+    def _count_queued(self, texts: Sequence[str], batches: list[list[int]], queue: int) -> list[tuple[int, int | None]]:
+        """Count the batches of texts named on the ``queue`` pipe until it runs dry."""
+        done: list[tuple[int, int | None]] = []
+        while batch := _take(queue):
+            done.extend((i, self.count(texts[i])) for i in batches[batch - 1])
+        return done
 
     def count_many(self, texts: Sequence[str], workers: int = 1) -> list[int | None]:
         """Counts of many texts, in order. With ``workers`` > 1 and enough text, forked processes
-        count shares of the texts (this is pure Python: threads would take turns on the GIL)."""
-        groups = _shares(texts, workers) if sum(len(t) for t in texts) >= PARALLEL_MIN_CHARS else []
-        if len(groups) < 2 or not _can_fork():
+        share the work (this is pure Python: threads would take turns on the GIL). They take
+        batches, largest first, from one queue, so none waits while another still has a pile."""
+        if workers < 2 or len(texts) < 2 or sum(len(t) for t in texts) < PARALLEL_MIN_CHARS or not _can_fork():
             return [self.count(t) for t in texts]
+        import os
+
+        batches = _batches(texts)
+        queue, feed = os.pipe()
+        items = memoryview(b"".join(n.to_bytes(_ITEM, "little") for n in range(1, len(batches) + 1)))
+        while items:
+            items = items[os.write(feed, items) :]
+        os.close(feed)  # an empty queue now reads as end of file
         counts: list[int | None] = [None] * len(texts)
+        missing = set(range(len(texts)))
         children: list[tuple[int, int]] = []
-        done = False
+        finished = False
         try:
-            for group in groups[1:]:
-                children.append(_fork(partial(self._count_group, texts, group)))
-            for i, n in zip(groups[0], self._count_group(texts, groups[0]), strict=True):
+            for _ in range(min(workers, len(batches)) - 1):
+                children.append(_fork(partial(self._count_queued, texts, batches, queue)))
+            results = [self._count_queued(texts, batches, queue)]
+            results += [_collect(read) or [] for _, read in children]
+            for i, n in (pair for result in results for pair in result):
                 counts[i] = n
-            for group, (_, read) in zip(groups[1:], children, strict=True):
-                result = _collect(read, len(group))
-                for j, i in enumerate(group):  # a failed child: count its share here
-                    counts[i] = result[j] if result is not None else self.count(texts[i])
-            done = True
+                missing.discard(i)
+            for i in missing:  # taken by a child that failed: counted here
+                counts[i] = self.count(texts[i])
+            finished = True
         finally:
+            os.close(queue)
             for pid, read in children:
-                _reap(pid, read, kill=not done)
+                _reap(pid, read, kill=not finished)
         return counts
 
 
 # Below this much text a forked helper costs more than it saves.
 PARALLEL_MIN_CHARS = 256_000
 
+# Queue items: batch numbers from 1, 4 bytes each; at most 4096 of them (16 KB), so the whole
+# queue fits in a pipe's buffer, and each read takes one whole item.
+_ITEM = 4
+_MAX_BATCHES = 4096
 
-def _shares(texts: Sequence[str], workers: int) -> list[list[int]]:
-    """Indices of ``texts`` in ``workers`` groups of about equal work (largest first, each to the
-    group with the least so far). Text that is not ASCII takes about twice as long per character
-    (the ``regex`` package instead of ``re``, and more distinct pieces)."""
-    if workers < 2 or len(texts) < 2:
-        return []
-    work = [len(t) if t.isascii() else 2 * len(t) for t in texts]
-    groups: list[list[int]] = [[] for _ in range(min(workers, len(texts)))]
-    sizes = [0] * len(groups)
-    for i in sorted(range(len(texts)), key=lambda i: -work[i]):
-        least = sizes.index(min(sizes))
-        groups[least].append(i)
-        sizes[least] += work[i]
-    return [g for g in groups if g]
+
+def _batches(texts: Sequence[str]) -> list[list[int]]:
+    """Indices of ``texts``, largest first, in at most ``_MAX_BATCHES`` batches."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    size = -(-len(order) // _MAX_BATCHES)
+    return [order[at : at + size] for at in range(0, len(order), size)]
+
+
+def _take(queue: int) -> int:
+    """The next batch number from the queue pipe, 0 when it is empty. One process's read of
+    one item is whole: all items were written before any read, and every read is item-sized."""
+    import os
+
+    return int.from_bytes(os.read(queue, _ITEM), "little")
 
 
 def _can_fork() -> bool:
@@ -329,7 +367,7 @@ def _can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
-def _fork(work: Callable[[], list[int | None]]) -> tuple[int, int]:
+def _fork(work: Callable[[], list[tuple[int, int | None]]]) -> tuple[int, int]:
     """Run ``work`` in a forked child; (pid, read end of the pipe its pickled result comes on)."""
     import os
     import pickle
@@ -349,8 +387,8 @@ def _fork(work: Callable[[], list[int | None]]) -> tuple[int, int]:
     return pid, read
 
 
-def _collect(read: int, expected: int) -> list[int | None] | None:
-    """A child's result from the pipe, or None if it failed."""
+def _collect(read: int) -> list[tuple[int, int | None]] | None:
+    """A child's (index, count) pairs from the pipe, or None if it failed."""
     import os
     import pickle
 
@@ -359,9 +397,9 @@ def _collect(read: int, expected: int) -> list[int | None] | None:
         chunks.append(chunk)
     try:
         result = pickle.loads(b"".join(chunks))
-    except Exception:  # a child that died mid-write: its share is counted here
+    except Exception:  # a child that died mid-write: what it took is counted here
         return None
-    return result if isinstance(result, list) and len(result) == expected else None
+    return result if isinstance(result, list) else None
 
 
 def _reap(pid: int, read: int, kill: bool) -> None:

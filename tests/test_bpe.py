@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from dsv2cli import bpe
 from dsv2cli.bpe import BpeCounter, read_vocabulary
 from dsv2cli.packing import count_context, render_context
 from dsv2cli.sources import load_repo
@@ -145,33 +144,44 @@ def test_the_count_cache_falls_back_to_llama_cpp_for_declined_texts(smollm2: Pat
     cache.close()
 
 
-def test_forked_counting_matches_counting_in_one_process(
-    counter: BpeCounter, smollm2: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "dsv2cli").rglob("*.py"))]
-    serial = counter.count_many(texts, workers=1)
-    monkeypatch.setattr(bpe, "PARALLEL_MIN_CHARS", 1)
-    forked = (BpeCounter.load(smollm2) or counter).count_many(texts, workers=3)
-    assert forked == serial
+# Forking is only done by a single-threaded process (bpe._can_fork), which the test process may
+# not be (server fixtures, thread pools): these run in a fresh interpreter, as the CLI does.
+FORK_SCRIPT = """
+import os, sys
+from pathlib import Path
+from dsv2cli import bpe
+from dsv2cli.bpe import BpeCounter
+
+model, fail = Path(sys.argv[1]), sys.argv[2] == "fail"
+texts = [p.read_text(encoding="utf-8") for p in sorted(Path("dsv2cli").rglob("*.py"))]
+serial = BpeCounter.load(model).count_many(texts, workers=1)
+forks, parent, real_fork, real_count = [], os.getpid(), bpe._fork, BpeCounter._count_queued
+
+def counting_fork(work):
+    forks.append(1)
+    return real_fork(work)
+
+def fail_in_child(self, texts, batches, queue):
+    if fail and os.getpid() != parent:
+        assert bpe._take(queue) > 0  # takes the largest text, then dies
+        raise RuntimeError("helper failed")
+    return real_count(self, texts, batches, queue)
+
+bpe._fork, BpeCounter._count_queued, bpe.PARALLEL_MIN_CHARS = counting_fork, fail_in_child, 1
+forked = BpeCounter.load(model).count_many(texts, workers=3)
+assert forks == [1, 1], forks
+assert forked == serial
+print("ok", len(texts))
+"""
 
 
-def test_a_failed_helper_process_has_its_share_counted_by_the_parent(
-    counter: BpeCounter, smollm2: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "dsv2cli").rglob("*.py"))]
-    serial = counter.count_many(texts, workers=1)
-    parent = os.getpid()
-    real = BpeCounter._count_group
-
-    def fail_in_child(self: BpeCounter, texts: list[str], group: list[int]) -> list[int | None]:
-        if os.getpid() != parent:
-            raise RuntimeError("helper failed")
-        return real(self, texts, group)
-
-    monkeypatch.setattr(bpe, "PARALLEL_MIN_CHARS", 1)
-    monkeypatch.setattr(BpeCounter, "_count_group", fail_in_child)
-    fresh = BpeCounter.load(smollm2)
-    assert fresh is not None and fresh.count_many(texts, workers=2) == serial
+@pytest.mark.parametrize("helper", ["works", "fail"])
+def test_forked_counting_matches_counting_in_one_process(helper: str, smollm2: Path) -> None:
+    """Helpers take texts from one queue; what a failed helper took is counted by the parent."""
+    proc = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT, str(smollm2), helper], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stderr
 
 
 def test_pack_json_counts_a_repository_without_loading_llama_cpp(smollm2_tokenizer: Tokenizer, tmp_path: Path) -> None:

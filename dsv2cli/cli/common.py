@@ -8,12 +8,14 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 import typer
-from rich.console import Console
 
 from ..errors import Dsv2Error, ExitCode
+
+if TYPE_CHECKING:
+    from rich.console import Console  # imported when a console is made: ~20 ms at start-up otherwise
 
 
 @dataclass
@@ -35,6 +37,8 @@ class Env:
         return _isatty(self.stderr) and "NO_COLOR" not in self.environ
 
     def console(self) -> Console:
+        from rich.console import Console
+
         return Console(
             file=self.stderr,
             no_color="NO_COLOR" in self.environ or not _isatty(self.stderr),

@@ -15,8 +15,6 @@ from typing import BinaryIO
 from ..errors import InputError
 from .base import Document, Location, Segment
 from .encoding import looks_binary
-from .html import HTML_SUFFIXES, html_document
-from .pdf import pdf_document
 from .repo import DEFAULT_MAX_FILE_BYTES, RepoReport, load_repo
 from .text import MARKDOWN_SUFFIXES, text_document
 
@@ -51,16 +49,24 @@ def _read_file(path: str) -> bytes:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+
+
 def document_from_bytes(data: bytes, source: str, suffix: str = "", password: str | None = None) -> Document:
-    """Pick a reader by suffix, or by content for standard input (``%PDF-``, ``<html``)."""
+    """Pick a reader by suffix, or by content for standard input (``%PDF-``, ``<html``).
+    The PDF and HTML readers are imported when needed (a repository of code needs neither)."""
     head = data[:1024].lstrip().lower()
     if suffix == ".pdf" or (not suffix and data.startswith(b"%PDF-")):
+        from .pdf import pdf_document
+
         return pdf_document(data, source, password)
     if not data.strip():
         raise InputError(f"{source}: input is empty")
     if looks_binary(data):
         raise InputError(f"{source}: looks like a binary file, not text")
     if suffix in HTML_SUFFIXES or (not suffix and head.startswith((b"<!doctype html", b"<html"))):
+        from .html import html_document
+
         return html_document(data, source)
     kind = "markdown" if suffix in MARKDOWN_SUFFIXES else "text"
     return text_document(data, source, kind)

@@ -15,8 +15,6 @@ from .base import Document
 from .encoding import decode, normalize_newlines
 from .text import text_document_from_str
 
-HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
-
 # Not content: code, styling, embedded objects, and navigation menus repeated on every page of a site.
 _SKIP = {"script", "style", "noscript", "template", "svg", "head", "iframe", "object", "canvas", "nav"}
 _BLOCK = {
