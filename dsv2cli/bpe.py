@@ -1,25 +1,27 @@
 """Exact token counts for byte-level BPE vocabularies without loading llama.cpp.
 
 ``dsv2 pack --json`` and ``dsv2 plan`` count every file of a repository. Through llama.cpp that
-costs an import (~0.2 s), a vocabulary load (~0.2 s) and llama.cpp's tokenizer, whose first
-pre-tokenizer step runs through ``std::regex`` (~1.4 MB/s per core). This module reads the
-vocabulary and merges straight from the GGUF, pre-tokenizes with the ``regex`` package (which
-releases the GIL), and runs BPE once per distinct piece: code repeats its words, so a 1.4 MB
-repository has ~550k pieces but ~10k distinct ones.
+costs an import (~0.2 s), a vocabulary load (~0.2-0.45 s) and llama.cpp's tokenizer, whose
+pre-tokenizer runs partly through ``std::regex`` (~1.4 MB/s per core for SmolLM2, ~0.6 MB/s
+for DeepSeek-V2). This module reads the vocabulary and merges straight from the GGUF,
+pre-tokenizes with ``re`` (ASCII) and the ``regex`` package (the lines around anything else),
+and runs BPE once per distinct piece: code repeats its words, so a 1.4 MB repository has ~550k
+pieces but ~10k distinct ones. Large batches are shared with forked helper processes.
 
 It reproduces llama.cpp's ``llama_tokenize(text, add_special=False, parse_special=False)`` for
-the pre-tokenizers whose rules are written out below, and declines (``count`` returns None, and
-callers fall back to llama.cpp) for everything else:
+two families of pre-tokenizer, and declines (``count`` returns None; callers fall back to
+llama.cpp) everything else:
 
-- the vocabulary must be ``gpt2`` (byte-level BPE) with merges and no user-defined tokens
-  (llama.cpp matches those in plain text, even with ``parse_special=False``);
-- the pre-tokenizer must be in ``PRE_TOKENIZERS``;
-- the text must be valid Unicode whose characters were all assigned in this Python's Unicode
-  database: llama.cpp classifies characters with its own tables, and a character assigned in
-  one version but not the other could be split differently.
+- GPT-2's pattern, with or without digits split off first (``PRE_TOKENIZERS``: gpt2, smollm,
+  starcoder, ...), for vocabularies without user-defined tokens;
+- DeepSeek LLM / V2 (``deepseek-llm``), user-defined tokens included (llama.cpp cuts them out
+  of plain text: ``ü`` is a token of its own there);
+- text whose characters were all assigned in this Python's Unicode database (llama.cpp
+  classifies characters with its own tables; a character one of them lacks could be split
+  differently) and that is not mostly CJK (llama.cpp is the faster there).
 
-Equality with llama.cpp is tested on real code, prose in several scripts and every assigned
-code point (tests/test_bpe.py).
+Equality with llama.cpp is tested token for token on both vocabularies: edge cases, random
+text, real code and documents, and every assigned code point up to U+2FFFF (tests/test_bpe.py).
 """
 
 from __future__ import annotations
@@ -167,13 +169,187 @@ def read_vocabulary(path: Path) -> dict[str, Any]:
                 data += more
 
 
+class _Gpt2Split:
+    """GPT-2's pattern, optionally with digits split off first (see ``_gpt2``)."""
+
+    def __init__(self, digits_first: bool) -> None:
+        self._digits_first = digits_first
+        self._ascii = re.compile(_gpt2(*_ASCII, digits_first))
+
+    @cached_property
+    def _unicode(self) -> regex.Pattern[str]:
+        """For text that is not ASCII (``regex`` is imported then: most code never needs it)."""
+        import regex
+
+        return regex.compile(_gpt2(*_UNICODE, self._digits_first))
+
+    def split(self, text: str) -> list[str | int]:
+        """The pieces of ``text`` in order."""
+        return list((self._ascii if text.isascii() else self._unicode).findall(text))
+
+    def pieces(self, text: str) -> Counter[str | int]:
+        """The pieces of ``text`` with their multiplicities."""
+        if text.isascii():
+            return Counter(self._ascii.findall(text))
+        # Most of a text with an accent or an arrow in it is ASCII: only the lines around what
+        # is not go through the slower ``regex`` package.
+        pieces: Counter[str | int] = Counter()
+        done = 0
+        for start, end in _non_ascii_zones(text):
+            pieces.update(self._ascii.findall(text, done, start))
+            pieces.update(self._unicode.findall(text, start, end))
+            done = end
+        pieces.update(self._ascii.findall(text, done))
+        return pieces
+
+
+# DeepSeek LLM / V2 (``deepseek-llm``): llama.cpp splits the text with these regular expressions
+# one after the other, each inside every piece the ones before made (llama-vocab.cpp). Letters of
+# cased scripts (the class is llama.cpp's, code point for code point), then ASCII and fullwidth
+# punctuation, then trailing spaces, then CJK and the blocks from U+0800 up, then numbers.
+_DS_SPACE = r"[\t\n\x0b\x0c\r ]"  # std::regex \s; llama.cpp maps other spaces to \x0b first
+_DS_LETTERS = (
+    r"A-Za-z\u00b5\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u01ba\u01bc-\u01bf\u01c4-\u0293\u0295-\u02af"
+    r"\u0370-\u0373\u0376\u0377\u037b-\u037d\u037f\u0386\u0388-\u038a\u038c\u038e-\u03a1\u03a3-\u03f5"
+    r"\u03f7-\u0481\u048a-\u052f\u0531-\u0556\u10a0-\u10c5\u13a0-\u13f5\u13f8-\u13fd\u1c90-\u1cba"
+    r"\u1cbd-\u1cbf\u1d00-\u1d2b\u1d6b-\u1d77\u1d79-\u1d9a\u1e00-\u1f15\u1f18-\u1f1d\u1f20-\u1f45"
+    r"\u1f48-\u1f4d\u1f50-\u1f57\u1f59\u1f5b\u1f5d\u1f5f-\u1f7d\u1f80-\u1fb4\u1fb6-\u1fbc\u1fbe"
+    r"\u1fc2-\u1fc4\u1fc6-\u1fcc\u1fd0-\u1fd3\u1fd6-\u1fdb\u1fe0-\u1fec\u1ff2-\u1ff4\u1ff6-\u1ffc"
+    r"\u2102\u2107\u210a-\u2113\u2115\u2119-\u211d\u2124\u2126\u2128\u212a-\u212d\u212f-\u2134\u2139"
+    r"\u213c-\u213f\u2145-\u2149\u214e\u2183\u2184\u2c00-\u2c7b\u2c7e-\u2ce4\u2ceb-\u2cee\u2cf2\u2cf3"
+    r"\ua640-\ua66d\ua680-\ua69b\ua722-\ua76f\ua771-\ua787\ua78b-\ua78e\uab70-\uabbf\ufb00-\ufb06"
+    r"\ufb13-\ufb17\uff21-\uff3a\uff41-\uff5a\U00010400-\U0001044f\U000104b0-\U000104d3"
+    r"\U000104d8-\U000104fb\U00010c80-\U00010cb2\U00010cc0-\U00010cf2\U000118a0-\U000118df"
+    r"\U0001e900-\U0001e943"
+)
+_DS_STEPS = (
+    r"[\r\n]",
+    rf"{_DS_SPACE}?[{_DS_LETTERS}]+",
+    rf"{_DS_SPACE}?[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002]+",
+    rf"{_DS_SPACE}+\Z",
+    r"[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+",
+)
+_DS_NUMBERS = r"\p{N}+"  # on the text itself (llama.cpp: its category table, not the mapped text)
+
+# The same on ASCII text without control characters, in one pass: after the letters (with one
+# space before them) and the punctuation runs (likewise), what is left splits into digit runs
+# and runs of spaces; a space that a letter or punctuation follows belongs to that.
+_DS_PUNCT = r"!-/:-@\[-`{-~"
+_DS_ASCII = (
+    rf"[\r\n]|[\t\x0b\x0c ]?[A-Za-z]+|[\t\x0b\x0c ]?[{_DS_PUNCT}]+|[0-9]+"
+    rf"|(?:[\t\x0b\x0c ](?![A-Za-z{_DS_PUNCT}]))+"
+)
+# What that pass cannot take: anything but printable ASCII, tabs and line ends.
+_DS_SPECIAL = r"[^\t\n\x0b\x0c\r -~]"
+# Unicode White_Space beyond ASCII: llama.cpp turns these into \x0b before the steps above.
+_UNICODE_SPACES = "\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+_TO_VERTICAL_TAB = str.maketrans(dict.fromkeys(_UNICODE_SPACES, "\x0b"))
+
+
+class _DeepSeekSplit:
+    """DeepSeek LLM / V2's pre-tokenizer, and its user-defined tokens: llama.cpp cuts those out
+    of plain text too (``parse_special=False`` only spares control tokens), so ``ü`` in a text is
+    token 100014, whatever the words around it."""
+
+    def __init__(self, user_defined: dict[str, int]) -> None:
+        self._user_defined = user_defined
+        self._ascii = re.compile(_DS_ASCII)
+        ascii_user = [t for t in user_defined if t.isascii()]
+        special = _DS_SPECIAL + ("|" + _alternation(ascii_user) if ascii_user else "")
+        self._special = re.compile(special)
+
+    @cached_property
+    def _steps(self) -> tuple[regex.Pattern[str], ...]:
+        import regex
+
+        return tuple(regex.compile(p) for p in (*_DS_STEPS, _DS_NUMBERS))
+
+    @cached_property
+    def _user_pattern(self) -> re.Pattern[str] | None:
+        return re.compile(_alternation(list(self._user_defined))) if self._user_defined else None
+
+    def _fragment(self, text: str) -> list[str]:
+        """llama.cpp's regex steps on a text without user-defined tokens, one after the other."""
+        spaced = text.translate(_TO_VERTICAL_TAB)  # same length: offsets carry over
+        spans = [(0, len(text))]
+        *steps, numbers = self._steps
+        for step, target in [*((s, spaced) for s in steps), (numbers, text)]:
+            cut: list[tuple[int, int]] = []
+            for start, end in spans:
+                at = start
+                for match in step.finditer(target, start, end):
+                    if match.start() > at:
+                        cut.append((at, match.start()))
+                    cut.append(match.span())
+                    at = match.end()
+                if at < end:
+                    cut.append((at, end))
+            spans = cut
+        return [text[a:b] for a, b in spans]
+
+    def split(self, text: str) -> list[str | int]:
+        """The pieces of ``text`` in order, user-defined tokens as their ids."""
+        out: list[str | int] = []
+        at = 0
+        matches = self._user_pattern.finditer(text) if self._user_pattern is not None else iter(())
+        for match in matches:
+            out.extend(self._fragment(text[at : match.start()]))
+            out.append(self._user_defined[match.group()])
+            at = match.end()
+        out.extend(self._fragment(text[at:]))
+        return out
+
+    def pieces(self, text: str) -> Counter[str | int]:
+        """The pieces of ``text`` with their multiplicities. Lines are split apart first, so lines
+        with anything the one-pass pattern cannot take go through ``split``, the rest through it."""
+        pieces: Counter[str | int] = Counter()
+        done = 0
+        pos = 0
+        while match := self._special.search(text, pos):
+            start = text.rfind("\n", 0, match.start()) + 1
+            end = text.find("\n", match.end())
+            end = len(text) if end < 0 else end
+            pieces.update(self._ascii.findall(text, done, start))
+            pieces.update(self.split(text[start:end]))
+            done = pos = end
+        pieces.update(self._ascii.findall(text, done))
+        return pieces
+
+
+def _alternation(words: list[str]) -> str:
+    """One pattern matching any of ``words``, longest first, as a trie (fast on thousands)."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + build(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:  # a word ends here: the longer ones are tried first
+            return f"(?:{body})?"
+        return body
+
+    return build(trie)
+
+
+def _overlapping(words: list[str]) -> bool:
+    """Whether an end of one word can start another (then which one llama.cpp cuts out depends
+    on its order of search, which we do not reproduce)."""
+    starts = {w[:i] for w in words for i in range(1, len(w) + 1)}
+    return any(w[i:] in starts for w in words for i in range(1, len(w)))
+
+
 class BpeCounter:
     """Counts tokens as llama.cpp does for one byte-level BPE vocabulary (see the module doc)."""
 
-    def __init__(self, tokens: Sequence[bytes], merges: Sequence[bytes], digits_first: bool) -> None:
+    def __init__(self, tokens: Sequence[bytes], merges: Sequence[bytes], pre: _Gpt2Split | _DeepSeekSplit) -> None:
         self._tokens, self._merges = tokens, merges
-        self._digits_first = digits_first
-        self._ascii_pattern = re.compile(_gpt2(*_ASCII, digits_first))
+        self._pre = pre
         self._pieces: dict[str, int] = {}  # piece -> tokens; pieces repeat across texts
 
     # The lookup tables are built on first use: after ``count_many`` has forked, each process
@@ -189,13 +365,6 @@ class BpeCounter:
         """``b"left right"`` -> merge rank."""
         return {merge: rank for rank, merge in enumerate(self._merges)}
 
-    @cached_property
-    def _pattern(self) -> regex.Pattern[str]:
-        """For text that is not ASCII (``regex`` is imported then: most code never needs it)."""
-        import regex
-
-        return regex.compile(_gpt2(*_UNICODE, self._digits_first))
-
     @classmethod
     def load(cls, path: Path) -> BpeCounter | None:
         """The counter for a GGUF's vocabulary, or None where llama.cpp must count."""
@@ -203,29 +372,24 @@ class BpeCounter:
             vocab = read_vocabulary(path)
         except (OSError, ValueError, KeyError, struct.error):
             return None
-        digits_first = PRE_TOKENIZERS.get(bytes(vocab.get("tokenizer.ggml.pre", b"")).decode("utf-8", "replace"))
+        name = bytes(vocab.get("tokenizer.ggml.pre", b"")).decode("utf-8", "replace")
         tokens, merges = vocab.get("tokenizer.ggml.tokens"), vocab.get("tokenizer.ggml.merges")
         types = vocab.get("tokenizer.ggml.token_type") or []
-        if vocab.get("tokenizer.ggml.model") != b"gpt2" or digits_first is None or not tokens or not merges:
+        if vocab.get("tokenizer.ggml.model") != b"gpt2" or not tokens or not merges:
             return None
-        if _TOKEN_TYPE_USER_DEFINED in types:
+        user_defined = {
+            tokens[i].decode("utf-8", "replace"): i for i, kind in enumerate(types) if kind == _TOKEN_TYPE_USER_DEFINED
+        }
+        pre: _Gpt2Split | _DeepSeekSplit
+        if name in PRE_TOKENIZERS and not user_defined:
+            pre = _Gpt2Split(PRE_TOKENIZERS[name])
+        elif name == "deepseek-llm" and not _overlapping(list(user_defined)):
+            if any("\r" in t or "\n" in t or not t for t in user_defined):
+                return None
+            pre = _DeepSeekSplit(user_defined)
+        else:
             return None
-        return cls(tokens, merges, digits_first)
-
-    def pieces(self, text: str) -> Counter[str]:
-        """The pre-tokenizer's pieces of ``text`` with their multiplicities."""
-        if text.isascii():
-            return Counter(self._ascii_pattern.findall(text))
-        # Most of a text with an accent or an arrow in it is ASCII: only the lines around what
-        # is not go through the slower ``regex`` package.
-        pieces: Counter[str] = Counter()
-        done = 0
-        for start, end in _non_ascii_zones(text):
-            pieces.update(self._ascii_pattern.findall(text, done, start))
-            pieces.update(self._pattern.findall(text, start, end))
-            done = end
-        pieces.update(self._ascii_pattern.findall(text, done))
-        return pieces
+        return cls(tokens, merges, pre)
 
     def _merge(self, piece: str) -> list[bytes]:
         """llama.cpp's BPE on one piece (llm_tokenizer_bpe_session): merge the adjacent pair of
@@ -268,18 +432,20 @@ class BpeCounter:
     def encode(self, text: str) -> list[int] | None:
         """Token ids of ``text``, as ``llama_tokenize(..., add_special=False, parse_special=False)``
         gives them; None where llama.cpp must tokenize (see ``count_pieces``)."""
-        pattern = self._ascii_pattern if text.isascii() else self._pattern
-        pieces = pattern.findall(text)
-        if not all(p.isascii() or _classifiable(p) for p in pieces):
+        pieces = self._pre.split(text)
+        if not all(isinstance(p, int) or p.isascii() or _classifiable(p) for p in pieces):
             return None
-        return [i for piece in pieces for i in self._piece_ids(piece)]
+        return [i for p in pieces for i in ([p] if isinstance(p, int) else self._piece_ids(p))]
 
-    def count_pieces(self, pieces: Counter[str]) -> int | None:
-        """Tokens in a text given its ``pieces``; None if it holds a character we cannot classify
-        exactly as llama.cpp does (unassigned here, or a lone surrogate)."""
+    def count_pieces(self, pieces: Counter[str | int]) -> int | None:
+        """Tokens in a text given its ``pieces`` (ids count one each); None if it holds a character
+        we cannot classify exactly as llama.cpp does (unassigned here, or a lone surrogate)."""
         known = self._pieces
         total = 0
         for piece, times in pieces.items():
+            if isinstance(piece, int):
+                total += times
+                continue
             n = known.get(piece)
             if n is None:
                 if not piece.isascii() and not _classifiable(piece):
@@ -289,7 +455,14 @@ class BpeCounter:
         return total
 
     def count(self, text: str) -> int | None:
-        return self.count_pieces(self.pieces(text)) if text else 0
+        """Tokens in ``text``, or None: for text that is more than a fifth CJK, llama.cpp is the
+        faster (its pieces are whole clauses, long for BPE in Python), and for what ``count_pieces``
+        declines."""
+        if not text:
+            return 0
+        if not text.isascii() and len(text) - len(_CJK.sub("", text)) > len(text) // 5:
+            return None
+        return self.count_pieces(self._pre.pieces(text))
 
     def _count_queued(self, texts: Sequence[str], batches: list[list[int]], queue: int) -> list[tuple[int, int | None]]:
         """Count the batches of texts named on the ``queue`` pipe until it runs dry."""
@@ -417,6 +590,8 @@ def _reap(pid: int, read: int, kill: bool) -> None:
 
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+# Kana, CJK ideographs (and extension A, compatibility) and Hangul syllables.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 
 
 def _non_ascii_zones(text: str) -> list[tuple[int, int]]:

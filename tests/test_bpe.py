@@ -1,7 +1,9 @@
 """dsv2cli.bpe counts exactly what llama.cpp counts, or declines.
 
-Every comparison is against the real llama.cpp tokenizer of the same GGUF (SmolLM2's
-vocabulary, pre-tokenizer ``smollm``: digits split off, then GPT-2's pattern).
+Every comparison is against the real llama.cpp tokenizer of the same GGUF, for both kinds of
+pre-tokenizer it reproduces: SmolLM2's (``smollm``: digits split off, then GPT-2's pattern) and
+DeepSeek-V2's (``deepseek-llm``: six regular expressions in turn, and user-defined tokens that
+llama.cpp cuts out of plain text).
 """
 
 from __future__ import annotations
@@ -44,14 +46,24 @@ EDGE_CASES = [
     "control \x00\x01\x02\x7f bytes",
     "combining e\u0301 a\u0308 and zero\u200bwidth\u200djoiner",
     "    def f(x):\n        return x  # 42\n\n\nclass C:\n    pass\n",
+    "für Müller, Straße: Ö ü ø ÿ À Á þ ý ú û ù õ ÷ (DeepSeek's user-defined tokens)",
+    "[PAD100015] x[PAD100016]y [PAD1000] [PAD",
+    "x = 10  # c\n  .foo\na.  ,b\n\x01 \x02 12 \x03  \n𝐀𝐁 ℂ ﬀ Ｆｕｌｌ！",
 ]
+VOCABULARIES = ["smollm2", "deepseek-v2"]
+
+
+@pytest.fixture(scope="module", params=VOCABULARIES)
+def vocab_path(request: pytest.FixtureRequest, smollm2: Path) -> Path:
+    return smollm2 if request.param == "smollm2" else named_tokenizer_path(request.param)
 
 
 @pytest.fixture(scope="module")
-def counter(smollm2: Path) -> BpeCounter:
-    loaded = BpeCounter.load(smollm2)
+def pair(vocab_path: Path) -> tuple[BpeCounter, Tokenizer]:
+    """The fast counter and llama.cpp's tokenizer of one vocabulary."""
+    loaded = BpeCounter.load(vocab_path)
     assert loaded is not None
-    return loaded
+    return loaded, Tokenizer.load(vocab_path)
 
 
 def test_reads_the_vocabulary_from_the_gguf_metadata(smollm2: Path) -> None:
@@ -61,19 +73,33 @@ def test_reads_the_vocabulary_from_the_gguf_metadata(smollm2: Path) -> None:
     assert vocab["tokenizer.ggml.merges"][0] == "Ġ t".encode()
 
 
-def test_token_ids_match_llama_cpp_on_edge_cases(counter: BpeCounter, smollm2_tokenizer: Tokenizer) -> None:
+def test_token_ids_match_llama_cpp_on_edge_cases(pair: tuple[BpeCounter, Tokenizer]) -> None:
+    counter, tokenizer = pair
     for text in EDGE_CASES:
-        assert counter.encode(text) == smollm2_tokenizer.encode(text), repr(text)
-        assert counter.count(text) == smollm2_tokenizer.count(text), repr(text)
+        assert counter.encode(text) == tokenizer.encode(text), repr(text)
+        counted = counter.count(text)
+        assert counted == tokenizer.count(text) or (counted is None and "中文" in text), repr(text)
 
 
-def test_counts_match_llama_cpp_on_real_code_and_documents(counter: BpeCounter, smollm2_tokenizer: Tokenizer) -> None:
+def test_text_mostly_in_cjk_is_left_to_llama_cpp(pair: tuple[BpeCounter, Tokenizer]) -> None:
+    """llama.cpp is the faster there (pieces are whole clauses); ids stay exact either way."""
+    counter, tokenizer = pair
+    text = "本合同由甲方与乙方签订，双方经友好协商达成一致。" * 20
+    assert counter.count(text) is None
+    assert counter.encode(text) == tokenizer.encode(text)
+    assert counter.count("A contract (本合同) in English. " * 20) == tokenizer.count(
+        "A contract (本合同) in English. " * 20
+    )
+
+
+def test_counts_match_llama_cpp_on_real_code_and_documents(pair: tuple[BpeCounter, Tokenizer]) -> None:
+    counter, tokenizer = pair
     texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted((ROOT / "dsv2cli").rglob("*.py"))]
     texts += [p.read_text(encoding="utf-8", errors="replace") for p in sorted((ROOT / "prompts").iterdir())]
     texts.append(render_context(load_repo(str(ROOT / "samples"))[0]))
     counted = counter.count_many(texts)
     assert None not in counted
-    assert counted == [smollm2_tokenizer.count(t) for t in texts]
+    assert counted == [tokenizer.count(t) for t in texts]
 
 
 def _alphabet() -> list[str]:
@@ -84,7 +110,8 @@ def _alphabet() -> list[str]:
     return list(picks)
 
 
-def test_random_text_matches_llama_cpp_token_for_token(counter: BpeCounter, smollm2_tokenizer: Tokenizer) -> None:
+def test_random_text_matches_llama_cpp_token_for_token(pair: tuple[BpeCounter, Tokenizer]) -> None:
+    counter, tokenizer = pair
     rng = random.Random(20261128)
     alphabet = _alphabet()
     words = ["the", " the", "def", "return", "  ", "\n\n", "123", "x1", "it's", "naïve", "東京", "   \n"]
@@ -92,19 +119,19 @@ def test_random_text_matches_llama_cpp_token_for_token(counter: BpeCounter, smol
         text = "".join(
             rng.choice(alphabet) if rng.random() < 0.7 else rng.choice(words) for _ in range(rng.randint(0, 40))
         )
-        assert counter.encode(text) == smollm2_tokenizer.encode(text), repr(text)
+        assert counter.encode(text) == tokenizer.encode(text), repr(text)
 
 
-def test_every_assigned_code_point_is_classified_as_llama_cpp_does(
-    counter: BpeCounter, smollm2_tokenizer: Tokenizer
-) -> None:
+def test_every_assigned_code_point_is_classified_as_llama_cpp_does(pair: tuple[BpeCounter, Tokenizer]) -> None:
     """Each character between letters, digits, spaces and punctuation: a character the two
     classify differently would be split differently, and the ids would differ."""
     chars = [
         chr(c)
-        for c in range(0x80, 0x30000)
+        for c in range(0, 0x30000)
         if unicodedata.category(chr(c)) not in ("Cn", "Cs") and not 0xE000 <= c <= 0xF8FF  # private use
     ]
+
+    counter, tokenizer = pair
 
     def probe(c: str) -> str:
         return f"a{c}b {c}1{c}{c} {c}. ?{c}\n"
@@ -114,22 +141,21 @@ def test_every_assigned_code_point_is_classified_as_llama_cpp_does(
         text = "".join(probe(c) for c in chunk)
         ids = counter.encode(text)
         assert ids is not None, f"declined U+{ord(chunk[0]):04X}..U+{ord(chunk[-1]):04X}"
-        if ids != smollm2_tokenizer.encode(text):
-            wrong = [c for c in chunk if counter.encode(probe(c)) != smollm2_tokenizer.encode(probe(c))]
+        if ids != tokenizer.encode(text):
+            wrong = [c for c in chunk if counter.encode(probe(c)) != tokenizer.encode(probe(c))]
             pytest.fail(f"classified differently from llama.cpp: {[f'U+{ord(c):04X}' for c in wrong]}")
 
 
-def test_declines_what_it_cannot_count_exactly(counter: BpeCounter, smollm2_tokenizer: Tokenizer) -> None:
+def test_declines_what_it_cannot_count_exactly(pair: tuple[BpeCounter, Tokenizer]) -> None:
+    counter, tokenizer = pair
     unassigned = "\u0378"  # no character in any Unicode version so far
     assert unicodedata.category(unassigned) == "Cn"
     assert counter.count(f"text {unassigned} here") is None
     assert counter.count("lone \ud800 surrogate") is None
-    assert counter.count("plain text") == smollm2_tokenizer.count("plain text")
+    assert counter.count("plain text") == tokenizer.count("plain text")
 
 
 def test_vocabularies_it_does_not_reproduce_are_left_to_llama_cpp(minilm_gguf: Path, tmp_path: Path) -> None:
-    # DeepSeek: pre-tokenizer "deepseek-llm" and user-defined tokens (matched in plain text).
-    assert BpeCounter.load(named_tokenizer_path("deepseek-v2")) is None
     assert BpeCounter.load(minilm_gguf) is None  # WordPiece
     assert BpeCounter.load(tmp_path / "missing.gguf") is None
     (tmp_path / "not.gguf").write_bytes(b"not a gguf at all")
@@ -184,12 +210,15 @@ def test_forked_counting_matches_counting_in_one_process(helper: str, smollm2: P
     assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stderr
 
 
-def test_pack_json_counts_a_repository_without_loading_llama_cpp(smollm2_tokenizer: Tokenizer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("tokenizer_option", [[], ["--tokenizer", "deepseek-v2"]])
+def test_pack_json_counts_a_repository_without_loading_llama_cpp(
+    tokenizer_option: list[str], smollm2: Path, tmp_path: Path
+) -> None:
     """The count a user sees is llama.cpp's, though llama.cpp is never imported to get it."""
     env = {**os.environ, "DSV2_HOME": str(tmp_path / "home")}
     code = str(ROOT / "samples" / "code")
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "dsv2cli", "pack", "--repo", code, "--json"],
+        [sys.executable, "-X", "importtime", "-m", "dsv2cli", "pack", "--repo", code, "--json", *tokenizer_option],
         capture_output=True,
         text=True,
         env=env,
@@ -199,11 +228,19 @@ def test_pack_json_counts_a_repository_without_loading_llama_cpp(smollm2_tokeniz
     import json
 
     payload = json.loads(proc.stdout)
-    docs, _ = load_repo(str(ROOT / "samples" / "code"))
-    assert payload["context_tokens"] == smollm2_tokenizer.count(render_context(docs))
+    docs, _ = load_repo(code)
+    vocab = named_tokenizer_path("deepseek-v2") if tokenizer_option else smollm2
+    assert payload["context_tokens"] == Tokenizer.load(vocab).count(render_context(docs))
     segment_tokens = [s["tokens"] for d in payload["documents"] for s in d["segments"]]
     assert sum(segment_tokens) == payload["context_tokens"]
     assert len(segment_tokens) == sum(len(d.segments) for d in docs) and all(n > 0 for n in segment_tokens)
+
+
+def test_user_defined_tokens_that_overlap_are_not_reproduced() -> None:
+    from dsv2cli.bpe import _overlapping
+
+    assert _overlapping(["ab", "bc"]) and _overlapping(["abc", "c"])
+    assert not _overlapping(["ø", "ü", "[PAD100015]", "[PAD100016]", "ab", "abc"])
 
 
 def test_counting_a_context_with_and_without_the_fast_counter_agrees(smollm2: Path, tmp_path: Path) -> None:
