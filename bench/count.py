@@ -14,7 +14,8 @@ counts the rendered context with the embedded model's tokenizer, in one process,
 - the same through ``bpe.BpeCounter`` (``vocab=``): the vocabulary read from the GGUF, pieces and
   BPE in Python, forked across the cores, llama.cpp never called -- what ``dsv2 pack --json``
   does now on a first run (the import of llama_cpp, ~0.2 s, is saved too and not counted here);
-- the same with the cache filled (a second run).
+- the same with the cache filled (a second run);
+- DeepSeek-V2's vocabulary, llama.cpp (load included) vs ``bpe.BpeCounter``, its own baseline.
 
 Every way must give the same total; the ratios are against the baseline of this run.
 """
@@ -36,7 +37,7 @@ from ingest import default_repo_dir  # noqa: E402 - bench/ is the script's direc
 from dsv2cli.models import embedded_model_path  # noqa: E402
 from dsv2cli.packing import context_parts, count_context, render_context  # noqa: E402
 from dsv2cli.sources import load_repo  # noqa: E402
-from dsv2cli.tokens import CountCache, Tokenizer  # noqa: E402
+from dsv2cli.tokens import CountCache, Tokenizer, named_tokenizer_path  # noqa: E402
 
 
 def best(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:
@@ -110,12 +111,35 @@ def main() -> None:
         rows.append(("  the same, vocabulary load included", *best(args.repeat, cold_with_load)))
         rows.append(("  bpe.BpeCounter (vocabulary read included)", *best(args.repeat, fast_cold)))
         rows.append(("CountCache.count_joined, filled cache", *best(args.repeat, warm)))
+
+        # DeepSeek-V2's vocabulary (--tokenizer deepseek-v2): llama.cpp's pre-tokenizer for it
+        # is slower still (six std::regex passes). Its own baseline: llama.cpp from the load on.
+        deepseek = named_tokenizer_path("deepseek-v2")
+
+        def deepseek_cold(vocab: Path | None) -> Callable[[], int]:
+            def run() -> int:
+                caches.append(tmp / f"deepseek-{len(caches)}.sqlite")
+                cache = CountCache(lambda: Tokenizer.load(deepseek), caches[-1], "bench-ds", vocab=vocab)
+                try:
+                    return count_context(docs, cache.count_joined).tokens
+                finally:
+                    cache.close()
+
+            return run
+
+        deepseek_rows = [("DeepSeek: llama.cpp, vocabulary load included", *best(args.repeat, deepseek_cold(None)))]
+        deepseek_rows.append(
+            ("DeepSeek: bpe.BpeCounter (vocabulary read included)", *best(args.repeat, deepseek_cold(deepseek)))
+        )
     print(f"{report.files} files, {len(context.encode()):,} bytes packed (best of {args.repeat})")
     print(f"  {'way':50} {'s':>7} {'tokens':>9} {'vs baseline':>11}")
     base = rows[0][1]
     for name, seconds, tokens in rows:
         print(f"  {name:50} {seconds:7.3f} {tokens:9,d} {seconds / base:11.2f}")
-    if len({tokens for _, _, tokens in rows}) != 1:
+    base = deepseek_rows[0][1]
+    for name, seconds, tokens in deepseek_rows:
+        print(f"  {name:50} {seconds:7.3f} {tokens:9,d} {seconds / base:11.2f}")
+    if len({tokens for _, _, tokens in rows}) != 1 or len({tokens for _, _, tokens in deepseek_rows}) != 1:
         raise SystemExit("the counts differ: the part-wise count is not exact")
 
 
