@@ -230,20 +230,36 @@ _DS_STEPS = (
     r"[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+",
 )
 _DS_NUMBERS = r"\p{N}+"  # on the text itself (llama.cpp: its category table, not the mapped text)
-
-# The same on ASCII text without control characters, in one pass: after the letters (with one
-# space before them) and the punctuation runs (likewise), what is left splits into digit runs
-# and runs of spaces; a space that a letter or punctuation follows belongs to that.
-_DS_PUNCT = r"!-/:-@\[-`{-~"
-_DS_ASCII = (
-    rf"[\r\n]|[\t\x0b\x0c ]?[A-Za-z]+|[\t\x0b\x0c ]?[{_DS_PUNCT}]+|[0-9]+"
-    rf"|(?:[\t\x0b\x0c ](?![A-Za-z{_DS_PUNCT}]))+"
-)
-# What that pass cannot take: anything but printable ASCII, tabs and line ends.
-_DS_SPECIAL = r"[^\t\n\x0b\x0c\r -~]"
 # Unicode White_Space beyond ASCII: llama.cpp turns these into \x0b before the steps above.
 _UNICODE_SPACES = "\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
 _TO_VERTICAL_TAB = str.maketrans(dict.fromkeys(_UNICODE_SPACES, "\x0b"))
+
+# The same in one pass, for lines without the characters that need the steps (``_DS_STEPWISE``).
+# Such a line holds spaces W, letters A (ASCII and fullwidth), punctuation Q (likewise), digits D,
+# characters of the CJK step K, and others O. Letters and punctuation take one space before them;
+# what is left between them splits into runs of K, runs of D, and runs of O and spaces, of which
+# the last before a letter, punctuation or the line end leaves its trailing spaces apart.
+_DS_W = r"\t\x0b\x0c \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_DS_A = r"A-Za-z\uff21-\uff3a\uff41-\uff5a"
+_DS_Q = r"!-/:-@\[-`{-~\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff5e"
+_DS_K = r"\u0800-\u167f\u1681-\u1fff\u200b-\u2027\u202a-\u202e\u2030-\u205e\u2060-\u2fff\u3001-\u9fa5\uac00-\ud7ff"
+_DS_FREE_SPACE = rf"[{_DS_W}](?![{_DS_A}{_DS_Q}])"  # a space no letter or punctuation takes
+_DS_OTHER = rf"[^\r\n{_DS_W}{_DS_A}{_DS_Q}0-9{_DS_K}]"
+_DS_RUN_END = rf"(?:[\r\n{_DS_A}{_DS_Q}]|[{_DS_W}][{_DS_A}{_DS_Q}]|\Z)"
+_DS_ONE_PASS = (
+    rf"[\r\n]|[{_DS_W}]?[{_DS_A}]+|[{_DS_W}]?[{_DS_Q}]+|[{_DS_K}]+|[0-9]+"
+    rf"|(?:{_DS_OTHER}|{_DS_FREE_SPACE})*{_DS_OTHER}(?=(?:{_DS_FREE_SPACE})*{_DS_RUN_END})"
+    rf"|(?:{_DS_OTHER}|{_DS_FREE_SPACE})+"
+)
+# Characters the one pass does not model: letters of the cased scripts beyond ASCII and
+# fullwidth, the quotes and CJK marks of the punctuation step, numbers beyond 0-9, and
+# characters unassigned (or lone surrogates). Lines with any of them take the six steps.
+_DS_STEPWISE = (
+    r"[\u00b5\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02af\u0370-\u0556\u10a0-\u10c5\u13a0-\u13fd"
+    r"\u1c90-\u1cbf\u1d00-\u1d9a\u1e00-\u1ffc\u2102-\u2184\u2c00-\u2cf3\ua640-\ua69b\ua722-\ua78e"
+    r"\uab70-\uabbf\ufb00-\ufb17\U00010400-\U000104fb\U00010c80-\U00010cf2\U000118a0-\U000118df"
+    r"\U0001e900-\U0001e943\u2018-\u201f\u3001\u3002]|[^\P{N}0-9]|[\p{Cn}\p{Cs}]"
+)
 
 
 class _DeepSeekSplit:
@@ -253,20 +269,37 @@ class _DeepSeekSplit:
 
     def __init__(self, user_defined: dict[str, int]) -> None:
         self._user_defined = user_defined
-        self._ascii = re.compile(_DS_ASCII)
-        ascii_user = [t for t in user_defined if t.isascii()]
-        special = _DS_SPECIAL + ("|" + _alternation(ascii_user) if ascii_user else "")
-        self._special = re.compile(special)
+        self._one_pass = re.compile(_DS_ONE_PASS)
+        # Where a user-defined token may start: the first four characters of each (DeepSeek's
+        # 2,385 [PAD...] tokens share one), so no line of code pays for the full pattern.
+        starts = sorted({t[:4] for t in user_defined}, key=len, reverse=True)
+        self._user_starts = re.compile("|".join(map(re.escape, starts))) if starts else None
+
+    @cached_property
+    def _stepwise_chars(self) -> regex.Pattern[str]:
+        import regex
+
+        return regex.compile(_DS_STEPWISE)
+
+    @cached_property
+    def _user_pattern(self) -> re.Pattern[str] | None:
+        return re.compile(_alternation(list(self._user_defined))) if self._user_defined else None
+
+    def _next_stepwise(self, text: str, pos: int, plain: bool) -> tuple[int, int] | None:
+        """The span of the next character (or possible user-defined token) from ``pos`` that the
+        one pass does not model; ``plain``: the text is ASCII, so only a token can be."""
+        hits: list[tuple[int, int]] = []
+        if self._user_starts is not None and (token := self._user_starts.search(text, pos)):
+            hits.append(token.span())
+        if not plain and (char := self._stepwise_chars.search(text, pos)):
+            hits.append(char.span())
+        return min(hits) if hits else None
 
     @cached_property
     def _steps(self) -> tuple[regex.Pattern[str], ...]:
         import regex
 
         return tuple(regex.compile(p) for p in (*_DS_STEPS, _DS_NUMBERS))
-
-    @cached_property
-    def _user_pattern(self) -> re.Pattern[str] | None:
-        return re.compile(_alternation(list(self._user_defined))) if self._user_defined else None
 
     def _fragment(self, text: str) -> list[str]:
         """llama.cpp's regex steps on a text without user-defined tokens, one after the other."""
@@ -300,19 +333,19 @@ class _DeepSeekSplit:
         return out
 
     def pieces(self, text: str) -> Counter[str | int]:
-        """The pieces of ``text`` with their multiplicities. Lines are split apart first, so lines
-        with anything the one-pass pattern cannot take go through ``split``, the rest through it."""
+        """The pieces of ``text`` with their multiplicities: lines with a character the one pass
+        does not model (or a user-defined token) take the steps, the rest the one pass."""
+        plain = text.isascii()
         pieces: Counter[str | int] = Counter()
         done = 0
-        pos = 0
-        while match := self._special.search(text, pos):
-            start = text.rfind("\n", 0, match.start()) + 1
-            end = text.find("\n", match.end())
+        while found := self._next_stepwise(text, done, plain):
+            start = text.rfind("\n", 0, found[0]) + 1
+            end = text.find("\n", found[1])
             end = len(text) if end < 0 else end
-            pieces.update(self._ascii.findall(text, done, start))
+            pieces.update(self._one_pass.findall(text, done, start))
             pieces.update(self.split(text[start:end]))
-            done = pos = end
-        pieces.update(self._ascii.findall(text, done))
+            done = end
+        pieces.update(self._one_pass.findall(text, done))
         return pieces
 
 
@@ -428,6 +461,15 @@ class BpeCounter:
         symbols = self._merge(piece)
         ids = self._ids
         return sum(1 if s in ids else sum(bytes([b]) in ids for b in s) for s in symbols)
+
+    def split(self, text: str) -> list[str | int]:
+        """The pre-tokenizer's pieces of ``text`` in order (user-defined tokens as their ids), by
+        the plain reading of llama.cpp's rules that ``encode`` uses."""
+        return self._pre.split(text)
+
+    def pieces(self, text: str) -> Counter[str | int]:
+        """The same pieces with their multiplicities, by the faster route ``count`` takes."""
+        return self._pre.pieces(text)
 
     def encode(self, text: str) -> list[int] | None:
         """Token ids of ``text``, as ``llama_tokenize(..., add_special=False, parse_special=False)``
