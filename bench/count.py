@@ -74,36 +74,25 @@ def main() -> None:
 
         caches: list[Path] = []
 
-        def cold() -> int:
-            caches.append(tmp / f"cold-{len(caches)}.sqlite")
-            cache = CountCache(tokenizer, caches[-1], "bench")
-            try:
-                return count_context(docs, cache.count_joined).tokens
-            finally:
-                cache.close()
+        def counting(
+            tok: Tokenizer | Callable[[], Tokenizer], vocab: Path | None = None, key: str = "bench", fresh: bool = True
+        ) -> Callable[[], int]:
+            """Count the packed context through a CountCache: an empty one, or the last one."""
 
-        def cold_with_load() -> int:
-            caches.append(tmp / f"cold-{len(caches)}.sqlite")
-            cache = CountCache(lambda: Tokenizer.load(model), caches[-1], "bench")
-            try:
-                return count_context(docs, cache.count_joined).tokens
-            finally:
-                cache.close()
+            def run() -> int:
+                if fresh:
+                    caches.append(tmp / f"cache-{len(caches)}.sqlite")
+                cache = CountCache(tok, caches[-1], key, vocab=vocab)
+                try:
+                    return count_context(docs, cache.count_joined).tokens
+                finally:
+                    cache.close()
 
-        def fast_cold() -> int:
-            caches.append(tmp / f"fast-{len(caches)}.sqlite")
-            cache = CountCache(tokenizer, caches[-1], "bench", vocab=model)
-            try:
-                return count_context(docs, cache.count_joined).tokens
-            finally:
-                cache.close()
+            return run
 
-        def warm() -> int:
-            cache = CountCache(tokenizer, caches[-1], "bench")
-            try:
-                return count_context(docs, cache.count_joined).tokens
-            finally:
-                cache.close()
+        cold, warm = counting(tokenizer), counting(tokenizer, fresh=False)
+        cold_with_load = counting(lambda: Tokenizer.load(model))
+        fast_cold = counting(tokenizer, vocab=model)
 
         rows = [("Llama.tokenize whole + every segment (baseline)", *best(args.repeat, baseline))]
         rows.append(("Tokenizer.count whole (one llama_tokenize)", *best(args.repeat, one_call)))
@@ -117,15 +106,7 @@ def main() -> None:
         deepseek = named_tokenizer_path("deepseek-v2")
 
         def deepseek_cold(vocab: Path | None) -> Callable[[], int]:
-            def run() -> int:
-                caches.append(tmp / f"deepseek-{len(caches)}.sqlite")
-                cache = CountCache(lambda: Tokenizer.load(deepseek), caches[-1], "bench-ds", vocab=vocab)
-                try:
-                    return count_context(docs, cache.count_joined).tokens
-                finally:
-                    cache.close()
-
-            return run
+            return counting(lambda: Tokenizer.load(deepseek), vocab, key="bench-ds")
 
         deepseek_rows = [("DeepSeek: llama.cpp, vocabulary load included", *best(args.repeat, deepseek_cold(None)))]
         deepseek_rows.append(
