@@ -96,7 +96,7 @@ _WANTED = (
 )
 
 
-def _parse_metadata(data: bytes) -> dict[str, Any]:
+def _parse_metadata(data: bytes, keys: Sequence[str]) -> dict[str, Any]:
     """The tokenizer keys of GGUF metadata at the start of ``data``; raises ``struct.error``
     or ``IndexError`` when ``data`` ends before they do."""
     q = struct.Struct("<Q").unpack_from
@@ -148,20 +148,20 @@ def _parse_metadata(data: bytes) -> dict[str, Any]:
         (kind,) = struct.unpack_from("<I", data, pos)
         pos += 4
         found[key] = value(kind)
-        if all(k in found for k in _WANTED):
+        if all(k in found for k in keys):
             break
     return found
 
 
-def read_vocabulary(path: Path) -> dict[str, Any]:
-    """The tokenizer keys of a GGUF's metadata (raw bytes for strings). The metadata precedes
-    the tensors: the file is read from the start, 4 MB at first, more if the metadata is longer."""
-    size = 4 << 20
+def read_vocabulary(path: Path, keys: Sequence[str] = _WANTED) -> dict[str, Any]:
+    """The tokenizer keys of a GGUF's metadata (raw bytes for strings), read up to the last of
+    ``keys``. The metadata precedes the tensors: the file is read from the start, a little at
+    first (the names come before the vocabulary), more while the metadata goes on."""
     with path.open("rb") as handle:
-        data = handle.read(size)
+        data = handle.read(64 << 10 if keys != _WANTED else 4 << 20)
         while True:
             try:
-                return _parse_metadata(data)
+                return _parse_metadata(data, keys)
             except (struct.error, IndexError):
                 more = handle.read(len(data))
                 if not more:
@@ -380,49 +380,70 @@ def _overlapping(words: list[str]) -> bool:
 class BpeCounter:
     """Counts tokens as llama.cpp does for one byte-level BPE vocabulary (see the module doc)."""
 
-    def __init__(self, tokens: Sequence[bytes], merges: Sequence[bytes], pre: _Gpt2Split | _DeepSeekSplit) -> None:
-        self._tokens, self._merges = tokens, merges
-        self._pre = pre
+    def __init__(self, path: Path) -> None:
+        self._path = path
         self._pieces: dict[str, int] = {}  # piece -> tokens; pieces repeat across texts
 
-    # The lookup tables are built on first use: after ``count_many`` has forked, each process
-    # builds its own at the same time.
+    @classmethod
+    def load(cls, path: Path) -> BpeCounter | None:
+        """The counter for a GGUF's vocabulary, or None where llama.cpp must count. Only the
+        tokenizer's names are read here; the vocabulary is read on first use, so after
+        ``count_many`` has forked, every process reads its own at the same time."""
+        try:
+            head = read_vocabulary(path, ("tokenizer.ggml.model", "tokenizer.ggml.pre"))
+        except (OSError, ValueError, KeyError, struct.error):
+            return None
+        name = bytes(head.get("tokenizer.ggml.pre", b"")).decode("utf-8", "replace")
+        if head.get("tokenizer.ggml.model") != b"gpt2" or (name not in PRE_TOKENIZERS and name != "deepseek-llm"):
+            return None
+        return cls(path)
+
+    @cached_property
+    def _vocab(self) -> tuple[Sequence[bytes], Sequence[bytes], _Gpt2Split | _DeepSeekSplit | None]:
+        """Tokens, merges and the pre-tokenizer; None for the last where we do not reproduce
+        llama.cpp (user-defined tokens with GPT-2's pattern, overlapping ones with DeepSeek's)."""
+        try:
+            vocab = read_vocabulary(self._path)
+        except (OSError, ValueError, KeyError, struct.error):
+            return [], [], None
+        name = bytes(vocab.get("tokenizer.ggml.pre", b"")).decode("utf-8", "replace")
+        tokens, merges = vocab.get("tokenizer.ggml.tokens") or [], vocab.get("tokenizer.ggml.merges") or []
+        types = vocab.get("tokenizer.ggml.token_type") or []
+        user_defined = {
+            tokens[i].decode("utf-8", "replace"): i for i, kind in enumerate(types) if kind == _TOKEN_TYPE_USER_DEFINED
+        }
+        if not tokens or not merges:
+            return tokens, merges, None
+        if name in PRE_TOKENIZERS and not user_defined:
+            return tokens, merges, _Gpt2Split(PRE_TOKENIZERS[name])
+        plain_tokens = not any("\r" in t or "\n" in t or not t for t in user_defined)
+        if name == "deepseek-llm" and plain_tokens and not _overlapping(list(user_defined)):
+            return tokens, merges, _DeepSeekSplit(user_defined)
+        return tokens, merges, None
+
+    @property
+    def _pre(self) -> _Gpt2Split | _DeepSeekSplit:
+        pre = self._vocab[2]
+        if pre is None:
+            raise ValueError(f"{self._path}: a vocabulary whose tokenization is left to llama.cpp")
+        return pre
+
+    @property
+    def reproduced(self) -> bool:
+        """Whether this vocabulary's tokenization is reproduced (reads it)."""
+        return self._vocab[2] is not None
+
+    # The lookup tables, too, are built on first use, by each process after a fork.
 
     @cached_property
     def _ids(self) -> dict[bytes, int]:
         """Token text -> id; where two ids share a text, llama.cpp's map keeps the last."""
-        return {token: i for i, token in enumerate(self._tokens)}
+        return {token: i for i, token in enumerate(self._vocab[0])}
 
     @cached_property
     def _ranks(self) -> dict[bytes, int]:
         """``b"left right"`` -> merge rank."""
-        return {merge: rank for rank, merge in enumerate(self._merges)}
-
-    @classmethod
-    def load(cls, path: Path) -> BpeCounter | None:
-        """The counter for a GGUF's vocabulary, or None where llama.cpp must count."""
-        try:
-            vocab = read_vocabulary(path)
-        except (OSError, ValueError, KeyError, struct.error):
-            return None
-        name = bytes(vocab.get("tokenizer.ggml.pre", b"")).decode("utf-8", "replace")
-        tokens, merges = vocab.get("tokenizer.ggml.tokens"), vocab.get("tokenizer.ggml.merges")
-        types = vocab.get("tokenizer.ggml.token_type") or []
-        if vocab.get("tokenizer.ggml.model") != b"gpt2" or not tokens or not merges:
-            return None
-        user_defined = {
-            tokens[i].decode("utf-8", "replace"): i for i, kind in enumerate(types) if kind == _TOKEN_TYPE_USER_DEFINED
-        }
-        pre: _Gpt2Split | _DeepSeekSplit
-        if name in PRE_TOKENIZERS and not user_defined:
-            pre = _Gpt2Split(PRE_TOKENIZERS[name])
-        elif name == "deepseek-llm" and not _overlapping(list(user_defined)):
-            if any("\r" in t or "\n" in t or not t for t in user_defined):
-                return None
-            pre = _DeepSeekSplit(user_defined)
-        else:
-            return None
-        return cls(tokens, merges, pre)
+        return {merge: rank for rank, merge in enumerate(self._vocab[1])}
 
     def _merge(self, piece: str) -> list[bytes]:
         """llama.cpp's BPE on one piece (llm_tokenizer_bpe_session): merge the adjacent pair of
@@ -474,6 +495,8 @@ class BpeCounter:
     def encode(self, text: str) -> list[int] | None:
         """Token ids of ``text``, as ``llama_tokenize(..., add_special=False, parse_special=False)``
         gives them; None where llama.cpp must tokenize (see ``count_pieces``)."""
+        if not self.reproduced:
+            return None
         pieces = self._pre.split(text)
         if not all(isinstance(p, int) or p.isascii() or _classifiable(p) for p in pieces):
             return None
@@ -502,7 +525,7 @@ class BpeCounter:
         declines."""
         if not text:
             return 0
-        if not text.isascii() and len(text) - len(_CJK.sub("", text)) > len(text) // 5:
+        if not self.reproduced or (not text.isascii() and len(text) - len(_CJK.sub("", text)) > len(text) // 5):
             return None
         return self.count_pieces(self._pre.pieces(text))
 

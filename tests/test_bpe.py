@@ -63,7 +63,7 @@ def vocab_path(request: pytest.FixtureRequest, smollm2: Path) -> Path:
 def pair(vocab_path: Path) -> tuple[BpeCounter, Tokenizer]:
     """The fast counter and llama.cpp's tokenizer of one vocabulary."""
     loaded = BpeCounter.load(vocab_path)
-    assert loaded is not None
+    assert loaded is not None and loaded.reproduced
     return loaded, Tokenizer.load(vocab_path)
 
 
@@ -190,6 +190,26 @@ def test_vocabularies_it_does_not_reproduce_are_left_to_llama_cpp(minilm_gguf: P
     assert BpeCounter.load(tmp_path / "missing.gguf") is None
     (tmp_path / "not.gguf").write_bytes(b"not a gguf at all")
     assert BpeCounter.load(tmp_path / "not.gguf") is None
+
+
+def test_a_gpt2_style_vocabulary_with_user_defined_tokens_is_left_to_llama_cpp(smollm2: Path, tmp_path: Path) -> None:
+    """llama.cpp cuts user-defined tokens out of plain text; only DeepSeek's splitter does that too."""
+    import gguf
+
+    vocab = read_vocabulary(smollm2)
+    path = tmp_path / "user-defined.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("smollm")
+    writer.add_token_list([t.decode("utf-8", "replace") for t in vocab["tokenizer.ggml.tokens"]])
+    writer.add_token_types([4 if i == 100 else t for i, t in enumerate(vocab["tokenizer.ggml.token_type"])])
+    writer.add_token_merges([m.decode("utf-8", "replace") for m in vocab["tokenizer.ggml.merges"]])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    counter = BpeCounter.load(path)
+    assert counter is not None and not counter.reproduced
+    assert counter.count("any text") is None and counter.encode("any text") is None
 
 
 def test_the_count_cache_falls_back_to_llama_cpp_for_declined_texts(smollm2: Path, tmp_path: Path) -> None:
