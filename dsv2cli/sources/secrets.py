@@ -35,7 +35,8 @@ _TOKEN_PATTERNS: list[tuple[str, str]] = [
     ("slack-webhook", r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}"),
     ("openai-key", r"sk-(?:proj-|svcacct-|admin-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}"),
     ("google-api-key", r"AIza[0-9A-Za-z_-]{35}"),
-    ("stripe-key", r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}"),
+    ("stripe-key", r"sk_(?:live|test)_[0-9A-Za-z]{16,}"),  # two patterns: one literal start each
+    ("stripe-key", r"rk_(?:live|test)_[0-9A-Za-z]{16,}"),
     ("jwt", r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
 ]
 _COMPILED = [(kind, re.compile(p)) for kind, p in _TOKEN_PATTERNS]
@@ -46,11 +47,13 @@ _SECRET_NAME = re.compile(
     r"(?i)(?:api[_-]?key|secret|passw(?:or)?d|passwd|token|access[_-]?key|private[_-]?key|auth[_-]?key|credential)"
     r"""[\w.-]*["']?[ \t]*:?$"""
 )
+_NAME_WORDS = ("key", "secret", "passw", "token", "credential")
 # .env style, unquoted: DB_PASSWORD=hunter2hunter2, export API_TOKEN=abc...
 _ENV_ASSIGNMENT = re.compile(
     r"(?:KEY|SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL)[A-Z0-9_]*[ \t]*=[ \t]*(?P<v>[^\s\"'#]{8,})"
 )
 _ENV_NAME_START = re.compile(r"[ \t]*(?:export[ \t]+)?[A-Z0-9_]*$")
+_ENV_WORDS = ("KEY", "SECRET", "PASSW", "TOKEN", "CREDENTIAL")  # without one, _ENV_ASSIGNMENT cannot match
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
     r".*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)",
@@ -89,9 +92,13 @@ def find_secrets(text: str) -> list[tuple[int, int, str]]:
     for m in _QUOTED_VALUE.finditer(text):
         line_start = text.rfind("\n", 0, m.start()) + 1
         prefix = text[max(line_start, m.start() - 80) : m.start()]
+        lowered = prefix.lower()
+        if not any(word in lowered for word in _NAME_WORDS):
+            continue  # _SECRET_NAME needs one of them; most quoted values have none before them
         if _SECRET_NAME.search(prefix) and not _PLACEHOLDER.match(m.group(2)):
             spans.append((m.start(2), m.end(2), "secret-assignment"))
-    for m in _ENV_ASSIGNMENT.finditer(text):
+    env_assignments = _ENV_ASSIGNMENT.finditer(text) if any(w in text for w in _ENV_WORDS) else ()
+    for m in env_assignments:
         line_start = text.rfind("\n", 0, m.start()) + 1
         if not _ENV_NAME_START.match(text, line_start, m.start()):
             continue
