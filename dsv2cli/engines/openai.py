@@ -26,13 +26,13 @@ import httpx
 
 from ..chat import ChatPrompt
 from ..errors import ConfigError, RemoteError
+from ..settings import JSON_MODES
 from .base import Capabilities, GenerationParams, PromptProgress, Usage
 
 CONNECT_TIMEOUT_S = 10.0
 BACKOFF_BASE_S, BACKOFF_FACTOR, BACKOFF_CAP_S = 1.0, 2.0, 30.0
 RETRY_AFTER_CAP_S = 120.0
 SERVER_MESSAGE_CHARS = 300  # of the server's error message quoted in ours
-JSON_MODES = ("auto", "json_schema", "json_object", "none")
 # auto: the next response_format to try when the server rejects one.
 _FALLBACK = {"json_schema": "json_object", "json_object": "none"}
 # 4xx answers that are about something other than response_format: never a reason to fall back.

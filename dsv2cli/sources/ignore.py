@@ -52,11 +52,11 @@ PROSE_SUFFIXES = (".md", ".markdown", ".rst", ".txt", ".adoc", ".org", ".tex")
 MAX_LINE_CHARS = 2000
 
 
-def vendored_dir_reason(name: str, names_inside: Iterable[str] | None = None) -> str | None:
+def vendored_dir_reason(name: str) -> str | None:
+    """A reason to skip a folder by its name alone (a virtual environment under another name is
+    found by its pyvenv.cfg: repo.Walker.enter_dir)."""
     if name in VENDORED_DIRS or name.endswith(VENDORED_SUFFIXES):
         return "vendored, build or cache folder"
-    if names_inside is not None and "pyvenv.cfg" in names_inside:
-        return "virtual environment"
     return None
 
 
