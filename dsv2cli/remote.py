@@ -27,9 +27,6 @@ from .sources.base import Document
 from .sources.secrets import find_secrets
 from .tokens import ESTIMATE_MARGIN, TEMPLATE_SLACK, EstimateTokenizer, Tokenizer, named_tokenizer_path
 
-DEEPSEEK_V2_WINDOW = 128_000
-DEEPSEEK_V2_LITE_WINDOW = 32_768
-
 
 @dataclass(frozen=True)
 class RemoteTarget:
@@ -98,7 +95,11 @@ def target(settings: Settings, environ: Mapping[str, str]) -> tuple[RemoteTarget
                 f"{settings.base_url}: the context window of {model!r} is unknown: pass --ctx N "
                 "(or set window in its [profiles.NAME] table)"
             )
-        window = DEEPSEEK_V2_LITE_WINDOW if "lite" in model.lower() else DEEPSEEK_V2_WINDOW
+        # A self-hosted DeepSeek model without a configured window: its rated context, as locally.
+        # (The hosted APIs' profiles carry their own documented limits.)
+        from .models import DEEPSEEK_V2_LITE_RATED, DEEPSEEK_V2_RATED
+
+        window = DEEPSEEK_V2_LITE_RATED if "lite" in model.lower() else DEEPSEEK_V2_RATED
     counting = settings.api_tokenizer or ("deepseek-v2" if deepseek else "estimate")
     margin = int(window * ESTIMATE_MARGIN) if counting == "estimate" else TEMPLATE_SLACK
     key, key_env = api_key(settings, environ)

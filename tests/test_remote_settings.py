@@ -99,6 +99,8 @@ def test_window_and_counting_of_a_remote_target(dsv2_home: Path) -> None:
         remote.target(resolve({"backend": "openai", "base_url": "http://x/v1", "api_model": "mystery"}, env), env)
     lite = resolve({"backend": "openai", "base_url": "http://x/v1", "api_model": "DeepSeek-V2-Lite-Chat"}, env)
     assert remote.target(lite, env)[0].window == 32_768
+    full = resolve({"backend": "openai", "base_url": "http://x/v1", "api_model": "deepseek-ai/DeepSeek-V2-Chat"}, env)
+    assert remote.target(full, env)[0].window == 131_072  # rated, as for a local GGUF (models.DEEPSEEK_V2_RATED)
 
 
 def test_cost_is_per_million_tokens() -> None:
