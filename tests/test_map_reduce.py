@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from dsv2cli.cli import app
 from dsv2cli.sources.base import Document, Location, Segment
-from dsv2cli.strategies.map_reduce import MapReduce, Piece, plan_chunks, split_segment
+from dsv2cli.strategies.map_reduce import MapReduce, Piece, piece_tokens, plan_chunks, split_counted, split_segment
 from dsv2cli.tokens import Tokenizer
 
 runner = CliRunner()
@@ -64,6 +64,25 @@ def test_split_segment_handles_one_enormous_line() -> None:
     parts = split_segment(seg, 100, lambda t: len(t) // 10)
     assert "".join(p.text for p in parts) == "x" * 5000
     assert all(len(p.text) // 10 <= 100 for p in parts)
+
+
+def test_a_long_paragraph_is_split_with_a_few_counts_per_piece(smollm2_tokenizer: Tokenizer) -> None:
+    """One count per line added made a 3,600-line file take thousands of counts of ever longer
+    texts (a 47 s `summarize --dry-run` on `rich`); now a piece takes a few, doubling then halving."""
+    text = "\n".join(f"    value_{i} = compute(item[{i}], scale={i % 7}.5)  # step {i}" for i in range(1, 1501))
+    seg = Segment(text, Location("big.py", line_start=1, line_end=1500))
+    calls: list[int] = []
+
+    def count(t: str) -> int:
+        calls.append(1)
+        return smollm2_tokenizer.count(t)
+
+    parts = split_counted(seg, 3000, count, numbered=True)
+    assert len(parts) > 10
+    assert [line for p, _ in parts for line in p.text.split("\n")] == text.split("\n")
+    for piece, tokens in parts:  # the tokens reported are the piece's own, and within the limit
+        assert tokens == piece_tokens(piece, smollm2_tokenizer.count, numbered=True) <= 3000
+    assert len(calls) <= 16 * len(parts)  # one count per line added would be ~1,500
 
 
 def test_every_page_reaches_exactly_one_chunk(smollm2: Path, smollm2_tokenizer: Tokenizer) -> None:

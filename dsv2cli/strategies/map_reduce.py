@@ -87,61 +87,96 @@ def piece_tokens(segment: Segment, count: Count, numbered: bool = False) -> int:
 
 def split_segment(segment: Segment, limit: int, count: Count, numbered: bool = False) -> list[Segment]:
     """Split one segment into pieces of at most ``limit`` tokens: paragraphs, then lines, then characters."""
-    if piece_tokens(segment, count, numbered) <= limit:
-        return [segment]
+    return [piece for piece, _ in split_counted(segment, limit, count, numbered)]
+
+
+def split_counted(segment: Segment, limit: int, count: Count, numbered: bool = False) -> list[tuple[Segment, int]]:
+    """``split_segment``, with the tokens of each piece.
+
+    Pieces are filled greedily in order. A paragraph too big for a piece of its own starts a new
+    piece and goes line by line; a line too big is cut by characters, each part a piece. Each
+    piece is found with a handful of exact counts (doubling, then halving, the number of
+    paragraphs or lines it takes), not one count per paragraph or line added: on a 3,600-line
+    file that was thousands of counts of ever longer texts. A text of fewer bytes than ``limit``
+    fits without a count: every token covers at least one byte (one more for a SentencePiece
+    vocabulary's leading space).
+    """
+    whole = piece_tokens(segment, count, numbered)
+    if whole <= limit:
+        return [(segment, whole)]
     lines = segment.text.split("\n")
     base = segment.location.line_start
-    # Paragraph blocks as (first line index, lines).
-    blocks: list[tuple[int, list[str]]] = []
+    blocks: list[tuple[int, list[str]]] = []  # paragraphs as (first line index, lines)
     start = 0
     for i, line in enumerate([*lines, ""]):
         if line.strip() == "" or i == len(lines):
             if i > start:
                 blocks.append((start, lines[start:i]))
             start = i + 1
-    pieces: list[Segment] = []
-    group: list[tuple[int, str]] = []  # (line index, text)
 
-    def emit() -> None:
-        if not group:
-            return
-        first, last = group[0][0], group[-1][0]
+    def entries_text(entries: list[tuple[int, str]]) -> Segment:
         loc = segment.location
         if base is not None:
-            loc = replace(loc, line_start=base + first, line_end=base + last)
-        pieces.append(Segment("\n".join(t for _, t in group).strip("\n"), loc))
-        group.clear()
+            loc = replace(loc, line_start=base + entries[0][0], line_end=base + entries[-1][0])
+        return Segment("\n".join(t for _, t in entries), loc)
 
-    def fits(candidate: list[tuple[int, str]]) -> bool:
-        text = "\n".join(t for _, t in candidate)
-        loc = segment.location
-        if base is not None:
-            loc = replace(loc, line_start=base + candidate[0][0])
-        return piece_tokens(Segment(text, loc), count, numbered) <= limit
+    counted: dict[str, int] = {}  # rendered piece -> tokens, for the pieces chosen
 
+    def fits(entries: list[tuple[int, str]]) -> bool:
+        body = render_body(entries_text(entries), numbered)
+        if len(body.encode("utf-8", "surrogatepass")) < limit:
+            return True
+        tokens = counted[body] = count(body)
+        return tokens <= limit
+
+    # Units in order: (kind, (line index, text) entries). "para" joins a piece after a blank
+    # line; "line" (of a paragraph too big alone) joins with a newline and its first one
+    # ("first") starts a piece; "hard" (part of a line too big alone) is a piece by itself.
+    units: list[tuple[str, list[tuple[int, str]]]] = []
     for first, block in blocks:
         block_lines = [(first + k, t) for k, t in enumerate(block)]
-        trial = [*group, (first - 1, ""), *block_lines] if group else block_lines
-        if fits(trial):
-            group[:] = trial
-            continue
-        emit()
         if fits(block_lines):
-            group[:] = block_lines
+            units.append(("para", block_lines))
             continue
-        for entry in block_lines:  # a paragraph too big on its own: go line by line
-            if fits([*group, entry]):
-                group.append(entry)
-                continue
-            emit()
+        for n, entry in enumerate(block_lines):
             if fits([entry]):
-                group.append(entry)
-                continue
-            for part in _hard_split(entry[1], limit, count):  # one enormous line
-                group.append((entry[0], part))
-                emit()
-    emit()
-    return [p for p in pieces if p.text.strip()]
+                units.append(("first" if n == 0 else "line", [entry]))
+            else:
+                units.extend(("hard", [(entry[0], part)]) for part in _hard_split(entry[1], limit, count))
+
+    def joined(i: int, j: int) -> list[tuple[int, str]]:
+        entries: list[tuple[int, str]] = []
+        for kind, unit in units[i:j]:
+            if entries and kind == "para":
+                entries.append((unit[0][0] - 1, ""))
+            entries.extend(unit)
+        return entries
+
+    pieces: list[tuple[Segment, int]] = []
+    i = 0
+    while i < len(units):
+        # The piece takes units[i:j]: units[i] fits alone; find the largest j before the next
+        # unit that starts a piece, doubling the step while it fits, then halving.
+        stop = i + 1
+        if units[i][0] != "hard":
+            while stop < len(units) and units[stop][0] not in ("first", "hard"):
+                stop += 1
+        good, step = i + 1, 1
+        while good + step <= stop and fits(joined(i, good + step)):
+            good, step = good + step, step * 2
+        bad = min(good + step, stop + 1)
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if fits(joined(i, mid)):
+                good = mid
+            else:
+                bad = mid
+        piece = entries_text(joined(i, good))
+        piece = replace(piece, text=piece.text.strip("\n"))
+        body = render_body(piece, numbered)
+        pieces.append((piece, counted[body] if body in counted else count(body)))
+        i = good
+    return [(p, n) for p, n in pieces if p.text.strip()]
 
 
 def _hard_split(text: str, limit: int, count: Count) -> list[str]:
@@ -166,8 +201,8 @@ def make_pieces(docs: Sequence[Document], limit: int, count: Count) -> list[Piec
             if tokens <= limit - header:  # the usual case (a page, a section): counted once
                 pieces.append(Piece(source, segment, tokens, numbered, header))
                 continue
-            for part in split_segment(segment, limit - header, count, numbered):
-                pieces.append(Piece(source, part, piece_tokens(part, count, numbered), numbered, header))
+            for part, part_tokens in split_counted(segment, limit - header, count, numbered):
+                pieces.append(Piece(source, part, part_tokens, numbered, header))
     return pieces
 
 
