@@ -27,7 +27,6 @@ text, real code and documents, and every assigned code point up to U+2FFFF (test
 from __future__ import annotations
 
 import re
-import struct
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -35,6 +34,8 @@ from functools import cached_property, partial
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .errors import ModelError
 
 if TYPE_CHECKING:
     import regex
@@ -85,8 +86,6 @@ def _byte_symbols() -> list[bytes]:
 
 _BYTE_SYMBOLS = _byte_symbols()
 
-# GGUF value types: scalar struct formats by type id; 8 is a string, 9 an array.
-_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _WANTED = (
     "tokenizer.ggml.model",
     "tokenizer.ggml.pre",
@@ -96,77 +95,12 @@ _WANTED = (
 )
 
 
-def _parse_metadata(data: bytes, keys: Sequence[str]) -> dict[str, Any]:
-    """The tokenizer keys of GGUF metadata at the start of ``data``; raises ``struct.error``
-    or ``IndexError`` when ``data`` ends before they do."""
-    q = struct.Struct("<Q").unpack_from
-    magic, _version, _tensors, n_kv = struct.unpack_from("<4sIQQ", data, 0)
-    if magic != b"GGUF":
-        raise ValueError("not a GGUF file")
-    pos = 24
+def read_vocabulary(path: Path, keys: tuple[str, ...] = _WANTED) -> dict[str, Any]:
+    """The tokenizer keys of a GGUF's metadata (``ggufmeta.read_metadata``: strings as bytes),
+    read up to the last of ``keys``."""
+    from .ggufmeta import read_metadata
 
-    def string() -> bytes:
-        nonlocal pos
-        (n,) = q(data, pos)
-        end = pos + 8 + n
-        if end > len(data):
-            raise IndexError("metadata continues past the data read")
-        value = data[pos + 8 : end]
-        pos = end
-        return value
-
-    def value(kind: int) -> Any:
-        nonlocal pos
-        if kind == 8:
-            return string()
-        if kind == 9:
-            item, n = struct.unpack_from("<IQ", data, pos)
-            pos += 12
-            if item == 8:  # the vocabulary and merges: ~100k strings, read in a tight loop
-                items, at = [], pos
-                for _ in range(n):
-                    (length,) = q(data, at)
-                    at += 8
-                    items.append(data[at : at + length])
-                    at += length
-                if at > len(data):
-                    raise IndexError("metadata continues past the data read")
-                pos = at
-                return items
-            if item == 9:
-                return [value(9) for _ in range(n)]
-            fmt = f"<{n}{_GGUF_SCALARS[item]}"
-        else:
-            fmt = "<" + _GGUF_SCALARS[kind]
-        values = struct.unpack_from(fmt, data, pos)
-        pos += struct.calcsize(fmt)
-        return list(values) if kind == 9 else values[0]
-
-    found: dict[str, Any] = {}
-    for _ in range(n_kv):
-        key = string().decode("utf-8", "replace")
-        (kind,) = struct.unpack_from("<I", data, pos)
-        pos += 4
-        found[key] = value(kind)
-        if all(k in found for k in keys):
-            break
-    return found
-
-
-def read_vocabulary(path: Path, keys: Sequence[str] = _WANTED) -> dict[str, Any]:
-    """The tokenizer keys of a GGUF's metadata (raw bytes for strings), read up to the last of
-    ``keys``. The metadata precedes the tensors: the file is read from the start, a little at
-    first (the names come before the vocabulary), more while the metadata goes on."""
-    with path.open("rb") as handle:
-        data = handle.read(64 << 10 if keys != _WANTED else 4 << 20)
-        while True:
-            try:
-                return _parse_metadata(data, keys)
-            except (struct.error, IndexError):
-                more = handle.read(len(data))
-                if not more:
-                    raise ValueError("truncated GGUF metadata") from None
-                data += more
+    return read_metadata(path, keys)
 
 
 class _Gpt2Split:
@@ -239,7 +173,7 @@ _TO_VERTICAL_TAB = str.maketrans(dict.fromkeys(_UNICODE_SPACES, "\x0b"))
 # characters of the CJK step K, and others O. Letters and punctuation take one space before them;
 # what is left between them splits into runs of K, runs of D, and runs of O and spaces, of which
 # the last before a letter, punctuation or the line end leaves its trailing spaces apart.
-_DS_W = r"\t\x0b\x0c \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_DS_W = "\t\x0b\x0c " + _UNICODE_SPACES  # what the steps see as \\s, after the mapping
 _DS_A = r"A-Za-z\uff21-\uff3a\uff41-\uff5a"
 _DS_Q = r"!-/:-@\[-`{-~\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff5e"
 _DS_K = r"\u0800-\u167f\u1681-\u1fff\u200b-\u2027\u202a-\u202e\u2030-\u205e\u2060-\u2fff\u3001-\u9fa5\uac00-\ud7ff"
@@ -391,7 +325,7 @@ class BpeCounter:
         ``count_many`` has forked, every process reads its own at the same time."""
         try:
             head = read_vocabulary(path, ("tokenizer.ggml.model", "tokenizer.ggml.pre"))
-        except (OSError, ValueError, KeyError, struct.error):
+        except ModelError:
             return None
         name = bytes(head.get("tokenizer.ggml.pre", b"")).decode("utf-8", "replace")
         if head.get("tokenizer.ggml.model") != b"gpt2" or (name not in PRE_TOKENIZERS and name != "deepseek-llm"):
@@ -404,7 +338,7 @@ class BpeCounter:
         llama.cpp (user-defined tokens with GPT-2's pattern, overlapping ones with DeepSeek's)."""
         try:
             vocab = read_vocabulary(self._path)
-        except (OSError, ValueError, KeyError, struct.error):
+        except ModelError:
             return [], [], None
         name = bytes(vocab.get("tokenizer.ggml.pre", b"")).decode("utf-8", "replace")
         tokens, merges = vocab.get("tokenizer.ggml.tokens") or [], vocab.get("tokenizer.ggml.merges") or []
@@ -479,9 +413,7 @@ class BpeCounter:
         return out
 
     def _piece_tokens(self, piece: str) -> int:
-        symbols = self._merge(piece)
-        ids = self._ids
-        return sum(1 if s in ids else sum(bytes([b]) in ids for b in s) for s in symbols)
+        return len(self._piece_ids(piece))
 
     def split(self, text: str) -> list[str | int]:
         """The pre-tokenizer's pieces of ``text`` in order (user-defined tokens as their ids), by

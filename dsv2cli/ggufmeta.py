@@ -189,6 +189,32 @@ class _Reader:
         (length,) = struct.unpack_from("<Q", self.buf, self.pos)
         return int(length)
 
+    def full_value(self, vtype: int) -> Any:
+        """Like ``value``, but an array comes back with its contents; a string array's items as
+        bytes, read in a tight loop (a vocabulary has ~100k of them)."""
+        if vtype != _ARRAY:
+            value = self.value(vtype)
+            return value.encode() if isinstance(value, str) else value
+        item_type, length = self.take("I"), self.take("Q")
+        buf, pos = self.buf, self.pos
+        if item_type == _STRING:
+            items: list[Any] = []
+            length_at = struct.Struct("<Q").unpack_from
+            for _ in range(length):
+                (size,) = length_at(buf, pos)
+                items.append(buf[pos + 8 : pos + 8 + size])
+                pos += 8 + size
+        elif item_type in _SCALAR:
+            fmt = f"<{length}{_SCALAR[item_type]}"
+            items = list(struct.unpack_from(fmt, buf, pos))
+            pos += struct.calcsize(fmt)
+        else:
+            raise ModelError(f"{self.path}: unsupported GGUF array type {item_type}")
+        if pos > len(buf):
+            raise ModelError(f"{self.path}: truncated GGUF header")
+        self.pos = pos
+        return items
+
     def value(self, vtype: int) -> Any:
         if vtype in _SCALAR:
             return self.take(_SCALAR[vtype])
@@ -208,6 +234,33 @@ class _Reader:
                 raise ModelError(f"{self.path}: truncated GGUF header")
             return ArrayInfo(item_type, length)
         raise ModelError(f"{self.path}: unknown GGUF value type {vtype}")
+
+
+def read_metadata(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The values of ``keys`` in a GGUF's metadata, arrays with their contents (strings as raw
+    bytes: a vocabulary's tokens and merges); stops after the last of them. For the token
+    counter (bpe.py), which needs the vocabulary itself, not just its size."""
+    try:
+        with path.open("rb") as fh:
+            if fh.read(4) != MAGIC:
+                raise ModelError(f"{path}: not a GGUF file (bad magic bytes)")
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                reader = _Reader(buf, path)
+                reader.pos = 8  # magic, version
+                reader.take("Q")  # tensor count
+                found: dict[str, Any] = {}
+                for _ in range(reader.take("Q")):
+                    key = reader.string()
+                    vtype = reader.take("I")
+                    if key in keys:
+                        found[key] = reader.full_value(vtype)
+                        if len(found) == len(keys):
+                            break
+                    else:
+                        reader.value(vtype)
+                return found
+    except (OSError, ValueError, struct.error) as exc:
+        raise ModelError(f"{path}: cannot read GGUF header ({exc})") from exc
 
 
 def read_gguf(path: str | Path) -> GGUFInfo:
