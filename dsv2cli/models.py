@@ -108,14 +108,26 @@ def model_info(resolved: ResolvedModel, settings: Settings | None = None) -> dic
     info = read_gguf(resolved.path)
     gpu = gpu_offload_supported()
     layout = kv_layout(info)
-    choice = plan_context(info, settings or Settings(), default_context(info), gpu)
+    settings = settings or Settings()
+    default = default_context(info)
+    # The window a run would use, as the session picks it: --ctx (flag, DSV2_CTX or config) when
+    # set, else the model's default, shrunk to what fits in free memory; the estimate is at it.
+    choice = plan_context(info, settings, default, gpu)
+    if settings.ctx is not None:
+        window_from = settings.origin("ctx")
+    elif choice.n_ctx != default:
+        window_from = "lowered to fit in free memory"
+    else:
+        window_from = "model default"
     return {
         "path": str(resolved.path),
         "resolved_from": resolved.origin,
         "name": info.name,
         "architecture": info.architecture,
         "trained_context": info.context_length,
-        "default_context": default_context(info),
+        "default_context": default,
+        "window": choice.n_ctx,
+        "window_from": window_from,
         "layers": info.block_count,
         "vocab_size": info.vocab_size,
         "chat_template": info.chat_template is not None,

@@ -1,7 +1,9 @@
 """Typed settings with one documented precedence: flag > DSV2_* env > config file > default.
 
-The config file is ``$DSV2_HOME/config.toml`` (``DSV2_HOME`` defaults to the platform's
-user data directory). Unknown keys are rejected so a typo never silently does nothing.
+The config file is ``config.toml`` in the platform's config directory (``~/.config/dsv2/`` on
+Linux), merged over the one in the data directory where older versions read it; with
+``DSV2_HOME`` set, only ``$DSV2_HOME/config.toml`` (``DSV2_HOME`` moves everything). Unknown keys
+are rejected so a typo never silently does nothing.
 """
 
 from __future__ import annotations
@@ -43,12 +45,45 @@ def parse_size(text: str) -> int:
     return int(size)
 
 
+CONFIG_FILE = "config.toml"
+
+
 def default_home(environ: Mapping[str, str]) -> Path:
     if environ.get("DSV2_HOME"):
         return Path(environ["DSV2_HOME"]).expanduser()
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("dsv2", appauthor=False))
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """One place ``config.toml`` is looked for."""
+
+    path: Path
+    role: str  # "DSV2_HOME", "config directory" or "data directory, legacy"
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+
+def config_files(environ: Mapping[str, str]) -> tuple[ConfigFile, ...]:
+    """Where ``config.toml`` is looked for, the file that wins first.
+
+    ``DSV2_HOME`` set: only ``$DSV2_HOME/config.toml``. Otherwise the platform's config directory
+    (``$XDG_CONFIG_HOME/dsv2``, by default ``~/.config/dsv2`` on Linux), then the data directory
+    (``~/.local/share/dsv2``), where dsv2 used to read it; where the two are one directory (macOS),
+    once. The platform directories follow the process environment (platformdirs reads it).
+    """
+    home = default_home(environ)
+    if environ.get("DSV2_HOME"):
+        return (ConfigFile(home / CONFIG_FILE, "DSV2_HOME"),)
+    from platformdirs import user_config_dir
+
+    primary = ConfigFile(Path(user_config_dir("dsv2", appauthor=False)) / CONFIG_FILE, "config directory")
+    legacy = ConfigFile(home / CONFIG_FILE, "data directory, legacy")
+    return (primary,) if legacy.path == primary.path else (primary, legacy)
 
 
 @dataclass(frozen=True)
@@ -92,8 +127,11 @@ class Settings:
     price_input: float | None = field(default=None, metadata={"help": "USD per 1M input tokens"})
     price_output: float | None = field(default=None, metadata={"help": "USD per 1M output tokens"})
     escalate_to: str | None = field(default=None, metadata={"help": "profile for complex or failed requests"})
-    home: Path = field(default=Path("."), metadata={"help": "DSV2_HOME: config, caches, indexes"})
-    # where each value came from: "flag", "env DSV2_X", "config <path>" or "default"
+    home: Path = field(default=Path("."), metadata={"help": "DSV2_HOME: caches, indexes, converted models"})
+    config_files: tuple[ConfigFile, ...] = field(
+        default=(), compare=False, metadata={"help": "where config.toml was looked for, the winning file first"}
+    )
+    # where each value came from: "flag", "env DSV2_X", "config <path>", "profile NAME" or "default"
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -114,13 +152,18 @@ class Settings:
 
     @property
     def config_path(self) -> Path:
-        return self.home / "config.toml"
+        """The config file to edit: the first that exists where dsv2 looks, else the primary place."""
+        existing = [f.path for f in self.config_files if f.exists]
+        if existing:
+            return existing[0]
+        return self.config_files[0].path if self.config_files else self.home / CONFIG_FILE
 
     def origin(self, name: str) -> str:
         return self.origins.get(name, "default")
 
 
-_KEYS = tuple(f.name for f in fields(Settings) if f.name not in ("home", "origins"))
+_STATE = ("home", "config_files", "origins")  # fields that are not settings a flag, variable or file sets
+_KEYS = tuple(f.name for f in fields(Settings) if f.name not in _STATE)
 SETTING_NAMES = frozenset(_KEYS)  # what flags may set: the CLI maps parameters of these names
 JSON_MODES = ("auto", "json_schema", "json_object", "none")
 API_TOKENIZERS = ("deepseek-v2", "estimate")
@@ -247,6 +290,25 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
+def _merge_configs(files: tuple[ConfigFile, ...]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The keys of every file, merged (an earlier file wins per key, per profile key too), and the
+    file each key came from (``"profiles.NAME.KEY"`` for a profile's), for origins and errors."""
+    merged: dict[str, Any] = {}
+    source: dict[str, Path] = {}
+    tables: dict[str, dict[str, Any]] = {}
+    for config in reversed(files):
+        for key, value in _read_config(config.path).items():
+            if key == "profiles":
+                for name, table in value.items():
+                    tables.setdefault(name, {}).update(table)
+                    source.update({f"profiles.{name}.{k}": config.path for k in table})
+            else:
+                merged[key], source[key] = value, config.path
+    if tables:
+        merged["profiles"] = tables
+    return merged, source
+
+
 def profiles(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Built-in profiles, overridden and extended by the config file's [profiles.NAME] tables."""
     merged = {name: dict(values) for name, values in BUILTIN_PROFILES.items()}
@@ -256,13 +318,13 @@ def profiles(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings from flags (None = not given), the environment and the config file."""
+    """Build Settings from flags (None = not given), the environment and the config file(s)."""
     environ = os.environ if environ is None else environ
     home = default_home(environ)
-    config_path = home / "config.toml"
-    config = _read_config(config_path)
+    files = config_files(environ)
+    config, source = _merge_configs(files)
     values: dict[str, Any] = {}
-    origins: dict[str, str] = {}
+    origins: dict[str, str] = {"home": "env DSV2_HOME" if environ.get("DSV2_HOME") else "default"}
     for name in _KEYS:
         env_name = "DSV2_" + name.upper()
         if flags.get(name) is not None:
@@ -270,7 +332,8 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         elif environ.get(env_name, "") != "":
             values[name], origins[name] = _coerce(name, environ[env_name], env_name), f"env {env_name}"
         elif name in config:
-            values[name], origins[name] = _coerce(name, config[name], str(config_path)), f"config {config_path}"
+            path = source[name]
+            values[name], origins[name] = _coerce(name, config[name], str(path)), f"config {path}"
     backend = values.get("backend", LOCAL)
     if backend not in (LOCAL, OPENAI):
         known = profiles(config)
@@ -283,10 +346,27 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         for key, raw in known[backend].items():
             name = PROFILE_KEYS[key]
             if name not in values or origins[name].startswith("config"):  # flags and DSV2_* win
-                values[name], origins[name] = _coerce(name, raw, f"[profiles.{backend}] {key}"), where
-    settings = replace(Settings(home=home), **values, origins=origins)
+                file = source.get(f"profiles.{backend}.{key}")
+                place = f"{file}: [profiles.{backend}] {key}" if file else f"[profiles.{backend}] {key}"
+                values[name], origins[name] = _coerce(name, raw, place), where
+    settings = replace(Settings(home=home, config_files=files), **values, origins=origins)
     validate(settings)
     return settings
+
+
+def effective(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every setting, and ``home``, with its value (JSON-ready) and origin, in declaration order."""
+    shown: dict[str, dict[str, Any]] = {}
+    for f in fields(Settings):
+        if f.name in ("config_files", "origins"):
+            continue
+        value = getattr(settings, f.name)
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        shown[f.name] = {"value": value, "origin": settings.origin(f.name)}
+    return shown
 
 
 def with_backend(settings: Settings, backend: str, environ: Mapping[str, str] | None = None) -> Settings:

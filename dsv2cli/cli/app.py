@@ -15,7 +15,7 @@ from .. import __version__
 class _Commands(TyperGroup):
     """Lists commands in the order a user meets them, not in the order their modules load."""
 
-    ORDER = ("summarize", "ask", "extract", "pack", "plan", "models", "index", "cache")
+    ORDER = ("summarize", "ask", "extract", "pack", "plan", "models", "index", "cache", "config")
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = super().list_commands(ctx)

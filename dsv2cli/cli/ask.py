@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import STARTED, app
-from .common import Env, handle_errors, load_inputs, progress_bars, resolve_settings
+from .common import Env, handle_errors, load_inputs, resolve_settings
 from .options import (
     AllowSecretsOpt,
     ApiKeyEnvOpt,
@@ -137,8 +137,7 @@ def ask(
         params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
 
         def plan_on(session: ModelSession, asked_question: str) -> Any:
-            with progress_bars(env, 0) as (_, on_stage):
-                on_index = (lambda done, total: on_stage("indexing", done, total)) if on_stage else None
+            with env.screen.progress():
                 return asking.plan(
                     asked_question,
                     docs,
@@ -151,7 +150,7 @@ def ask(
                     strategy=strategy,
                     embed_model=settings.embed_model,
                     threads=settings.threads,
-                    on_index_progress=on_index,
+                    on_index_progress=env.screen.on_index,
                 )
 
         confirmed: set[int] = set()
@@ -205,16 +204,18 @@ def ask(
             )
             confirmed.add(id(session))  # asked once per backend: the next questions go to the same place
             streaming = not json_out and (stream or env.stdout_isatty)
+            screen = env.screen
             if len(asked) > 1 and not json_out:
-                env.stdout.write(("\n" if number > 1 else "") + f"## {asked_question}\n\n")
+                screen.write(("\n" if number > 1 else "") + f"## {asked_question}\n\n")
             usage = Usage()
             pieces: list[str] = []
-            with progress_bars(env, len(the_plan.prompt.ids)) as (on_prompt, _):
-                for piece in session.backend.generate(the_plan.prompt, params, usage, on_prompt):
+            with screen.progress():
+                for piece in session.backend.generate(the_plan.prompt, params, usage, screen.on_prompt):
                     pieces.append(piece)
                     if streaming:
-                        env.stdout.write(piece)
-                        env.stdout.flush()
+                        screen.write(piece)
+            if streaming:
+                screen.write("\n")  # the streamed answer's last line ends before any note below it
             for notice in session.notices():
                 env.note(notice)
             answer = "".join(pieces).strip()
@@ -242,10 +243,9 @@ def ask(
                         "total_s": round(time.perf_counter() - STARTED, 4),
                     },
                 }
-                env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
-            else:
-                env.stdout.write("\n" if streaming else answer + "\n")
-            env.stdout.flush()
+                screen.write(json.dumps(payload, ensure_ascii=False) + "\n")
+            elif not streaming:
+                screen.write(answer + "\n")
 
 
 def _cache_outcome(usage: Any, no_cache: bool) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 import typer
 
 from ..errors import Dsv2Error, ExitCode
+from ..render import Screen
 
 if TYPE_CHECKING:
     from rich.console import Console  # imported when a console is made: ~20 ms at start-up otherwise
@@ -20,34 +20,34 @@ if TYPE_CHECKING:
 
 @dataclass
 class Env:
-    """The process's streams and environment, bundled so tests can substitute them."""
+    """The process's streams and environment, bundled so tests can substitute them.
+
+    What is drawn on the streams (result text, notes, live progress) goes through ``screen``,
+    which keeps a live display from ever drawing over the output (render.Screen)."""
 
     stdin: BinaryIO = field(default_factory=lambda: sys.stdin.buffer)
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    screen: Screen = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.screen = Screen(self.stdout, self.stderr, self.environ)
 
     @property
     def stdout_isatty(self) -> bool:
-        return _isatty(self.stdout)
+        return self.screen.stdout_isatty
 
     @property
     def animate(self) -> bool:
         """Progress bars only on a terminal, and never with NO_COLOR."""
-        return _isatty(self.stderr) and "NO_COLOR" not in self.environ
+        return self.screen.animate
 
     def console(self) -> Console:
-        from rich.console import Console
-
-        return Console(
-            file=self.stderr,
-            no_color="NO_COLOR" in self.environ or not _isatty(self.stderr),
-            highlight=False,
-            soft_wrap=True,
-        )
+        return self.screen.console()
 
     def note(self, message: str) -> None:
-        print(f"dsv2: {message}", file=self.stderr, flush=True)
+        self.screen.note(message)
 
     def confirm(self, question: str) -> bool | None:
         """Ask on the terminal (stdin may be the document): True/False, or None when there is no terminal."""
@@ -162,50 +162,3 @@ def memory_line(choice: Any) -> str:
         vram = choice.resources.vram_free
         line += f"; GPU {gib(est.vram_bytes)} of {gib(vram) + ' free' if vram is not None else 'unknown free'}"
     return line + ("" if choice.fits is not False else " -> does not fit")
-
-
-def stdout_writer(env: Env) -> Any:
-    def write(text: str) -> None:
-        env.stdout.write(text)
-        env.stdout.flush()
-
-    return write
-
-
-@contextmanager
-def progress_bars(env: Env, prompt_total: int) -> Iterator[tuple[Any, Any]]:
-    """Progress on stderr (terminals only): prompt evaluation with tokens/s, and one bar per map-reduce stage."""
-    if not env.animate:
-        yield None, None
-        return
-    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} {task.fields[unit]}"),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=env.console(),
-        transient=True,
-    )
-    started = time.perf_counter()
-    stages: dict[str, TaskID] = {}
-    with progress:
-        prompt_task = progress.add_task(
-            "evaluating prompt", total=prompt_total or 1, unit="tokens", rate="", visible=bool(prompt_total)
-        )
-
-        def on_prompt(done: int, total: int) -> None:
-            elapsed = time.perf_counter() - started
-            rate = f"{done / elapsed:,.0f} tok/s" if elapsed > 0 else ""
-            progress.update(prompt_task, completed=done, total=total, rate=rate)
-            if done >= total:
-                progress.update(prompt_task, visible=False)
-
-        def on_stage(stage: str, done: int, total: int) -> None:
-            if stage not in stages:
-                stages[stage] = progress.add_task(stage, total=total, unit="chunks", rate="")
-            progress.update(stages[stage], completed=done, total=total)
-
-        yield on_prompt, on_stage

@@ -226,10 +226,26 @@ def plan(
 @app.command()
 def models(
     model: ModelOpt = None,
+    ctx: CtxOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    flash_attn: FlashOpt = None,
+    cache_type_k: CacheTypeKOpt = None,
+    cache_type_v: CacheTypeVOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Show the resolved model and what it is, without loading its weights."""
+    """Show the resolved model and what it is, without loading its weights.
+
+    The window is the one a run would use (--ctx, DSV2_CTX or ctx in config.toml, else the
+    model's default, lowered to what fits in free memory), with the memory estimate at it.
+
+    Examples:
+
+    \b
+      dsv2 models
+      dsv2 models --model ~/models/DeepSeek-V2-Lite-Chat.Q4_K_M.gguf --ctx 32768
+      dsv2 models --json | jq .window
+    """
     env = Env()
     with handle_errors(env, debug):
         from ..models import model_info, resolve_model
@@ -245,7 +261,7 @@ def models(
             "name": "name",
             "architecture": "architecture",
             "trained_context": "trained context",
-            "default_context": "dsv2 window",
+            "window": "dsv2 window",
             "layers": "layers",
             "vocab_size": "vocabulary",
             "chat_template": "chat template",
@@ -258,7 +274,11 @@ def models(
         }
         for key, label in labels.items():
             value = info[key]
-            if key == "kv_format":
+            if key == "window":
+                default = info["default_context"]
+                shown = f"{value:,} ({info['window_from']}"
+                value = shown + (")" if value == default else f"; model default {default:,})")
+            elif key == "kv_format":
                 value = f"{value} format, {info['kv_bytes_per_token']:,} bytes/token at f16"
             elif key == "memory":
                 value = memory_line(choice_view(value))  # type: ignore[arg-type]  # dict from model_info

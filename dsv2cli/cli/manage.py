@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from .app import app
-from .common import Env, handle_errors, load_inputs, progress_bars, resolve_settings
+from .common import Env, handle_errors, load_inputs, resolve_settings
 from .options import DebugOpt, EmbedModelOpt, ExcludeOpt, IncludeOpt, JsonOpt, PasswordOpt, PathsArg, RepoOpt
 from .session import prefix_cache_store
 
@@ -103,9 +103,8 @@ def index_rebuild(
         choice = resolve_embedder(settings.home, embed_model or settings.embed_model, threads=settings.threads)
         if choice.notice:
             env.note(choice.notice)
-        with progress_bars(env, 0) as (_, on_stage):
-            on_index = (lambda done, total: on_stage("indexing", done, total)) if on_stage else None
-            index.rebuild(docs, choice.embedder, progress=on_index)
+        with env.screen.progress():
+            index.rebuild(docs, choice.embedder, progress=env.screen.on_index)
         status = index.status()
         env.note(f"index rebuilt: {status.files} files, {status.chunks} chunks in {status.directory}")
 

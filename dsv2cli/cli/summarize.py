@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import STARTED, app
-from .common import Env, handle_errors, load_inputs, progress_bars, resolve_settings, stdout_writer
+from .common import Env, handle_errors, load_inputs, resolve_settings
 from .options import (
     AllowSecretsOpt,
     ApiKeyEnvOpt,
@@ -160,18 +160,20 @@ def summarize(
         )
 
         streaming = not json_out and (stream or env.stdout_isatty)
-        on_text = stdout_writer(env) if streaming else None
+        screen = env.screen
         params = GenerationParams(settings.max_tokens, settings.temperature, settings.seed)
-        with progress_bars(env, len(the_plan.prompt.ids) if the_plan.prompt else 0) as (on_prompt, on_stage):
+        with screen.progress():
             result = summ.run(
                 the_plan,
                 docs,
                 session.backend,
                 params,
-                on_text=on_text,
-                on_prompt_progress=on_prompt,
-                on_stage=on_stage,
+                on_text=screen.write if streaming else None,
+                on_prompt_progress=screen.on_prompt,
+                on_stage=screen.on_stage,
             )
+        if streaming:
+            screen.write("\n")  # the streamed summary's last line ends before any note below it
         for notice in session.notices():
             env.note(notice)
         result.timings = {
@@ -209,12 +211,9 @@ def summarize(
                 "cost_usd": session.cost(result.input_tokens, result.output_tokens),
                 "timings": result.timings,
             }
-            env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
-        elif streaming:
-            env.stdout.write("\n")
-        else:
-            env.stdout.write(result.summary + "\n")
-        env.stdout.flush()
+            screen.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        elif not streaming:
+            screen.write(result.summary + "\n")
 
 
 def _summarize_each(
@@ -289,13 +288,12 @@ def _summarize_each(
                 "usage_estimated": outcome.usage_estimated,
                 "cost_usd": chosen.cost(outcome.input_tokens, outcome.output_tokens),
             }
-            env.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            env.screen.block(json.dumps(record, ensure_ascii=False) + "\n")
         else:
-            env.stdout.write(("\n" if i else "") + f"## {doc.source}\n\n{outcome.summary}\n")
-        env.stdout.flush()
+            env.screen.block(("\n" if i else "") + f"## {doc.source}\n\n{outcome.summary}\n")
 
-    with progress_bars(env, 0) as (_, on_stage):
-        summ.run_many(jobs, params, settings.parallel, on_result, on_stage)
+    with env.screen.progress(resumable=True):
+        summ.run_many(jobs, params, settings.parallel, on_result, env.screen.on_stage)
     if failed:
         env.note(f"{len(jobs) - len(failed)} summarized, {len(failed)} failed")
         raise typer.Exit(int(failed[0].exit_code))

@@ -303,6 +303,8 @@ class LlamaCppBackend:
                 if on_prompt_progress is not None:
                     on_prompt_progress(done, len(ids))
 
+        if on_prompt_progress is not None and done < len(ids):
+            on_prompt_progress(done, len(ids))  # the step starts (after any reused prefix)
         if start < prefix:
             evaluate(ids[start:prefix])
             self._save_prefix(llm, ids[:prefix], usage)

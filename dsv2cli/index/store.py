@@ -73,6 +73,17 @@ class UpdateReport:
 
 
 @dataclass(frozen=True)
+class PendingWork:
+    """What the next update of an index would have to do (``CorpusIndex.pending``)."""
+
+    state: str  # the index now: "missing", "interrupted" or "ready"
+    files: int  # in the corpus
+    chunks: int  # in the corpus, as the index would hold them
+    stale_files: int  # added, changed or removed since the last update: chunked again
+    to_embed: int  # distinct chunks without a vector of the given embedder
+
+
+@dataclass(frozen=True)
 class IndexStatus:
     corpus_id: str
     directory: Path
@@ -261,6 +272,8 @@ class CorpusIndex:
             for start in range(0, len(stray), 5000):
                 collection.delete(ids=stray[start : start + 5000])
             missing = [h for h in wanted if h not in present]
+            if progress is not None and missing:
+                progress(0, len(missing))
             for start in range(0, len(missing), self.embed_batch):
                 batch = missing[start : start + self.embed_batch]
                 vectors = embedder.embed([wanted[h] for h in batch])
@@ -292,6 +305,36 @@ class CorpusIndex:
             embedded=embedded,
             recovered=recovered,
         )
+
+    def pending(self, documents: Sequence[Document], fingerprint: str | None) -> PendingWork:
+        """What :meth:`update` would do for ``documents``, without writing, embedding or opening
+        chromadb (for ``dsv2 plan``): files whose Document is unchanged keep their manifest chunks,
+        the others are chunked here with the index's own chunker, so the counts are exact.
+        ``fingerprint`` is the embedder's (None: no vectors of it exist yet, every chunk counts).
+        After an interrupted build the vectors are not known without chromadb: every chunk counts."""
+        old = self._read_manifest()
+        if old is not None and old.get("chunker") != CHUNKER_VERSION:
+            old = None
+        old_files: dict[str, Any] = old["files"] if old else {}
+        wanted: set[str] = set()
+        chunks = 0
+        stale = 0
+        for document in documents:
+            entry = old_files.get(document.source)
+            if entry and entry["hash"] == document_hash(document):
+                hashes = [c["h"] for c in entry["chunks"]]
+            else:
+                hashes = [c.hash for c in chunk_document(document)]
+                stale += 1
+            chunks += len(hashes)
+            wanted.update(hashes)
+        names = {d.source for d in documents}
+        stale += sum(1 for name in old_files if name not in names)
+        recovered = self.marker_path.exists()
+        vectors_ok = old is not None and fingerprint is not None and old.get("vectors") == fingerprint
+        present = {c["h"] for r in old_files.values() for c in r["chunks"]} if vectors_ok and not recovered else set()
+        state = "missing" if old is None else ("interrupted" if recovered else "ready")
+        return PendingWork(state, len(documents), chunks, stale, len(wanted - present))
 
     # -- reading ------------------------------------------------------------------------
 

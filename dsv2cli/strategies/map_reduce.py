@@ -307,6 +307,8 @@ class MapReduce:
         while True:
             final = self._prompt(self.final_template, {"document": self._render_partials(partials)})
             if len(final.ids) + self.max_tokens <= self.window:
+                if on_stage:
+                    on_stage("final", 0, 1)
                 result.summary = self._call(final, backend, params, result, on_text).strip()
                 if on_stage:
                     on_stage("final", 1, 1)
@@ -340,6 +342,8 @@ class MapReduce:
     ) -> list[str]:
         """Every prompt's answer, in order; ``concurrency`` calls in flight, progress as each completes."""
         done = 0
+        if on_stage:
+            on_stage(stage, 0, len(prompts_))
 
         def progress(_i: int, _text: str) -> None:
             nonlocal done

@@ -1,0 +1,286 @@
+"""What a person sees: the result on stdout, notes and progress on stderr, never one over the other.
+
+The only module outside ``cli/`` that imports rich (lazily). Core code reports progress through
+plain callbacks ``(done, total)``; :class:`Screen` turns them into
+
+* on a terminal (stderr is a tty, no ``NO_COLOR``): one live rich display with a bar per step
+  (done/total, rate, time left). It is stopped and cleared **before the first character of output
+  reaches a terminal stdout**: rich redraws its display with ``\\r\\x1b[2K`` (and cursor-up per
+  line), which would erase the line a streamed answer is being written on when stdout and
+  stderr are the same terminal. Once output has started, a live display is not drawn again,
+  except between complete blocks (``summarize --each``), where it reappears below the last block
+  and is cleared at the end.
+* elsewhere (stderr redirected, ``NO_COLOR``): plain lines, no control sequences: one when a
+  step that is expected to take more than a few seconds starts (what, how much, about how long)
+  and one when it ends.
+
+Notes (``dsv2: ...``) written while output is mid-line on a terminal first end that line, so a
+warning after a streamed answer starts on a fresh line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+# A step is announced on a plain stderr when it is expected to take longer than this.
+ANNOUNCE_AFTER_S = 3.0
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """How a kind of step is described, counted and, before anything is measured, timed."""
+
+    label: str  # "evaluating the prompt"
+    unit: str  # "tokens"
+    default_rate: float  # units per second assumed before the step itself has measured one
+    # Whether the first report (done == start) already tells how long it will take: prompt evaluation
+    # reports after its first slice, with a real rate, so waiting for it is better than guessing.
+    wait_for_rate: bool = False
+
+
+PROMPT = StepKind("evaluating the prompt", "tokens", 400.0, wait_for_rate=True)
+# all-MiniLM-L6-v2 q8_0 through llama.cpp embeds ~20-25 chunks/s on two threads.
+INDEX = StepKind("indexing", "chunks", 20.0)
+# One map-reduce call (a window of text and a partial summary) takes tens of seconds on a CPU.
+STAGE = StepKind("map-reduce", "chunks", 0.1)
+DOCUMENTS = StepKind("summarizing", "documents", 0.1)
+
+
+def duration(seconds: float) -> str:
+    """3.2 s, 48 s, 2 min 5 s, 1 h 3 min."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+@dataclass
+class _Step:
+    kind: StepKind
+    name: str
+    total: int
+    started: float
+    start_done: int  # units already done when the step started (a reused prompt prefix)
+    announced: bool = False
+    ended: bool = False
+    task: Any = None  # the rich TaskID on a live display
+
+
+@dataclass
+class Screen:
+    """The two output streams of one command run, and what is drawn on them."""
+
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    environ: Mapping[str, str] = field(default_factory=dict)
+    _mid_line: bool = False  # output written to a terminal stdout, not yet ended by a newline
+    _progress: Progress | None = None
+    _live: bool = False  # _progress is drawn right now
+    _resumable: bool = False  # may the live display come back after output (complete blocks only)?
+    _steps: dict[str, _Step] = field(default_factory=dict)
+
+    # --- what the streams are ------------------------------------------------------------------
+
+    @property
+    def stdout_isatty(self) -> bool:
+        return _isatty(self.stdout)
+
+    @property
+    def stderr_isatty(self) -> bool:
+        return _isatty(self.stderr)
+
+    @property
+    def animate(self) -> bool:
+        """Live displays only on a terminal, and never with NO_COLOR."""
+        return self.stderr_isatty and "NO_COLOR" not in self.environ
+
+    def console(self) -> Console:
+        from rich.console import Console
+
+        return Console(
+            file=self.stderr,
+            no_color="NO_COLOR" in self.environ or not self.stderr_isatty,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    # --- output (stdout) ---------------------------------------------------------------------
+
+    def write(self, text: str) -> None:
+        """Result text. On a terminal the live display goes first, so it can never draw over it."""
+        if not text:
+            return
+        if self.stdout_isatty:
+            self._pause()
+        self.stdout.write(text)
+        self.stdout.flush()
+        self._mid_line = self.stdout_isatty and not text.endswith("\n")
+
+    def end_line(self) -> None:
+        """End the output's last line if it is open (after a streamed answer)."""
+        if self._mid_line:
+            self.write("\n")
+
+    def block(self, text: str) -> None:
+        """A complete piece of output (one of several results): a live display may return below it."""
+        self.write(text)
+        if self._resumable and self._progress is not None and not self._live and not self._mid_line:
+            self._progress.start()
+            self._live = True
+
+    # --- notes (stderr) -------------------------------------------------------------------------
+
+    def note(self, message: str) -> None:
+        line = f"dsv2: {message}"
+        if self._live and self._progress is not None:
+            # printed above the live display, which is redrawn below it
+            self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            return
+        if self._mid_line and self.stderr_isatty:
+            self.end_line()  # a warning after a streamed answer starts on its own line
+        print(line, file=self.stderr, flush=True)
+
+    # --- progress -------------------------------------------------------------------------------
+
+    @contextmanager
+    def progress(self, *, resumable: bool = False) -> Iterator[Progress | None]:
+        """Scope of one live display (or of plain step lines); cleared when the scope ends."""
+        self._resumable = resumable
+        # A display begins on a fresh line: it then only ever erases the lines it drew itself.
+        if not self.animate or self._mid_line:
+            try:
+                yield None
+            finally:
+                self._finish_steps()
+            return
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} {task.fields[unit]}"),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console(),
+            transient=True,
+            redirect_stdout=False,  # our output goes to the real stdout, after the display is stopped
+            redirect_stderr=False,
+        )
+        self._progress.start()
+        self._live = True
+        try:
+            yield self._progress
+        finally:
+            self._pause()
+            self._progress = None
+            self._resumable = False
+            self._steps.clear()
+
+    def _pause(self) -> None:
+        if self._live and self._progress is not None:
+            self._progress.stop()  # transient: the bars are erased, the cursor is where they began
+            self._live = False
+
+    def report(self, kind: StepKind, name: str, done: int, total: int) -> None:
+        """A step's progress: ``done`` of ``total`` units. The first report starts the step."""
+        now = time.perf_counter()
+        step = self._steps.get(name)
+        if step is None or step.ended or (done < step.start_done):
+            step = self._steps[name] = _Step(kind, name, total, now, start_done=done)
+        step.total = total
+        if self._progress is not None:
+            self._draw(step, done, now)
+        elif not self.animate:
+            self._plain(step, done, now)
+        if done >= total:
+            step.ended = True
+
+    def _rate(self, step: _Step, done: int, now: float) -> float | None:
+        elapsed = now - step.started
+        measured = done - step.start_done
+        return measured / elapsed if measured > 0 and elapsed > 0 else None
+
+    def _draw(self, step: _Step, done: int, now: float) -> None:
+        assert self._progress is not None
+        rate = self._rate(step, done, now)
+        shown = "" if rate is None else f"{rate:,.{1 if rate < 10 else 0}f} {step.kind.unit}/s"
+        if step.task is None:
+            step.task = self._progress.add_task(step.name, total=max(step.total, 1), unit=step.kind.unit, rate="")
+        self._progress.update(step.task, completed=done, total=max(step.total, 1), rate=shown)
+        if done >= step.total:
+            self._progress.update(step.task, visible=False)
+
+    def _plain(self, step: _Step, done: int, now: float) -> None:
+        left = step.total - done
+        if not step.announced and left > 0:
+            rate = self._rate(step, done, now)
+            if rate is None and step.kind.wait_for_rate:
+                return  # the next report brings a measured rate
+            expected = left / (rate or step.kind.default_rate)
+            if expected > ANNOUNCE_AFTER_S:
+                how = "" if rate is not None else " (estimated)"
+                print(
+                    f"dsv2: {step.name}: {step.total:,} {step.kind.unit}"
+                    + (f", {done - step.start_done:,} done" if done > step.start_done else "")
+                    + f", about {duration(expected)}{how}",
+                    file=self.stderr,
+                    flush=True,
+                )
+                step.announced = True
+        if done >= step.total and step.announced:
+            elapsed = now - step.started
+            rate = (step.total - step.start_done) / elapsed if elapsed > 0 else 0.0
+            print(
+                f"dsv2: {step.name}: done, {step.total - step.start_done:,} {step.kind.unit} in "
+                f"{duration(elapsed)} ({rate:,.1f} {step.kind.unit}/s)",
+                file=self.stderr,
+                flush=True,
+            )
+
+    def _finish_steps(self) -> None:
+        self._steps = {k: s for k, s in self._steps.items() if not s.ended}
+
+    # --- callbacks for core code -----------------------------------------------------------------
+
+    def on_prompt(self, done: int, total: int) -> None:
+        self.report(PROMPT, PROMPT.label, done, total)
+
+    def on_index(self, done: int, total: int) -> None:
+        self.report(INDEX, "indexing (embedding chunks)", done, total)
+
+    def on_stage(self, stage: str, done: int, total: int) -> None:
+        if stage == "documents":
+            self.report(DOCUMENTS, "summarizing documents", done, total)
+        else:
+            self.report(STAGE, f"map-reduce: {stage}", done, total)
