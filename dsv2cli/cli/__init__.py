@@ -1,13 +1,13 @@
 """The ``dsv2`` command: the only package that parses flags, prints and picks exit codes.
 
 One module per command (summarize, ask, extract; pack/plan/models in inspect; index and cache in
-manage) over what they share (options, common, session). Importing the package registers every
+manage; config; completion) over what they share (options, common, session). Importing the package registers every
 command on ``app``.
 """
 
 from __future__ import annotations
 
-from . import ask, config, extract, inspect, manage, summarize  # noqa: F401 - registers the commands
+from . import ask, completion, config, extract, inspect, manage, summarize  # noqa: F401 - registers the commands
 from .app import app, main
 
 __all__ = ["app", "main"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import re
+import sys
 import time
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import click
 import typer
@@ -12,10 +16,35 @@ from typer.core import TyperGroup
 from .. import __version__
 
 
+class _Formatter(click.HelpFormatter):
+    """click's formatter, without the backslashes typer puts before "[default: ...]" and
+    "[required]" whenever rich is installed (it escapes them for rich markup even when help is
+    rendered by click, as here)."""
+
+    def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+        super().write_dl([(term, text.replace("\\[", "[")) for term, text in rows], col_max, col_spacing)
+
+
+class _Context(click.Context):
+    formatter_class = _Formatter
+
+
+def _adopt(command: click.Command) -> None:
+    """Every command and subcommand formats its help with :class:`_Formatter`."""
+    command.context_class = _Context
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _adopt(sub)
+
+
 class _Commands(TyperGroup):
     """Lists commands in the order a user meets them, not in the order their modules load."""
 
-    ORDER = ("summarize", "ask", "extract", "pack", "plan", "models", "index", "cache", "config")
+    ORDER = ("summarize", "ask", "extract", "pack", "plan", "models", "index", "cache", "config", "completion")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _adopt(self)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = super().list_commands(ctx)
@@ -25,10 +54,13 @@ class _Commands(TyperGroup):
 app = typer.Typer(
     name="dsv2",
     cls=_Commands,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell (typer's own)
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    suggest_commands=False,  # main() suggests, once; click and typer would both append "Did you mean"
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -54,5 +86,40 @@ def root(
     """
 
 
-def main() -> None:
-    app(prog_name="dsv2")
+def main(args: Sequence[str] | None = None) -> None:
+    """The entry point: run the app, and turn a usage error into one line plus a hint (exit 2)."""
+    global STARTED
+    STARTED = time.perf_counter()
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="dsv2", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        for line in usage_error_lines(exc):
+            print(line, file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        print("dsv2: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_error_lines(exc: click.UsageError) -> list[str]:
+    """``dsv2 ask: no such option --modle (did you mean --model?)`` and where help is: two lines."""
+    ctx = exc.ctx
+    where = ctx.command_path if ctx is not None else "dsv2"
+    message = re.sub(r"\s*\(?Did you mean .*$", "", exc.message.strip(), flags=re.S)  # click's/typer's own
+    suggestion = None
+    if ctx is not None and isinstance(exc, click.exceptions.NoSuchOption):
+        names = [n for p in ctx.command.get_params(ctx) for n in (*p.opts, *p.secondary_opts) if n.startswith("-")]
+        suggestion = next(iter(difflib.get_close_matches(exc.option_name, names, n=1)), None)
+    elif ctx is not None and isinstance(ctx.command, click.Group):
+        typed = re.match(r"No such command '(.+)'", message)
+        if typed:
+            names = ctx.command.list_commands(ctx)
+            suggestion = next(iter(difflib.get_close_matches(typed.group(1), names, n=1)), None)
+    message = message[:1].lower() + message[1:].rstrip(".")
+    line = f"{where}: {message}" + (f" (did you mean {suggestion}?)" if suggestion else "")
+    return [line, f"Try '{where} -h' for help."]

@@ -105,8 +105,15 @@ def ask(
 ) -> None:
     """Answer questions about documents or a codebase, citing [path:lines] or [p. N].
 
-    `dsv2 ask "question" report.pdf`, `dsv2 ask --repo ./src "question"`, or
-    `dsv2 ask -q "first" -q "second" report.pdf` (with -q, every argument is an input).
+    The question comes first, then the documents; with -q, every argument is an input.
+
+    Examples:
+
+    \b
+      dsv2 ask "What is the liability cap?" contract.pdf
+      dsv2 ask --repo ./src "Where is the retry delay set?"
+      dsv2 ask -q "Who are the parties?" -q "When does it end?" contract.pdf
+      dsv2 ask --repo ./src "How are tokens counted?" --dry-run --json
     """
     env = Env()
     with handle_errors(env, debug):
@@ -126,6 +133,7 @@ def ask(
         if asked:
             paths = ([question] if question is not None else []) + list(paths or [])
         elif question is not None:
+            _check_order(question, paths or [])
             asked = [question]
         else:
             raise UsageError("no question: give one as the first argument, or -q / --questions-file")
@@ -259,3 +267,21 @@ def _cache_outcome(usage: Any, no_cache: bool) -> str:
     if usage.extra.get("prefix_cache_misses"):
         return "miss"
     return "short"
+
+
+def _check_order(question: str, paths: list[str]) -> None:
+    """``dsv2 ask report.pdf "What is ...?"``: say that the question comes first, not "no such file"."""
+    import shlex
+
+    from ..errors import UsageError
+
+    def looks_like_question(text: str) -> bool:
+        return text.rstrip().endswith("?") or len(text.split()) > 2
+
+    swapped = Path(question).exists() or not looks_like_question(question)
+    for path in paths:
+        if swapped and path != "-" and not Path(path).exists() and looks_like_question(path):
+            raise UsageError(
+                f"{path!r} is not a file but looks like the question: the question comes first, then the "
+                f"documents: dsv2 ask {shlex.quote(path)} {shlex.quote(question)}"
+            )

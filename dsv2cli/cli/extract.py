@@ -120,6 +120,14 @@ def extract(
     that cannot be read or extracted is reported and skipped. Exit code: 0 when every input is done
     (or already in --out); otherwise that of the first failed input (3 unreadable, 4 unusable model
     answer, 5 too big for the window), after the others ran. 2: bad flags or schema, before any model work.
+
+    Examples:
+
+    \b
+      dsv2 extract contract.pdf
+      dsv2 extract contracts/*.pdf --out results.jsonl
+      dsv2 extract invoice.txt --schema invoice.schema.json
+      dsv2 extract contract.pdf --fields governing_law,liability_cap
     """
     env = Env()
     with handle_errors(env, debug):

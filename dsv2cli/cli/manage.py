@@ -21,7 +21,13 @@ app.add_typer(cache_app, name="cache")
 
 @cache_app.command("status")
 def cache_status(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
-    """Entries and size of the prompt-prefix cache."""
+    """Entries and size of the prompt-prefix cache.
+
+    Examples:
+
+    \b
+      dsv2 cache status
+    """
     env = Env()
     with handle_errors(env, debug):
         status = prefix_cache_store(resolve_settings(env, {})).status().to_dict()
@@ -36,7 +42,13 @@ def cache_status(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
 
 @cache_app.command("clear")
 def cache_clear(debug: DebugOpt = False) -> None:
-    """Delete every prompt-prefix cache entry."""
+    """Delete every prompt-prefix cache entry.
+
+    Examples:
+
+    \b
+      dsv2 cache clear
+    """
     env = Env()
     with handle_errors(env, debug):
         removed = prefix_cache_store(resolve_settings(env, {})).clear()
@@ -65,7 +77,14 @@ def _open_index(env: Env, paths: list[str] | None, repo: str | None) -> tuple[An
 def index_status(
     paths: PathsArg = None, repo: RepoOpt = None, json_out: JsonOpt = False, debug: DebugOpt = False
 ) -> None:
-    """Size, chunks, files and last update of a corpus's index."""
+    """Size, chunks, files and last update of a corpus's index.
+
+    Examples:
+
+    \b
+      dsv2 index status --repo ./src
+      dsv2 index status report.pdf
+    """
     env = Env()
     with handle_errors(env, debug):
         index, _, _ = _open_index(env, paths, repo)
@@ -93,7 +112,13 @@ def index_rebuild(
     embed_model: EmbedModelOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Drop and rebuild a corpus's index from scratch."""
+    """Drop and rebuild a corpus's index from scratch.
+
+    Examples:
+
+    \b
+      dsv2 index rebuild --repo ./src
+    """
     env = Env()
     with handle_errors(env, debug):
         from ..index import resolve_embedder
@@ -111,7 +136,13 @@ def index_rebuild(
 
 @index_app.command("drop")
 def index_drop(paths: PathsArg = None, repo: RepoOpt = None, debug: DebugOpt = False) -> None:
-    """Delete a corpus's index."""
+    """Delete a corpus's index.
+
+    Examples:
+
+    \b
+      dsv2 index drop --repo ./src
+    """
     env = Env()
     with handle_errors(env, debug):
         index, _, _ = _open_index(env, paths, repo)

@@ -106,7 +106,18 @@ def summarize(
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Summarize documents (.txt, .md, .html, .pdf, a directory, or - for stdin). Only the summary goes to stdout."""
+    """Summarize documents (.txt, .md, .html, .pdf, a directory, or - for stdin). Only the summary goes to stdout.
+
+    Examples:
+
+    \b
+      dsv2 summarize report.pdf
+      dsv2 summarize notes.md --style bullets
+      cat minutes.txt | dsv2 summarize - > summary.txt
+      dsv2 summarize report.pdf --json | jq .summary
+      dsv2 summarize annual-report.pdf --dry-run
+      dsv2 summarize --each contracts/*.pdf --json
+    """
     env = Env()
     with handle_errors(env, debug):
         settings = resolve_settings(env, locals())
