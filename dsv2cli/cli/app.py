@@ -6,7 +6,7 @@ import difflib
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
 import click
@@ -21,7 +21,7 @@ class _Formatter(click.HelpFormatter):
     "[required]" whenever rich is installed (it escapes them for rich markup even when help is
     rendered by click, as here)."""
 
-    def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+    def write_dl(self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
         super().write_dl([(term, text.replace("\\[", "[")) for term, text in rows], col_max, col_spacing)
 
 
@@ -64,7 +64,12 @@ app = typer.Typer(
 )
 
 
-STARTED = time.perf_counter()
+STARTED = time.perf_counter()  # reset by main() at the start of each run
+
+
+def elapsed() -> float:
+    """Seconds since this run started (``total_s`` in --json)."""
+    return time.perf_counter() - STARTED
 
 
 def version_callback(value: bool) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import STARTED, app
+from .app import app, elapsed
 from .common import Env, handle_errors, load_inputs, resolve_settings
 from .options import (
     AllowSecretsOpt,
@@ -248,7 +248,7 @@ def ask(
                         "plan_s": round(plan_s, 4),
                         "prompt_eval_s": round(usage.prompt_eval_s, 4),
                         "generation_s": round(usage.generation_s, 4),
-                        "total_s": round(time.perf_counter() - STARTED, 4),
+                        "total_s": round(elapsed(), 4),
                     },
                 }
                 screen.write(json.dumps(payload, ensure_ascii=False) + "\n")

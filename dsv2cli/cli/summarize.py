@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import STARTED, app
+from .app import app, elapsed
 from .common import Env, handle_errors, load_inputs, resolve_settings
 from .options import (
     AllowSecretsOpt,
@@ -191,7 +191,7 @@ def summarize(
             "load_s": round(session.load_s, 4),
             "tokenize_s": round(tokenize_s, 4),
             **result.timings,
-            "total_s": round(time.perf_counter() - STARTED, 4),
+            "total_s": round(elapsed(), 4),
         }
         if verbose:
             t = result.timings
