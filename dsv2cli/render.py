@@ -53,6 +53,9 @@ INDEX = StepKind("indexing", "chunks", 20.0)
 # One map-reduce call (a window of text and a partial summary) takes tens of seconds on a CPU.
 STAGE = StepKind("map-reduce", "chunks", 0.1)
 DOCUMENTS = StepKind("summarizing", "documents", 0.1)
+# Output that is not streamed (extraction's JSON): tokens written so far, out of the reserved
+# --max-tokens. A small CPU model writes ~10 tokens/s.
+OUTPUT = StepKind("writing the answer", "tokens", 10.0)
 
 
 def duration(seconds: float) -> str:
@@ -82,6 +85,7 @@ class _Step:
     total: int
     started: float
     start_done: int  # units already done when the step started (a reused prompt prefix)
+    done: int = 0
     announced: bool = False
     ended: bool = False
     task: Any = None  # the rich TaskID on a live display
@@ -205,7 +209,7 @@ class Screen:
             self._pause()
             self._progress = None
             self._resumable = False
-            self._steps.clear()
+            self._steps.clear()  # drawn steps end with their display
 
     def _pause(self) -> None:
         if self._live and self._progress is not None:
@@ -218,7 +222,7 @@ class Screen:
         step = self._steps.get(name)
         if step is None or step.ended or (done < step.start_done):
             step = self._steps[name] = _Step(kind, name, total, now, start_done=done)
-        step.total = total
+        step.total, step.done = total, done
         if self._progress is not None:
             self._draw(step, done, now)
         elif not self.animate:
@@ -259,17 +263,35 @@ class Screen:
                 )
                 step.announced = True
         if done >= step.total and step.announced:
-            elapsed = now - step.started
-            rate = (step.total - step.start_done) / elapsed if elapsed > 0 else 0.0
-            print(
-                f"dsv2: {step.name}: done, {step.total - step.start_done:,} {step.kind.unit} in "
-                f"{duration(elapsed)} ({rate:,.1f} {step.kind.unit}/s)",
-                file=self.stderr,
-                flush=True,
-            )
+            self._plain_end(step, done, now)
+
+    def _plain_end(self, step: _Step, done: int, now: float) -> None:
+        elapsed = now - step.started
+        count = done - step.start_done
+        rate = count / elapsed if elapsed > 0 else 0.0
+        print(
+            f"dsv2: {step.name}: done, {count:,} {step.kind.unit} in {duration(elapsed)} "
+            f"({rate:,.1f} {step.kind.unit}/s)",
+            file=self.stderr,
+            flush=True,
+        )
+        step.ended = True
 
     def _finish_steps(self) -> None:
-        self._steps = {k: s for k, s in self._steps.items() if not s.ended}
+        """Steps that stop short of their total (output ends before --max-tokens) end with the scope."""
+        now = time.perf_counter()
+        for step in self._steps.values():
+            if step.announced and not step.ended:
+                self._plain_end(step, step.done, now)
+        self._steps.clear()
+
+    def writer(self) -> _Writer:
+        """A file-like stdout for code that writes results itself (extraction's sinks): each write
+        is a complete block, drawn as :meth:`block` draws it."""
+        return _Writer(self)
+
+    def on_output(self, done: int, total: int) -> None:
+        self.report(OUTPUT, OUTPUT.label, done, total)
 
     # --- callbacks for core code -----------------------------------------------------------------
 
@@ -284,3 +306,18 @@ class Screen:
             self.report(DOCUMENTS, "summarizing documents", done, total)
         else:
             self.report(STAGE, f"map-reduce: {stage}", done, total)
+
+
+class _Writer:
+    def __init__(self, screen: Screen) -> None:
+        self.screen = screen
+
+    def write(self, text: str) -> int:
+        self.screen.block(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.screen.stdout.flush()
+
+    def isatty(self) -> bool:
+        return self.screen.stdout_isatty

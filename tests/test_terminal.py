@@ -92,10 +92,10 @@ def test_two_questions_both_answers_stay(report: Path, tmp_path: Path) -> None:
     run = run_in_pty(args, child_env())
     assert run.exit_code == 0, run.text
     screen = squeeze(run.text)
-    for answer in expected:
-        assert f"##{squeeze(str(answer['question']))}" in screen
-        assert squeeze(str(answer["answer"])) in screen, run.text
-    assert screen.index(squeeze(str(expected[0]["answer"]))) < screen.index(squeeze(str(expected[1]["answer"])))
+    at = 0
+    for answer in expected:  # each heading, then its whole answer, in order
+        at = screen.index(f"##{squeeze(str(answer['question']))}", at)
+        at = screen.index(squeeze(str(answer["answer"])), at)
     assert_clean_redirected(args, tmp_path)
 
 
@@ -107,7 +107,7 @@ def test_extract_result_stays_on_screen(tmp_path: Path) -> None:
     )
     schema = tmp_path / "invoice.schema.json"
     schema.write_text(json.dumps(INVOICE_SCHEMA))
-    args = ["extract", str(invoice), "--schema", str(schema), *SAME]
+    args = ["extract", str(invoice), "--schema", str(schema), *[a for a in SAME if a != "--no-cache"]]
     proc = subprocess.run([*dsv2_cmd(), *args], capture_output=True, text=True, timeout=600, env=child_env())
     assert proc.returncode == 0, proc.stderr
     expected = json.loads(proc.stdout)

@@ -145,7 +145,8 @@ def extract(
         out_format = ex.pick_format(fmt, out, len(paths))
         if paths.count("-") > 1:
             raise UsageError("- (standard input) can be given only once")
-        sink = ex.open_sink(out_format, env.stdout, out, force, field_set, len(paths))
+        screen = env.screen
+        sink = ex.open_sink(out_format, screen.writer(), out, force, field_set, len(paths))
 
         opened: list[ModelSession] = []
 
@@ -180,18 +181,26 @@ def extract(
             settings.temperature if settings.origin("temperature") != "default" else 0.0,
             settings.seed,
         )
+        one_at_a_time = settings.parallel == 1  # progress bars follow one model call at a time
         extractor = ex.Extractor(
-            field_set, params, open_model, env.note, open_escalation if settings.escalate_to else None
-        )
-        report = ex.run_batch(
-            paths,
-            lambda p: sources.load(p, env.stdin, password=password),
-            extractor,
-            sink,
-            field_set.digest,
+            field_set,
+            params,
+            open_model,
             env.note,
-            concurrency=settings.parallel,
+            open_escalation if settings.escalate_to else None,
+            on_prompt=screen.on_prompt if one_at_a_time else None,
+            on_output=screen.on_output if one_at_a_time else None,
         )
+        with screen.progress(resumable=True):
+            report = ex.run_batch(
+                paths,
+                lambda p: sources.load(p, env.stdin, password=password),
+                extractor,
+                sink,
+                field_set.digest,
+                env.note,
+                concurrency=settings.parallel,
+            )
         for session in opened:
             for notice in session.notices():
                 env.note(notice)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .. import errors
-from ..engines.base import Backend, GenerationParams
+from ..engines.base import Backend, GenerationParams, PromptProgress
 from ..errors import Dsv2Error
 from ..parallel import closer, ordered_map
 from ..sources.base import Document
@@ -61,6 +61,8 @@ class Extractor:
     open_model: Callable[[], Model]
     notify: Notify
     open_escalation: Callable[[], Model] | None = None
+    on_prompt: PromptProgress | None = None  # (prompt tokens evaluated, total) of each model call
+    on_output: PromptProgress | None = None  # (output tokens written, reserved) of each model call
     _models: dict[str, Model] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -90,7 +92,9 @@ class Extractor:
         if m.guard is not None:
             m.guard(doc, sum(len(p.ids) for p in the_plan.prompts), len(the_plan.prompts))
         params = GenerationParams(max_tokens, self.params.temperature, self.params.seed)
-        result = run(the_plan, doc, self.fields, m.backend, params)
+        result = run(
+            the_plan, doc, self.fields, m.backend, params, on_prompt=self.on_prompt, on_output=self.on_output
+        )
         result.cost_usd = m.cost(result.input_tokens, result.output_tokens) if m.cost else None
         return result
 

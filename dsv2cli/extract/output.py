@@ -14,13 +14,21 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from ..errors import UsageError
 from .schema import FieldSet
 
 FORMATS = ("json", "jsonl", "csv")
 Key = tuple[str, str]  # (content_hash, schema_digest)
+
+
+class Writable(Protocol):
+    """Where results are written when there is no --out: stdout, or the CLI's screen writer."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 def pick_format(fmt: str | None, out: Path | None, inputs: int) -> str:
@@ -162,7 +170,7 @@ class Sink:
 
 
 class JsonlSink(Sink):
-    def __init__(self, stream: TextIO | None, path: Path | None, force: bool) -> None:
+    def __init__(self, stream: Writable | None, path: Path | None, force: bool) -> None:
         super().__init__()
         self.stream, self.path = stream, path
         if path is not None:
@@ -199,7 +207,7 @@ class JsonlSink(Sink):
 
 
 class CsvSink(Sink):
-    def __init__(self, stream: TextIO | None, path: Path | None, force: bool, fields: FieldSet) -> None:
+    def __init__(self, stream: Writable | None, path: Path | None, force: bool, fields: FieldSet) -> None:
         super().__init__()
         self.stream, self.path, self.fields = stream, path, fields
         self.columns = csv_columns(fields)
@@ -234,7 +242,7 @@ class CsvSink(Sink):
 class JsonSink(Sink):
     """One object for a single input, else an array; written when the batch ends."""
 
-    def __init__(self, stream: TextIO | None, path: Path | None, single: bool) -> None:
+    def __init__(self, stream: Writable | None, path: Path | None, single: bool) -> None:
         super().__init__()
         self.stream, self.path, self.single = stream, path, single
         self.records: list[dict[str, Any]] = []
@@ -260,7 +268,7 @@ class JsonSink(Sink):
             self.stream.flush()
 
 
-def open_sink(fmt: str, stream: TextIO, out: Path | None, force: bool, fields: FieldSet, inputs: int) -> Sink:
+def open_sink(fmt: str, stream: Writable, out: Path | None, force: bool, fields: FieldSet, inputs: int) -> Sink:
     """Results go to ``out`` when given (stdout stays empty), else to ``stream``."""
     target_stream = None if out is not None else stream
     if out is not None and out.parent and not out.parent.exists():

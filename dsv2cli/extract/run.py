@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import prompts
 from ..chat import ChatPrompt, Message, format_chat
-from ..engines.base import Backend, GenerationParams, Usage
+from ..engines.base import Backend, GenerationParams, PromptProgress, Usage
 from ..errors import ContextOverflowError, Dsv2Error, ExitCode
 from ..packing import Budget, ensure_fits, render_document
 from ..sources.base import Document
@@ -189,7 +189,11 @@ def run(
     backend: Backend,
     params: GenerationParams,
     on_chunk: StageProgress | None = None,
+    on_prompt: PromptProgress | None = None,
+    on_output: PromptProgress | None = None,
 ) -> ExtractionResult:
+    """Extract from every chunk of the plan; ``on_prompt`` / ``on_output`` report (done, total)
+    prompt tokens evaluated and output tokens written (of ``params.max_tokens``) per chunk."""
     started = time.perf_counter()
     params = replace(params, json_schema=fields.grammar_schema())
     source = SourceText(doc)
@@ -199,7 +203,12 @@ def run(
     many = len(the_plan.prompts) > 1
     for i, prompt in enumerate(the_plan.prompts, 1):
         usage = Usage()
-        text = "".join(backend.generate(prompt, params, usage))
+        pieces: list[str] = []
+        for piece in backend.generate(prompt, params, usage, on_prompt):
+            pieces.append(piece)
+            if on_output is not None:
+                on_output(usage.output_tokens, params.max_tokens)
+        text = "".join(pieces)
         where = f" (chunk {i}/{len(the_plan.prompts)})" if many else ""
         parsed = parse_output(text, usage, params.max_tokens, f"{doc.source}{where}")
         entries, bad = validate_fields(parsed, fields, where)
