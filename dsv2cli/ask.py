@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from . import prompts
-from .chat import ChatPrompt, Message, format_chat
+from .chat import ChatPrompt, Message, ModelFacts, format_chat
 from .errors import ContextOverflowError, UsageError
 from .packing import Budget, ensure_fits, escape_data, quote_attr, render_context
 from .sources.base import Document
 from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
-from .summarize import ModelFacts
 from .tokens import Tokenizer
 
 # Tokens kept free for what per-source counts cannot see (document tags, joins); the final

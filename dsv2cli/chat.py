@@ -34,6 +34,15 @@ _SENTINEL_RE = re.compile("\x00dsv2-content-(\\d+)\x00")
 
 
 @dataclass(frozen=True)
+class ModelFacts:
+    """What the prompt builder must know about the model (from the GGUF header, or a remote profile)."""
+
+    name: str
+    architecture: str
+    chat_template: str | None
+
+
+@dataclass(frozen=True)
 class Message:
     role: str  # "system", "user", "assistant"
     content: str

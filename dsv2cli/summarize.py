@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import prompts
-from .chat import ChatPrompt, Message, format_chat
+from .chat import ChatPrompt, Message, ModelFacts, format_chat
 from .engines.base import Backend, GenerationParams, PromptProgress, Usage
 from .errors import PER_INPUT_ERRORS, Dsv2Error, UsageError
 from .packing import Budget, ensure_fits, render_context
@@ -24,15 +24,6 @@ class PromptSpec:
 
     system: str
     template: str
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What the prompt builder must know about the model (from the GGUF header)."""
-
-    name: str
-    architecture: str
-    chat_template: str | None
 
 
 @dataclass

@@ -92,11 +92,11 @@ class ModelSession:
 
 def open_session(env: Env, settings: Any, verbose: bool, announce: bool = True, no_cache: bool = False) -> ModelSession:
     """Resolve the model, read its header, prepare (not yet load) the engine."""
+    from ..chat import ModelFacts
     from ..engines.llamacpp import LlamaCppBackend, LlamaCppOptions
     from ..errors import ModelError
     from ..ggufmeta import read_gguf
     from ..models import default_context, embedded_notice, resolve_model
-    from ..summarize import ModelFacts
 
     if settings.remote:
         return remote_session(env, settings, announce)
@@ -142,8 +142,8 @@ def open_session(env: Env, settings: Any, verbose: bool, announce: bool = True, 
 def remote_session(env: Env, settings: Any, announce: bool = True) -> ModelSession:
     """An OpenAI-compatible endpoint: counted with the DeepSeek vocabulary or an estimate (remote.py)."""
     from .. import remote
+    from ..chat import ModelFacts
     from ..engines.openai import OpenAIBackend, RemoteConfig
-    from ..summarize import ModelFacts
 
     target, key = remote.target(settings, env.environ)
     if key is None and target.leaves_machine and announce:
@@ -223,10 +223,10 @@ def confirm_batch(env: Env, settings: Any, paths: list[str], yes: bool) -> None:
 def tokenizer_session(settings: Any) -> ModelSession:
     """``--tokenizer deepseek-v2``: plan for DeepSeek-V2 (its exact chat format and 128k window) with the
     shipped vocabulary; there are no weights, so a real run is refused."""
+    from ..chat import ModelFacts
     from ..engines.llamacpp import LlamaCppBackend, LlamaCppOptions
     from ..errors import UsageError
     from ..models import DEEPSEEK_V2_RATED
-    from ..summarize import ModelFacts
     from ..tokens import named_tokenizer_path
 
     path = named_tokenizer_path(settings.tokenizer)

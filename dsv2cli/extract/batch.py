@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .. import errors
+from ..chat import ModelFacts
 from ..engines.base import Backend, GenerationParams, PromptProgress
 from ..errors import Dsv2Error
 from ..parallel import closer, ordered_map
 from ..sources.base import Document
-from ..summarize import ModelFacts
 from ..tokens import Tokenizer
 from .output import Sink
 from .run import ExtractionError, ExtractionResult, plan, run
@@ -92,9 +92,7 @@ class Extractor:
         if m.guard is not None:
             m.guard(doc, sum(len(p.ids) for p in the_plan.prompts), len(the_plan.prompts))
         params = GenerationParams(max_tokens, self.params.temperature, self.params.seed)
-        result = run(
-            the_plan, doc, self.fields, m.backend, params, on_prompt=self.on_prompt, on_output=self.on_output
-        )
+        result = run(the_plan, doc, self.fields, m.backend, params, on_prompt=self.on_prompt, on_output=self.on_output)
         result.cost_usd = m.cost(result.input_tokens, result.output_tokens) if m.cost else None
         return result
 

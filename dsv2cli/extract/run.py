@@ -16,13 +16,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import prompts
-from ..chat import ChatPrompt, Message, format_chat
+from ..chat import ChatPrompt, Message, ModelFacts, format_chat
 from ..engines.base import Backend, GenerationParams, PromptProgress, Usage
 from ..errors import ContextOverflowError, Dsv2Error, ExitCode
 from ..packing import Budget, ensure_fits, render_document
 from ..sources.base import Document
 from ..strategies.map_reduce import PIECE_JOIN_TOKENS, Chunk, make_pieces, plan_chunks
-from ..summarize import ModelFacts
 from ..tokens import Tokenizer
 from .merge import merge
 from .schema import FieldSet

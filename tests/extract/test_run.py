@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from dsv2cli import sources
-from dsv2cli.chat import ChatPrompt
+from dsv2cli.chat import ChatPrompt, ModelFacts
 from dsv2cli.engines.base import Capabilities, GenerationParams, PromptProgress, Usage
 from dsv2cli.extract import ExtractionError, ExtractionResult, ExtractPlan, contract_fields, plan, run
 from dsv2cli.extract.batch import describe
 from dsv2cli.ggufmeta import read_gguf
-from dsv2cli.summarize import ModelFacts
 from dsv2cli.tokens import Tokenizer
 
 from .conftest import CONTRACT
