@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..chat import ChatPrompt
+from ..tokens import Tokenizer
 
 # Called between prompt-evaluation slices with (tokens evaluated so far, total prompt tokens).
 PromptProgress = Callable[[int, int], None]
@@ -52,8 +53,22 @@ class Usage:
 
 
 class Backend(Protocol):
+    """A model that answers prompts: llama.cpp in this process, or an OpenAI-compatible server."""
+
+    load_s: float  # seconds spent loading weights (0 until loaded; always 0 remotely)
+    notices: list[str]  # lines for the user (cache notices, retries); the reader clears them
+
     @property
     def capabilities(self) -> Capabilities: ...
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer prompts for this backend are built with (a local model loads its weights)."""
+        ...
+
+    def close(self) -> None:
+        """Free the model or the connection; the next call opens them again."""
+        ...
 
     def generate(
         self,

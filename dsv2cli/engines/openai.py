@@ -27,6 +27,7 @@ import httpx
 from ..chat import ChatPrompt
 from ..errors import ConfigError, RemoteError
 from ..settings import JSON_MODES
+from ..tokens import Tokenizer
 from .base import Capabilities, GenerationParams, PromptProgress, Usage
 
 CONNECT_TIMEOUT_S = 10.0
@@ -148,13 +149,15 @@ class OpenAIBackend:
         config: RemoteConfig,
         *,
         count: Callable[[str], int] | None = None,
+        tokenizer: Tokenizer | None = None,
         sleep: Callable[[float], None] = time.sleep,
         client: httpx.Client | None = None,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.url = config.url
-        self._count = count
+        self._tokenizer = tokenizer
+        self._count = count if count is not None or tokenizer is None else tokenizer.count
         self._sleep = sleep
         self._on_retry = on_retry
         self._owns_client = client is None
@@ -174,6 +177,13 @@ class OpenAIBackend:
         return Capabilities(
             name=self.config.api_model, context_window=self.config.window, streaming=True, gpu_offload=False
         )
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The counting tokenizer prompts are built with (the server tokenizes them itself)."""
+        if self._tokenizer is None:
+            raise RuntimeError("this OpenAIBackend was built without a counting tokenizer")
+        return self._tokenizer
 
     def close(self) -> None:
         if self._owns_client:
