@@ -12,11 +12,14 @@ from .ranking import DEFAULT_FUSION, Fusion, ScoredChunk, rank
 from .retrieve import Retrieval, open_index, retrieve
 from .select import SelectedSource, pack_chunks
 from .store import CorpusIndex, IndexBusyError, IndexStatus, StoredChunk, UpdateReport, corpus_id
+from .vectors import ChromaVectorStore, EmbeddedChroma, VectorStore, VectorStoreFactory
 
 __all__ = [
     "DEFAULT_FUSION",
+    "ChromaVectorStore",
     "Chunk",
     "CorpusIndex",
+    "EmbeddedChroma",
     "Embedder",
     "EmbedderChoice",
     "Fusion",
@@ -28,6 +31,8 @@ __all__ = [
     "SelectedSource",
     "StoredChunk",
     "UpdateReport",
+    "VectorStore",
+    "VectorStoreFactory",
     "chunk_document",
     "corpus_id",
     "default_model_path",

@@ -1,17 +1,19 @@
-"""The persistent per-corpus index: chunk records in a manifest, vectors in chromadb.
+"""The persistent per-corpus index: chunk records in a manifest, vectors in a ``VectorStore``.
 
 Layout under ``$DSV2_HOME/index/<corpus-id>/``::
 
     manifest.json   files (stat, content hash, chunks with text and location); written last, atomically
-    chroma/         chromadb PersistentClient; one collection per embedder fingerprint, ids = chunk hashes
+    chroma/         the default vector store (vectors.py): chromadb PersistentClient, one collection
+                    per embedder fingerprint, ids = chunk hashes
     lock            filelock: one writer at a time, across processes
     BUILDING        present while vectors are being changed; left behind by an interrupted build
 
 Consistency: the manifest is the truth about chunks. A vector is named by its chunk's content hash,
 so a vector either belongs to some chunk or is garbage, never stale. An update that finds
-``BUILDING`` (an earlier run died mid-build) reconciles the collection against the manifest:
+``BUILDING`` (an earlier run died mid-build) reconciles the vector store against the manifest:
 missing vectors are embedded, stray ones deleted. A file whose Document (text and locations)
-hashes as before is never re-chunked or re-embedded, and a no-change update does not open chromadb.
+hashes as before is never re-chunked or re-embedded, and a no-change update does not open the
+vector store.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..errors import Dsv2Error
 from ..sources.base import Document, Location
 from .chunking import CHUNKER_VERSION, Chunk, chunk_document
 from .embedder import Embedder
+from .vectors import EmbeddedChroma, VectorStoreFactory
 
 MANIFEST_VERSION = 1
 EMBED_BATCH = 32
@@ -155,11 +158,20 @@ def _chunk_record(chunk: Chunk) -> dict[str, Any]:
 
 
 class CorpusIndex:
-    """The index of one corpus (a set of root paths) under ``home``."""
+    """The index of one corpus (a set of root paths) under ``home``; its vectors are kept by
+    ``vectors`` (default: an embedded chromadb in the index directory)."""
 
-    def __init__(self, home: Path, roots: Sequence[Path], *, embed_batch: int = EMBED_BATCH) -> None:
+    def __init__(
+        self,
+        home: Path,
+        roots: Sequence[Path],
+        *,
+        embed_batch: int = EMBED_BATCH,
+        vectors: VectorStoreFactory | None = None,
+    ) -> None:
         self.home = Path(home)
-        self.embed_batch = embed_batch  # texts per embedder call (and per chromadb write)
+        self.embed_batch = embed_batch  # texts per embedder call (and per vector store write)
+        self.vectors: VectorStoreFactory = vectors if vectors is not None else EmbeddedChroma()
         self.roots = [Path(r).expanduser().resolve() for r in roots]
         self.corpus_id = corpus_id(self.roots)
         self.directory = self.home / "index" / self.corpus_id
@@ -182,28 +194,6 @@ class CorpusIndex:
         if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
             return None
         return data
-
-    # -- vectors ------------------------------------------------------------------------
-
-    def _collection(self, fingerprint: str, *, create: bool) -> Any:
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
-        client = chromadb.PersistentClient(
-            path=str(self.directory / "chroma"),
-            settings=ChromaSettings(anonymized_telemetry=False),
-        )
-        name = f"vectors-{fingerprint}"[:60]
-        if create:
-            for existing in client.list_collections():
-                other = existing if isinstance(existing, str) else existing.name
-                if other != name:
-                    client.delete_collection(other)  # vectors of an embedder no longer in use
-            return client.get_or_create_collection(name, embedding_function=None)
-        try:
-            return client.get_collection(name, embedding_function=None)
-        except Exception:  # chromadb raises NotFoundError/ValueError depending on version
-            return None
 
     # -- update -------------------------------------------------------------------------
 
@@ -263,27 +253,24 @@ class CorpusIndex:
             for record in new_files.values():
                 for chunk in record["chunks"]:
                     wanted.setdefault(chunk["h"], f"{chunk['x']}\n{chunk['t']}" if chunk["x"] else chunk["t"])
-            collection = self._collection(fingerprint, create=True)
+            store = self.vectors.create(self.directory, fingerprint)
             if vectors_ok and old is not None:
                 present = {c["h"] for r in old_files.values() for c in r["chunks"]}
             else:
-                present = set(collection.get(include=[])["ids"])
-            stray = sorted(present - wanted.keys())
-            for start in range(0, len(stray), 5000):
-                collection.delete(ids=stray[start : start + 5000])
+                present = store.ids()
+            store.delete(sorted(present - wanted.keys()))
             missing = [h for h in wanted if h not in present]
             if progress is not None and missing:
                 progress(0, len(missing))
             for start in range(0, len(missing), self.embed_batch):
                 batch = missing[start : start + self.embed_batch]
                 vectors = embedder.embed([wanted[h] for h in batch])
-                collection.upsert(ids=batch, embeddings=vectors)
+                store.add(batch, vectors)
                 embedded += len(batch)
                 if progress is not None:
                     progress(embedded, len(missing))
-        elif (self.directory / "chroma").exists():
-            shutil.rmtree(self.directory / "chroma", ignore_errors=True)
-            _forget_chroma_clients()
+        else:
+            self.vectors.drop(self.directory)
 
         manifest = {
             "version": MANIFEST_VERSION,
@@ -308,10 +295,10 @@ class CorpusIndex:
 
     def pending(self, documents: Sequence[Document], fingerprint: str | None) -> PendingWork:
         """What :meth:`update` would do for ``documents``, without writing, embedding or opening
-        chromadb (for ``dsv2 plan``): files whose Document is unchanged keep their manifest chunks,
+        the vector store (for ``dsv2 plan``): files whose Document is unchanged keep their manifest chunks,
         the others are chunked here with the index's own chunker, so the counts are exact.
         ``fingerprint`` is the embedder's (None: no vectors of it exist yet, every chunk counts).
-        After an interrupted build the vectors are not known without chromadb: every chunk counts."""
+        After an interrupted build the vectors are not known without the store: every chunk counts."""
         old = self._read_manifest()
         if old is not None and old.get("chunker") != CHUNKER_VERSION:
             old = None
@@ -357,18 +344,14 @@ class CorpusIndex:
         manifest = self._read_manifest()
         if manifest is None or manifest.get("vectors") != embedder.fingerprint:
             return {}
-        collection = self._collection(embedder.fingerprint, create=False)
-        if collection is None:
+        store = self.vectors.open(self.directory, embedder.fingerprint)
+        if store is None:
             return {}
-        count = collection.count()
+        count = store.count()
         if count == 0:
             return {}
         vector = embedder.embed([query])[0]
-        result = collection.query(query_embeddings=[vector], n_results=min(limit, count), include=["distances"])
-        ids = result["ids"][0]
-        distances = result["distances"][0]
-        # chromadb's default space is squared L2; for unit vectors cosine = 1 - d/2.
-        return {i: 1.0 - float(d) / 2.0 for i, d in zip(ids, distances, strict=True)}
+        return dict(store.query(vector, min(limit, count)))
 
     # -- status / drop --------------------------------------------------------------------
 
@@ -413,6 +396,7 @@ class CorpusIndex:
             return False
         try:
             with self._lock():
+                self.vectors.drop(self.directory)
                 for child in self.directory.iterdir():
                     if child.name == "lock":
                         continue
@@ -422,16 +406,5 @@ class CorpusIndex:
                         child.unlink()
         except Timeout as exc:
             raise IndexBusyError(f"index {self.directory} is locked by another dsv2 process") from exc
-        _forget_chroma_clients()
         shutil.rmtree(self.directory, ignore_errors=True)
         return True
-
-
-def _forget_chroma_clients() -> None:
-    """chromadb caches one client per path in-process; forget them after deleting files under it."""
-    import sys
-
-    if "chromadb" in sys.modules:
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        SharedSystemClient.clear_system_cache()

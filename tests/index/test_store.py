@@ -22,8 +22,8 @@ def build(root: Path, home: Path, embedder: LlamaEmbedder):  # type: ignore[no-u
 
 
 def vector_ids(index: CorpusIndex, embedder: LlamaEmbedder) -> set[str]:
-    collection = index._collection(embedder.fingerprint, create=False)
-    return set(collection.get(include=[])["ids"]) if collection is not None else set()
+    store = index.vectors.open(index.directory, embedder.fingerprint)
+    return store.ids() if store is not None else set()
 
 
 def assert_consistent(index: CorpusIndex, embedder: LlamaEmbedder) -> None:
