@@ -10,7 +10,7 @@ from typing import Any
 from . import prompts
 from .chat import ChatPrompt, Message, ModelFacts, format_chat
 from .errors import ContextOverflowError, UsageError
-from .packing import Budget, ensure_fits, escape_data, quote_attr, render_context
+from .packing import Budget, ensure_fits, render_block, render_context
 from .sources.base import Document
 from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
 from .tokens import Tokenizer
@@ -48,8 +48,7 @@ def render_selected(sources: Sequence[Any]) -> str:
     for source in sources:
         groups.setdefault(source.path, []).append(source)
     for path, spans in groups.items():
-        body = "\n\n".join(f"[{s.cite()}]\n{escape_data(s.text)}" for s in spans)
-        blocks.append(f'<document source="{quote_attr(path)}">\n{body}\n</document>')
+        blocks.append(render_block(path, "\n\n".join(f"[{s.cite()}]\n{s.text}" for s in spans)))
     return "\n\n".join(blocks)
 
 

@@ -29,6 +29,22 @@ def quote_attr(value: str) -> str:
     )
 
 
+def document_tags(source: str) -> tuple[str, str]:
+    """The opening and closing delimiters of one ``<document>`` block, the source attribute quoted."""
+    return f'<document source="{quote_attr(source)}">\n', "\n</document>"
+
+
+def render_block(source: str, body: str) -> str:
+    """One delimited block: ``<document source="...">``, the body, ``</document>``.
+
+    The body is escaped (``escape_data``, which leaves escaped text as it is) so that nothing in
+    it can close the block or open another. Every ``<document>`` the model sees is written here
+    or, split into parts to be counted, by ``document_parts`` with the same tags.
+    """
+    head, tail = document_tags(source)
+    return head + escape_data(body) + tail
+
+
 def marker(loc: Location) -> str | None:
     """``[p. 4]``, ``[§ 8.2, p. 4]`` or ``[§ 8.2]``: written like the citations we ask for."""
     parts = []
@@ -67,13 +83,13 @@ def document_parts(source: str, segments: Sequence[Segment], numbered: bool = Fa
     the whole does for the tokenizers we use (see ``tokens.Tokenizer.splits_in_blank_lines``), so
     counts per part add up to the count of the context.
     """
-    header = f'<document source="{quote_attr(source)}">\n'
+    header, footer = document_tags(source)
     bodies = [(seg, body) for seg in segments if (body := render_body(seg, numbered))]
     if not bodies:
-        return [(None, header + "\n</document>")]
+        return [(None, render_block(source, ""))]
     last = len(bodies) - 1
     return [
-        (seg, (header if i == 0 else "\n") + body + ("\n</document>" if i == last else "\n"))
+        (seg, (header if i == 0 else "\n") + body + (footer if i == last else "\n"))
         for i, (seg, body) in enumerate(bodies)
     ]
 

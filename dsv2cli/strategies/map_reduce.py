@@ -16,7 +16,7 @@ from .. import prompts
 from ..chat import ChatPrompt, Message, format_chat
 from ..engines.base import Backend, GenerationParams, Usage
 from ..errors import ContextOverflowError
-from ..packing import blocks, render_body, render_segments
+from ..packing import blocks, render_block, render_body, render_segments
 from ..parallel import closer, ordered_map
 from ..sources.base import Document, Location, Segment
 from ..tokens import Tokenizer
@@ -362,10 +362,9 @@ class MapReduce:
 
     @staticmethod
     def _render_partials(partials: Sequence[Partial]) -> str:
-        body = "\n\n".join(f"[{p.label}]\n{p.text.strip()}" for p in partials)
-        from ..packing import escape_data
-
-        return f'<document source="summaries of consecutive parts">\n{escape_data(body)}\n</document>'
+        return render_block(
+            "summaries of consecutive parts", "\n\n".join(f"[{p.label}]\n{p.text.strip()}" for p in partials)
+        )
 
     def _group(self, partials: Sequence[Partial], budget: int) -> list[list[Partial]]:
         groups: list[list[Partial]] = []
