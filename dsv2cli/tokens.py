@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import llama as llama_api
 from .errors import ModelError
 
 if TYPE_CHECKING:
@@ -74,13 +75,8 @@ class Tokenizer:
     @classmethod
     def load(cls, path: Path, *, verbose: bool = False) -> Tokenizer:
         """Load only the vocabulary of a GGUF (no weights): ~0.5 s for a small model."""
-        from llama_cpp import Llama
-
-        from .engines import llamalog
-
-        llamalog.configure(verbose)
         try:
-            llama = Llama(str(path), vocab_only=True, verbose=verbose)
+            llama = llama_api.load(path, vocab_only=True, verbose=verbose)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"{path}: cannot load tokenizer ({exc})") from exc
         return cls(llama)
@@ -90,23 +86,7 @@ class Tokenizer:
         return self._llama
 
     def _tokenize(self, data: bytes) -> tuple[Any, int]:
-        """llama_tokenize into a buffer sized for the worst case, so long texts are tokenized once.
-
-        (``Llama.tokenize`` sizes its buffer by the training context and tokenizes twice when the
-        text is longer.) ctypes releases the GIL for the call, so threads count in parallel.
-        """
-        import llama_cpp
-
-        vocab = self._model.vocab
-        capacity = len(data) + 16  # every token covers at least one byte, plus BOS/EOS/space prefix
-        while True:
-            buf = (llama_cpp.llama_token * capacity)()
-            n = int(llama_cpp.llama_tokenize(vocab, data, len(data), buf, capacity, False, False))
-            if n >= 0:
-                return buf, n
-            if -n <= capacity:
-                raise ModelError(f"llama_tokenize failed ({n}) on {len(data)} bytes")
-            capacity = -n
+        return llama_api.tokenize(self._llama, data)
 
     def encode(self, text: str) -> list[int]:
         """Tokens for ``text`` as plain data: no BOS, no special tokens."""
@@ -123,9 +103,7 @@ class Tokenizer:
     @cached_property
     def splits_in_blank_lines(self) -> bool:
         """See ``splits_in_blank_lines``; False for any vocabulary that is not byte-level BPE."""
-        import llama_cpp
-
-        if llama_cpp.llama_vocab_type(self._model.vocab) != llama_cpp.LLAMA_VOCAB_TYPE_BPE:
+        if not llama_api.is_byte_level_bpe(self._llama):
             return False
         return splits_in_blank_lines(self.count)
 
@@ -145,29 +123,15 @@ class Tokenizer:
 
     @property
     def adds_bos(self) -> bool:
-        return bool(self._model.add_bos_token())
-
-    @property
-    def _model(self) -> Any:
-        return self._llama._model  # llama_cpp's LlamaModel: token attributes and texts
+        return llama_api.adds_bos(self._llama)
 
     def token_text(self, token: int) -> str:
-        return str(self._model.token_get_text(token))
+        return llama_api.token_text(self._llama, token)
 
     @cached_property
     def special_tokens(self) -> dict[str, int]:
         """Text -> id of every control / user-defined token (what ``special=True`` would match)."""
-        import llama_cpp
-
-        mask = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
-        model = self._model
-        found: dict[str, int] = {}
-        for token in range(model.n_vocab()):
-            if model.token_get_attr(token) & mask:
-                text = model.token_get_text(token)
-                if text:
-                    found.setdefault(text, token)
-        return found
+        return llama_api.special_tokens(self._llama)
 
     @cached_property
     def _special_pattern(self) -> re.Pattern[str] | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import ModelError, UsageError
 
 # Longest evidence quote the model may write (characters). Bounds output length per field.
 EVIDENCE_MAX_CHARS = 240
@@ -269,10 +269,12 @@ def fields_from_schema(schema: Any, where: str) -> FieldSet:
 
 def check_grammar(grammar_schema: Mapping[str, Any], where: str) -> str:
     """Convert to llama.cpp GBNF now (pure Python), so an unsupported schema fails before model work."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
+    from .. import llama
 
     try:
-        gbnf: str = json_schema_to_gbnf(json.dumps(grammar_schema))
+        gbnf = llama.json_schema_gbnf(json.dumps(grammar_schema))
+    except ModelError:  # llama-cpp-python missing or outside the tested range: not the schema's fault
+        raise
     except Exception as exc:  # the converter raises AssertionError, KeyError, ValueError... alike
         raise UsageError(f"{where}: llama.cpp cannot build a grammar from this schema ({exc})") from exc
     return gbnf
