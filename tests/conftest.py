@@ -11,7 +11,6 @@ import pytest
 from dsv2cli.models import embedded_model_path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
 SAMPLES = ROOT / "samples"
 
 
@@ -35,10 +34,10 @@ def smollm2() -> Path:
 
 @pytest.fixture(scope="session")
 def deepseek_vocab() -> Path:
-    path = SHARED_FIXTURES / "ggml-vocab-deepseek-llm.gguf"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    return path
+    """The DeepSeek LLM / V2 vocabulary (102,400 tokens, no weights) that dsv2 ships for --tokenizer deepseek-v2."""
+    from dsv2cli.tokens import named_tokenizer_path
+
+    return named_tokenizer_path("deepseek-v2")
 
 
 @pytest.fixture(scope="session")
