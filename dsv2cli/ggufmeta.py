@@ -17,7 +17,8 @@ from .errors import ModelError
 
 MAGIC = b"GGUF"
 
-# GGUF value types -> struct format (scalars only).
+# GGUF value types -> struct format (scalars only). These three tables follow the ``gguf`` package's
+# GGUFValueType, LlamaFileType and GGMLQuantizationType: tests/test_ggufmeta.py compares them.
 _SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
 
@@ -56,6 +57,8 @@ FILE_TYPES = {
     36: "TQ1_0",
     37: "TQ2_0",
     38: "MXFP4_MOE",
+    39: "NVFP4",
+    40: "Q1_0",
 }
 
 # ggml_type values -> names, for the tensor-type histogram when general.file_type is absent.
@@ -92,6 +95,8 @@ TENSOR_TYPES = {
     34: "TQ1_0",
     35: "TQ2_0",
     39: "MXFP4",
+    40: "NVFP4",
+    41: "Q1_0",
 }
 
 
