@@ -4,7 +4,8 @@ All of it is arithmetic on the GGUF header (``ggufmeta.GGUFInfo``), so ``dsv2 pl
 ``dsv2 models`` can show it without the weights, and a run can pick the largest context that
 fits (or refuse with a message that says what to do) before llama.cpp allocates anything.
 
-KV cache per token, as llama.cpp allocates it (FACTS.md, llama.cpp PRs #12801, #19067):
+KV cache per token, as llama.cpp allocates it (llama.cpp PRs #12801, #19067; the KV cache size llama.cpp
+reports for the tiny deepseek2 GGUFs of tests/deepseek2.py matches this arithmetic exactly):
 - DeepSeek-V2 in the MLA format (metadata has ``key_length_mla``): one latent K of
   ``kv_lora + rope`` per layer and no separate V: 27 x 576 x 2 B = 31 KB/token (Lite), 69 KB (V2);
 - DeepSeek-V2 converted before the MLA format, and every other model: K and V for each KV head:
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError, UsageError
+from .errors import UsageError
 from .ggufmeta import ArrayInfo, GGUFInfo
 from .settings import Settings
 
@@ -253,10 +254,6 @@ class ContextChoice:
             "vram_free_bytes": self.resources.vram_free,
             "fits": self.fits,
         }
-
-    def require(self) -> None:
-        if self.fits is False:
-            raise ModelError(self.problem or "the model does not fit in memory")
 
 
 def fits(est: MemoryEstimate, resources: Resources) -> bool | None:

@@ -25,7 +25,6 @@ FILLED: dict[str, frozenset[str]] = {
     "ask": frozenset({"document", "question"}),
     "extract": frozenset({"document", "fields"}),
 }
-REQUIRED: dict[str, frozenset[str]] = {name: names for name, names in FILLED.items()}
 
 
 def _prompt_dir() -> Path:

@@ -6,7 +6,8 @@ layer, YaRN metadata), the DeepSeek vocabulary (copied from the 4 MB vocab GGUF 
 llama.cpp ships) and DeepSeek-V2-Chat's chat template. Output is noise; architecture,
 tokenizer, template and budgeting are the real paths.
 
-Three shapes (FACTS.md, "A tiny random-weight GGUF"):
+Three shapes, each seen loading and generating with DeepSeek-V2-Chat's template through
+llama-cpp-python 0.3.36 (files written with gguf 0.19):
 - ``lite``: V2-Lite-shaped: no query compression (q_lora_rank 0), MLA metadata;
 - ``v2``: V2-shaped: query compression (q_lora_rank > 0), MLA metadata;
 - ``old``: V2-Lite-shaped but converted the pre-April-2025 way: no ``key_length_mla``, one

@@ -1,4 +1,4 @@
-"""Backends that run a model: llamacpp (local, in-process); remote backends come later."""
+"""Backends that run a model: llamacpp (local, in-process) and openai (any OpenAI-compatible endpoint)."""
 
 from .base import Backend, Capabilities, GenerationParams, PromptProgress, Usage
 

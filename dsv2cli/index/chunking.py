@@ -19,7 +19,9 @@ from ..sources.base import Document, Location, Segment
 # Bumped whenever chunk boundaries change, so existing indexes are re-chunked.
 CHUNKER_VERSION = 2
 
-MAX_LINES = 60  # FACTS.md: 60-line chunks were measured; MiniLM sees at most 512 tokens of them
+# Retrieval recall was measured on 60-line chunks (20 code questions over five Python packages);
+# MiniLM sees at most 512 tokens of them.
+MAX_LINES = 60
 MAX_CHARS = 2400
 OVERLAP_LINES = 10
 

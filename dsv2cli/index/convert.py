@@ -1,9 +1,11 @@
 """Convert a Hugging Face BERT sentence embedder (safetensors + vocab.txt) to a GGUF of arch ``bert``.
 
 numpy only: no torch, no transformers. The tensor map is gguf-py's; the vocabulary rules follow
-llama.cpp's ``BertModel`` converter (FACTS.md, "Retrieval measurements"): WordPiece pieces become
-"phantom space" tokens, the special tokens stay as CONTROL, ``token_type_count`` must be written,
-``position_ids`` and the pooler are dropped, and 1-D tensors plus position/token-type tables are F32.
+llama.cpp's ``BertModel`` converter in convert_hf_to_gguf.py, which imports torch (hence this
+copy): WordPiece pieces become "phantom space" tokens, the special tokens stay as CONTROL,
+``token_type_count`` must be written, ``position_ids`` and the pooler are dropped, and 1-D
+tensors plus position/token-type tables are F32. all-MiniLM-L6-v2 converted this way embeds at
+cosine >= 0.9999 to sentence-transformers on ordinary text.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ MAX_LINE_CHARS = 2000
 
 def vendored_dir_reason(name: str) -> str | None:
     """A reason to skip a folder by its name alone (a virtual environment under another name is
-    found by its pyvenv.cfg: repo.Walker.enter_dir)."""
+    found by its pyvenv.cfg when repo.py walks the tree: ``_Walk.enter_dir``)."""
     if name in VENDORED_DIRS or name.endswith(VENDORED_SUFFIXES):
         return "vendored, build or cache folder"
     return None

@@ -1,8 +1,9 @@
 """PDF -> text per page, with pypdfium2 (PDFium, the engine in Chrome).
 
 Why pypdfium2 and no fallback (measured with bench/ingest.py, see its output and the commit log):
-- speed: 12-25x pypdf on the same files (FACTS.md: 978 vs 64 pages/s on a manual, 196 vs 8 on a
-  10-K; here ~440 vs ~32 pages/s on the Debian libtasn1 manual);
+- speed: 12-25x pypdf on the same files (978 vs 64 pages/s on a 236-page manual, 196 vs 8 on a
+  160-page 10-K, both on a 2-core x86-64 machine; here ~440 vs ~32 pages/s on the Debian
+  libtasn1 manual);
 - fidelity: the same words (identical word multisets on the libtasn1 and shared-mime-info
   manuals and both samples), the same reading order on our generated PDFs (content order, so a
   two-column page reads left column then right), row-per-line tables, and the same
