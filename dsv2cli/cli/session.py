@@ -44,7 +44,7 @@ class Routing:
 @dataclass
 class ModelSession:
     backend: Any  # LlamaCppBackend or OpenAIBackend
-    facts: Any  # summarize.ModelFacts
+    facts: Any  # chat.ModelFacts
     window: int  # what the planners may fill (a remote window less the counting margin)
     path: Path | None  # the GGUF (None: a remote backend)
     memory: Any = None  # memory.ContextChoice: the estimate behind the window (None: --tokenizer, remote)
