@@ -9,6 +9,7 @@ from typing import Any
 
 from . import prompts
 from .chat import ChatPrompt, Message, ModelFacts, format_chat
+from .engines.base import Backend, GenerationParams, PromptProgress, Usage
 from .errors import ContextOverflowError, UsageError
 from .packing import Budget, ensure_fits, render_block, render_context
 from .sources.base import Document
@@ -138,3 +139,20 @@ def plan(
             )
         target -= excess + RETRIEVAL_SLACK
     raise AssertionError("retrieval packing did not converge")  # pragma: no cover
+
+
+def run(
+    the_plan: AskPlan,
+    backend: Backend,
+    params: GenerationParams,
+    usage: Usage,
+    on_text: Callable[[str], None] | None = None,
+    on_prompt_progress: PromptProgress | None = None,
+) -> str:
+    """Generate the answer to a planned question; ``on_text`` gets each piece as it arrives."""
+    pieces: list[str] = []
+    for piece in backend.generate(the_plan.prompt, params, usage, on_prompt_progress):
+        pieces.append(piece)
+        if on_text is not None:
+            on_text(piece)
+    return "".join(pieces).strip()

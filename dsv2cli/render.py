@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 ANNOUNCE_AFTER_S = 3.0
 
 
+def per_second(unit: str) -> str:
+    return "tok/s" if unit == "tokens" else f"{unit}/s"
+
+
 @dataclass(frozen=True)
 class StepKind:
     """How a kind of step is described, counted and, before anything is measured, timed."""
@@ -47,7 +51,7 @@ class StepKind:
     wait_for_rate: bool = False
 
 
-PROMPT = StepKind("evaluating the prompt", "tokens", 400.0, wait_for_rate=True)
+PROMPT = StepKind("evaluating prompt", "tokens", 400.0, wait_for_rate=True)
 # all-MiniLM-L6-v2 q8_0 through llama.cpp embeds ~20-25 chunks/s on two threads.
 INDEX = StepKind("indexing", "chunks", 20.0)
 # One map-reduce call (a window of text and a partial summary) takes tens of seconds on a CPU.
@@ -141,6 +145,14 @@ class Screen:
         self.stdout.flush()
         self._mid_line = self.stdout_isatty and not text.endswith("\n")
 
+    def finish_stream(self) -> None:
+        """After a streamed answer: its last line ends (on a terminal only if it is still open, as a
+        note may already have ended it; elsewhere always, so a pipe gets the same bytes)."""
+        if self.stdout_isatty:
+            self.end_line()
+        else:
+            self.write("\n")
+
     def end_line(self) -> None:
         """End the output's last line if it is open (after a streamed answer)."""
         if self._mid_line:
@@ -168,7 +180,7 @@ class Screen:
     # --- progress -------------------------------------------------------------------------------
 
     @contextmanager
-    def progress(self, *, resumable: bool = False) -> Iterator[Progress | None]:
+    def scope(self, *, resumable: bool = False) -> Iterator[Progress | None]:
         """Scope of one live display (or of plain step lines); cleared when the scope ends."""
         self._resumable = resumable
         # A display begins on a fresh line: it then only ever erases the lines it drew itself.
@@ -238,7 +250,7 @@ class Screen:
     def _draw(self, step: _Step, done: int, now: float) -> None:
         assert self._progress is not None
         rate = self._rate(step, done, now)
-        shown = "" if rate is None else f"{rate:,.{1 if rate < 10 else 0}f} {step.kind.unit}/s"
+        shown = "" if rate is None else f"{rate:,.{1 if rate < 10 else 0}f} {per_second(step.kind.unit)}"
         if step.task is None:
             step.task = self._progress.add_task(step.name, total=max(step.total, 1), unit=step.kind.unit, rate="")
         self._progress.update(step.task, completed=done, total=max(step.total, 1), rate=shown)
@@ -271,7 +283,7 @@ class Screen:
         rate = count / elapsed if elapsed > 0 else 0.0
         print(
             f"dsv2: {step.name}: done, {count:,} {step.kind.unit} in {duration(elapsed)} "
-            f"({rate:,.1f} {step.kind.unit}/s)",
+            f"({rate:,.1f} {per_second(step.kind.unit)})",
             file=self.stderr,
             flush=True,
         )
@@ -321,3 +333,123 @@ class _Writer:
 
     def isatty(self) -> bool:
         return self.screen.stdout_isatty
+
+
+# --- JSON payloads: one builder per result type (the keys and their order are contracts) -----------
+
+
+def summary_payload(run: Any, total_s: float) -> dict[str, Any]:
+    """``summarize --json``."""
+    result, handle = run.result, run.handle
+    return {
+        "summary": result.summary,
+        "model": result.model,
+        "model_path": handle.model_path,
+        "backend": handle.describe(),
+        "answered_by": run.answered_by,
+        "strategy": result.strategy,
+        "input_tokens": result.input_tokens,
+        "document_tokens": result.document_tokens,
+        "output_tokens": result.output_tokens,
+        "window": result.window,
+        "budget": result.budget,
+        "finish_reason": result.finish_reason,
+        "calls": result.calls,
+        "chunks": result.chunks,
+        "usage_estimated": bool(result.usage_estimated),
+        "cost_usd": handle.cost(result.input_tokens, result.output_tokens),
+        "timings": {**result.timings, "total_s": round(total_s, 4)},
+    }
+
+
+def summary_record(run: Any) -> dict[str, Any]:
+    """``summarize --each --json``: one line per document."""
+    result, handle = run.result, run.handle
+    return {
+        "source": run.docs[0].source,
+        "summary": result.summary,
+        "model": result.model,
+        "backend": handle.describe(),
+        "answered_by": run.answered_by,
+        "strategy": result.strategy,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "calls": result.calls,
+        "finish_reason": result.finish_reason,
+        "usage_estimated": result.usage_estimated,
+        "cost_usd": handle.cost(result.input_tokens, result.output_tokens),
+    }
+
+
+def summary_plan_payload(run: Any) -> dict[str, Any]:
+    """``summarize --dry-run --json``: what would be sent, chunk by chunk."""
+    the_plan, handle = run.plan, run.handle
+    prompt_tokens, calls = the_plan.sent_estimate()
+    return {
+        "backend": handle.describe(),
+        "answered_by": run.answered_by,
+        "estimated_requests": calls,
+        "estimated_cost_usd": handle.cost(prompt_tokens, calls * the_plan.budget.output),
+        "strategy": the_plan.strategy,
+        "window": the_plan.budget.window,
+        "budget": the_plan.budget.document,
+        "reserved_output": the_plan.budget.output,
+        "context_tokens": the_plan.document_tokens,
+        "prompt_tokens": len(the_plan.prompt.ids) if the_plan.prompt else None,
+        "chunks": len(the_plan.chunks) if the_plan.chunks else None,
+        "sources": the_plan.sources(run.docs),
+    }
+
+
+def _answer_plan(answer: Any) -> dict[str, Any]:
+    the_plan = answer.plan
+    return {
+        "backend": answer.handle.describe(),
+        "answered_by": answer.answered_by,
+        "strategy": the_plan.strategy,
+        "retrieval": the_plan.retrieval,
+        "window": the_plan.budget.window,
+        "budget": the_plan.budget.document,
+        "reserved_output": the_plan.budget.output,
+        "context_tokens": the_plan.context_tokens,
+        "prompt_tokens": len(the_plan.prompt.ids),
+        "sources": the_plan.sources,
+    }
+
+
+def answer_plan_payload(answer: Any, max_tokens: int) -> dict[str, Any]:
+    """``ask --dry-run --json``: one line per question."""
+    cost = answer.handle.cost(len(answer.plan.prompt.ids), max_tokens)
+    return {"question": answer.question, **_answer_plan(answer), "estimated_cost_usd": cost}
+
+
+def answer_payload(answer: Any, total_s: float) -> dict[str, Any]:
+    """``ask --json``: one line per question."""
+    usage, handle = answer.usage, answer.handle
+    return {
+        "answer": answer.answer,
+        "question": answer.question,
+        "model": handle.name,
+        "model_path": handle.model_path,
+        **_answer_plan(answer),
+        "input_tokens": usage.prompt_tokens,
+        "output_tokens": usage.output_tokens,
+        "usage_estimated": bool(usage.extra.get("usage_estimated")),
+        "cost_usd": handle.cost(usage.prompt_tokens, usage.output_tokens),
+        "finish_reason": usage.finish_reason,
+        "prefix_reused_tokens": int(usage.extra.get("prefix_reused_tokens", 0)),
+        "prefix_cache": answer.cache_outcome,
+        "timings": {
+            "load_s": round(handle.load_s, 4),
+            "plan_s": round(answer.plan_s, 4),
+            "prompt_eval_s": round(usage.prompt_eval_s, 4),
+            "generation_s": round(usage.generation_s, 4),
+            "total_s": round(total_s, 4),
+        },
+    }
+
+
+def json_line(payload: Any) -> str:
+    import json
+
+    return json.dumps(payload, ensure_ascii=False) + "\n"

@@ -46,6 +46,20 @@ class _Commands(TyperGroup):
         super().__init__(*args, **kwargs)
         _adopt(self)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Every command runs here: one error handler for the whole app (a Dsv2Error is one line
+        and its exit code; anything else one line and exit 1, or a traceback with --debug)."""
+        from .common import ENV_KEY, Env, report_error
+
+        env = ctx.meta.setdefault(ENV_KEY, Env())
+        try:
+            return super().invoke(ctx)
+        except BaseException as exc:
+            code = report_error(env, exc)
+            if code is None:
+                raise
+            raise click.exceptions.Exit(code) from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(names, key=lambda n: self.ORDER.index(n) if n in self.ORDER else len(self.ORDER))

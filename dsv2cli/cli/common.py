@@ -1,21 +1,18 @@
-"""What every command shares: the process environment, error handling, settings, inputs, progress."""
+"""What every command shares: the run's environment and screen, its API session, error reporting."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
-
-import typer
 
 from ..errors import Dsv2Error, ExitCode
 from ..render import Screen
 
 if TYPE_CHECKING:
-    from rich.console import Console  # imported when a console is made: ~20 ms at start-up otherwise
+    from ..api import Session
+    from .options import Flags
 
 
 @dataclass
@@ -29,6 +26,7 @@ class Env:
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    debug: bool = False  # --debug: tracebacks instead of one-line errors
     screen: Screen = field(init=False)
 
     def __post_init__(self) -> None:
@@ -38,20 +36,12 @@ class Env:
     def stdout_isatty(self) -> bool:
         return self.screen.stdout_isatty
 
-    @property
-    def animate(self) -> bool:
-        """Progress bars only on a terminal, and never with NO_COLOR."""
-        return self.screen.animate
-
-    def console(self) -> Console:
-        return self.screen.console()
-
     def note(self, message: str) -> None:
         self.screen.note(message)
 
     def confirm(self, question: str) -> bool | None:
         """Ask on the terminal (stdin may be the document): True/False, or None when there is no terminal."""
-        if not _isatty(self.stderr):
+        if not self.screen.stderr_isatty:
             return None
         try:
             with open("/dev/tty", "r+", encoding="utf-8") as tty:
@@ -61,67 +51,75 @@ class Env:
         except OSError:
             return None
 
+    def session(self, flags: Flags, **own: Any) -> Session:
+        """The API session for this run: settings from ``flags`` (and the command's ``own`` setting
+        flags), notes and progress on this screen."""
+        from ..api import Session
+        from ..engines.handle import SendPolicy
 
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
+        send = SendPolicy(flags.allow_secrets, flags.yes, self.confirm)
+        return Session(
+            flags.settings(self.environ, **own),
+            environ=self.environ,
+            notify=self.note,
+            progress=self.screen,
+            send=send,
+            verbose=flags.verbose,
+            no_cache=flags.no_cache,
+        )
+
+    def load(self, session: Session, flags: Flags, paths: list[str] | None) -> list[Any]:
+        """Every input named on the command line (paths, --repo, --include/--exclude, --password)."""
+        return session.load(
+            paths or [],
+            repo=flags.repo,
+            include=flags.include or (),
+            exclude=flags.exclude or (),
+            password=flags.password,
+            stdin=self.stdin,
+        )
+
+    def write_json(self, payload: Any) -> None:
+        import json
+
+        self.screen.write(json.dumps(payload, ensure_ascii=False) + "\n")
 
 
-@contextmanager
-def handle_errors(env: Env, debug: bool) -> Iterator[None]:
-    """Dsv2Error -> one line and its exit code; anything else -> one line, exit 1 (traceback with --debug)."""
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except Dsv2Error as exc:
-        if debug:
-            raise
+ENV_KEY = "dsv2.env"
+
+
+def current_env() -> Env | None:
+    """The Env of the command run in progress (made by the app before any command runs)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    found = ctx.meta.get(ENV_KEY) if ctx is not None else None
+    return found if isinstance(found, Env) else None
+
+
+def report_error(env: Env, exc: BaseException) -> int | None:
+    """The exit code for an error a command raised, after one line on stderr; None: re-raise it
+    (--debug shows the traceback; click's own exits and usage errors pass through)."""
+    import click
+
+    if isinstance(exc, click.exceptions.Exit | click.ClickException | click.exceptions.Abort):
+        return None
+    if isinstance(exc, Dsv2Error):
+        if env.debug:
+            return None
         env.note(f"error: {exc}")
-        raise typer.Exit(int(exc.exit_code)) from None
-    except KeyboardInterrupt:
+        return int(exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
         env.note("interrupted")
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    except BrokenPipeError:
+        return int(ExitCode.INTERRUPTED)
+    if isinstance(exc, BrokenPipeError):
         # the reader went away (e.g. `| head`): not an error of ours
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
-        finally:
-            raise typer.Exit(0) from None
-    except Exception as exc:
-        if debug:
-            raise
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
+        return 0
+    if isinstance(exc, Exception) and not env.debug:
         env.note(f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)")
-        raise typer.Exit(int(ExitCode.UNEXPECTED)) from None
-
-
-def resolve_settings(env: Env, params: Mapping[str, Any]) -> Any:
-    """Settings from a command's parameters (pass ``locals()`` first thing): every parameter named
-    like a setting (model, ctx, max_tokens, backend, ...) is that setting's flag; None = not given."""
-    from ..settings import SETTING_NAMES, resolve
-
-    return resolve({name: value for name, value in params.items() if name in SETTING_NAMES}, env.environ)
-
-
-def load_inputs(
-    env: Env,
-    paths: list[str] | None,
-    repo: str | None,
-    include: list[str] | None,
-    exclude: list[str] | None,
-    password: str | None,
-) -> list[Any]:
-    """Read every input; print the reader's notes (what was skipped, redacted, warned) on stderr."""
-    from .. import sources
-
-    docs, notes = sources.load_inputs(
-        paths or [], env.stdin, repo=repo, include=include or (), exclude=exclude or (), password=password
-    )
-    for line in notes:
-        env.note(line)
-    return docs
+        return int(ExitCode.UNEXPECTED)
+    return None
 
 
 def choice_view(memory: dict[str, Any]) -> Any:
@@ -162,3 +160,48 @@ def memory_line(choice: Any) -> str:
         vram = choice.resources.vram_free
         line += f"; GPU {gib(est.vram_bytes)} of {gib(vram) + ' free' if vram is not None else 'unknown free'}"
     return line + ("" if choice.fits is not False else " -> does not fit")
+
+
+# --- transitional: commands not yet on the API (removed when the last one moves) ---------------
+
+
+from collections.abc import Iterator, Mapping  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+
+@contextmanager
+def handle_errors(env: Env, debug: bool) -> Iterator[None]:
+    import typer
+
+    env.debug = debug
+    try:
+        yield
+    except BaseException as exc:
+        code = report_error(env, exc)
+        if code is None:
+            raise
+        raise typer.Exit(code) from None
+
+
+def resolve_settings(env: Env, params: Mapping[str, Any]) -> Any:
+    from ..settings import SETTING_NAMES, resolve
+
+    return resolve({name: value for name, value in params.items() if name in SETTING_NAMES}, env.environ)
+
+
+def load_inputs(
+    env: Env,
+    paths: list[str] | None,
+    repo: str | None,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    password: str | None,
+) -> list[Any]:
+    from .. import sources
+
+    docs, notes = sources.load_inputs(
+        paths or [], env.stdin, repo=repo, include=include or (), exclude=exclude or (), password=password
+    )
+    for line in notes:
+        env.note(line)
+    return docs

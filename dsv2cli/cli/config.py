@@ -9,8 +9,8 @@ from typing import Any
 import typer
 
 from .app import app
-from .common import Env, handle_errors, resolve_settings
-from .options import ApiModelOpt, BackendOpt, BaseUrlOpt, CtxOpt, DebugOpt, JsonOpt, MaxTokensOpt, ModelOpt
+from .common import Env
+from .options import CACHE, ENGINE, REMOTE, RETRIEVAL, SAMPLING, Flags, JsonOpt, uses
 
 config_app = typer.Typer(
     help="""Where dsv2 reads its settings from, and what they are.
@@ -29,7 +29,8 @@ app.add_typer(config_app, name="config")
 
 
 @config_app.command("path")
-def config_path(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
+@uses()
+def config_path(json_out: JsonOpt = False, *, flags: Flags, env: Env) -> None:
     """Where config.toml is looked for, which files exist, and where data lives.
 
     The winning file comes first. With DSV2_HOME set, only $DSV2_HOME/config.toml is read.
@@ -42,36 +43,26 @@ def config_path(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
       dsv2 config path
       dsv2 config path --json | jq -r '.files[0].path'
     """
-    env = Env()
-    with handle_errors(env, debug):
-        from ..settings import config_files, default_home
+    from ..settings import config_files, default_home
 
-        files = config_files(env.environ)  # no parsing: this must work when a file is broken
-        home = default_home(env.environ)
-        home_from = f"DSV2_HOME={env.environ['DSV2_HOME']}" if env.environ.get("DSV2_HOME") else "DSV2_HOME not set"
-        if json_out:
-            payload = {
-                "files": [{"path": str(f.path), "role": f.role, "exists": f.exists} for f in files],
-                "home": {"path": str(home), "exists": home.is_dir(), "from": home_from},
-            }
-            env.stdout.write(json.dumps(payload) + "\n")
-            return
-        rows = [["config file", str(f.path), _found(f.exists), f"({f.role})"] for f in files]
-        rows.append(["data", str(home), _found(home.is_dir()), f"({home_from})"])
-        env.stdout.write(_columns(rows))
+    files = config_files(env.environ)  # no parsing: this must work when a file is broken
+    home = default_home(env.environ)
+    home_from = f"DSV2_HOME={env.environ['DSV2_HOME']}" if env.environ.get("DSV2_HOME") else "DSV2_HOME not set"
+    if json_out:
+        payload = {
+            "files": [{"path": str(f.path), "role": f.role, "exists": f.exists} for f in files],
+            "home": {"path": str(home), "exists": home.is_dir(), "from": home_from},
+        }
+        env.stdout.write(json.dumps(payload) + "\n")
+        return
+    rows = [["config file", str(f.path), _found(f.exists), f"({f.role})"] for f in files]
+    rows.append(["data", str(home), _found(home.is_dir()), f"({home_from})"])
+    env.stdout.write(_columns(rows))
 
 
 @config_app.command("show")
-def config_show(
-    model: ModelOpt = None,
-    ctx: CtxOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    backend: BackendOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_model: ApiModelOpt = None,
-    json_out: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@uses(ENGINE, SAMPLING, REMOTE, CACHE, RETRIEVAL)
+def config_show(json_out: JsonOpt = False, *, flags: Flags, env: Env) -> None:
     """The effective settings, each with where its value came from.
 
     Origins: flag, env DSV2_NAME, config FILE, profile NAME (filled in by --backend NAME) or
@@ -85,15 +76,13 @@ def config_show(
       dsv2 config show --json | jq .ctx
       dsv2 config show --backend deepseek
     """
-    env = Env()
-    with handle_errors(env, debug):
-        from ..settings import effective
+    from ..settings import effective
 
-        shown = effective(resolve_settings(env, locals()))
-        if json_out:
-            env.stdout.write(json.dumps(shown) + "\n")
-            return
-        env.stdout.write(_columns([[name, _text(v["value"]), v["origin"]] for name, v in shown.items()]))
+    shown = effective(flags.settings(env.environ))
+    if json_out:
+        env.stdout.write(json.dumps(shown) + "\n")
+        return
+    env.stdout.write(_columns([[name, _text(v["value"]), v["origin"]] for name, v in shown.items()]))
 
 
 def _found(exists: bool) -> str:

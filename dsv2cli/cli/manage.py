@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 import typer
 
 from .app import app
-from .common import Env, handle_errors, load_inputs, resolve_settings
-from .options import DebugOpt, EmbedModelOpt, ExcludeOpt, IncludeOpt, JsonOpt, PasswordOpt, PathsArg, RepoOpt
-from .session import prefix_cache_store
+from .common import Env
+from .options import INPUTS, RETRIEVAL, Flags, JsonOpt, PathsArg, RepoOpt, uses
 
 cache_app = typer.Typer(help="Inspect or clear the prompt-prefix cache.", no_args_is_help=True)
 
@@ -20,7 +17,8 @@ app.add_typer(cache_app, name="cache")
 
 
 @cache_app.command("status")
-def cache_status(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
+@uses()
+def cache_status(json_out: JsonOpt = False, *, flags: Flags, env: Env) -> None:
     """Entries and size of the prompt-prefix cache.
 
     Examples:
@@ -28,20 +26,19 @@ def cache_status(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
     \b
       dsv2 cache status
     """
-    env = Env()
-    with handle_errors(env, debug):
-        status = prefix_cache_store(resolve_settings(env, {})).status().to_dict()
-        if json_out:
-            env.stdout.write(json.dumps(status) + "\n")
-        else:
-            env.stdout.write(
-                f"prefix cache: {status['directory']}\nentries:      {status['entries']}\n"
-                f"size:         {status['size_bytes'] / 1e6:,.1f} MB of {status['max_bytes'] / 1e6:,.0f} MB\n"
-            )
+    status = env.session(flags).prefix_cache().status().to_dict()
+    if json_out:
+        env.write_json(status)
+    else:
+        env.screen.write(
+            f"prefix cache: {status['directory']}\nentries:      {status['entries']}\n"
+            f"size:         {status['size_bytes'] / 1e6:,.1f} MB of {status['max_bytes'] / 1e6:,.0f} MB\n"
+        )
 
 
 @cache_app.command("clear")
-def cache_clear(debug: DebugOpt = False) -> None:
+@uses()
+def cache_clear(*, flags: Flags, env: Env) -> None:
     """Delete every prompt-prefix cache entry.
 
     Examples:
@@ -49,10 +46,8 @@ def cache_clear(debug: DebugOpt = False) -> None:
     \b
       dsv2 cache clear
     """
-    env = Env()
-    with handle_errors(env, debug):
-        removed = prefix_cache_store(resolve_settings(env, {})).clear()
-        env.note(f"prefix cache cleared: {removed} entries removed")
+    removed = env.session(flags).prefix_cache().clear()
+    env.note(f"prefix cache cleared: {removed} entries removed")
 
 
 index_app = typer.Typer(help="Inspect or manage the retrieval index of a corpus.", no_args_is_help=True)
@@ -61,21 +56,10 @@ index_app = typer.Typer(help="Inspect or manage the retrieval index of a corpus.
 app.add_typer(index_app, name="index")
 
 
-def _open_index(env: Env, paths: list[str] | None, repo: str | None) -> tuple[Any, Any, list[str]]:
-    from ..index import open_index
-
-    settings = resolve_settings(env, {})
-    corpus = list(paths or []) + ([repo] if repo else [])
-    if not corpus:
-        from ..errors import UsageError
-
-        raise UsageError("name the corpus: the same paths or --repo DIR given to `dsv2 ask`")
-    return open_index(settings.home, corpus), settings, corpus
-
-
 @index_app.command("status")
+@uses()
 def index_status(
-    paths: PathsArg = None, repo: RepoOpt = None, json_out: JsonOpt = False, debug: DebugOpt = False
+    paths: PathsArg = None, repo: RepoOpt = None, json_out: JsonOpt = False, *, flags: Flags, env: Env
 ) -> None:
     """Size, chunks, files and last update of a corpus's index.
 
@@ -85,33 +69,23 @@ def index_status(
       dsv2 index status --repo ./src
       dsv2 index status report.pdf
     """
-    env = Env()
-    with handle_errors(env, debug):
-        index, _, _ = _open_index(env, paths, repo)
-        status = index.status().to_dict()
-        if json_out:
-            env.stdout.write(json.dumps(status) + "\n")
-            return
-        updated = status["updated_at"]
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(updated)) if updated else "never"
-        env.stdout.write(
-            f"index:    {status['directory']} ({status['state']})\n"
-            f"files:    {status['files']}\nchunks:   {status['chunks']}\n"
-            f"size:     {status['size_bytes'] / 1e6:,.1f} MB\nupdated:  {when}\n"
-            f"embedder: {status['embedder'] or 'none (BM25 only)'}\n"
-        )
+    status = env.session(flags).index(_corpus(paths, repo)).status().to_dict()
+    if json_out:
+        env.write_json(status)
+        return
+    updated = status["updated_at"]
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(updated)) if updated else "never"
+    env.screen.write(
+        f"index:    {status['directory']} ({status['state']})\n"
+        f"files:    {status['files']}\nchunks:   {status['chunks']}\n"
+        f"size:     {status['size_bytes'] / 1e6:,.1f} MB\nupdated:  {when}\n"
+        f"embedder: {status['embedder'] or 'none (BM25 only)'}\n"
+    )
 
 
 @index_app.command("rebuild")
-def index_rebuild(
-    paths: PathsArg = None,
-    repo: RepoOpt = None,
-    include: IncludeOpt = None,
-    exclude: ExcludeOpt = None,
-    password: PasswordOpt = None,
-    embed_model: EmbedModelOpt = None,
-    debug: DebugOpt = False,
-) -> None:
+@uses(INPUTS, RETRIEVAL)
+def index_rebuild(paths: PathsArg = None, *, flags: Flags, env: Env) -> None:
     """Drop and rebuild a corpus's index from scratch.
 
     Examples:
@@ -119,23 +93,16 @@ def index_rebuild(
     \b
       dsv2 index rebuild --repo ./src
     """
-    env = Env()
-    with handle_errors(env, debug):
-        from ..index import resolve_embedder
-
-        index, settings, _ = _open_index(env, paths, repo)
-        docs = load_inputs(env, paths, repo, include, exclude, password)
-        choice = resolve_embedder(settings.home, embed_model or settings.embed_model, threads=settings.threads)
-        if choice.notice:
-            env.note(choice.notice)
-        with env.screen.progress():
-            index.rebuild(docs, choice.embedder, progress=env.screen.on_index)
-        status = index.status()
-        env.note(f"index rebuilt: {status.files} files, {status.chunks} chunks in {status.directory}")
+    session = env.session(flags)
+    corpus = _corpus(paths, flags.repo)
+    session.index(corpus)  # a corpus is named before anything is read
+    status = session.rebuild_index(corpus, env.load(session, flags, paths))
+    env.note(f"index rebuilt: {status.files} files, {status.chunks} chunks in {status.directory}")
 
 
 @index_app.command("drop")
-def index_drop(paths: PathsArg = None, repo: RepoOpt = None, debug: DebugOpt = False) -> None:
+@uses()
+def index_drop(paths: PathsArg = None, repo: RepoOpt = None, *, flags: Flags, env: Env) -> None:
     """Delete a corpus's index.
 
     Examples:
@@ -143,7 +110,10 @@ def index_drop(paths: PathsArg = None, repo: RepoOpt = None, debug: DebugOpt = F
     \b
       dsv2 index drop --repo ./src
     """
-    env = Env()
-    with handle_errors(env, debug):
-        index, _, _ = _open_index(env, paths, repo)
-        env.note(f"index {'dropped' if index.drop() else 'not found'}: {index.directory}")
+    index = env.session(flags).index(_corpus(paths, repo))
+    env.note(f"index {'dropped' if index.drop() else 'not found'}: {index.directory}")
+
+
+def _corpus(paths: list[str] | None, repo: str | None) -> list[str]:
+    """The corpus as `dsv2 ask` names it: its paths, then --repo."""
+    return list(paths or []) + ([repo] if repo else [])

@@ -1,10 +1,18 @@
-"""Options shared by several commands (typer needs them spelled out on each command)."""
+"""Options shared by several commands: each declared once, attached in groups with :func:`uses`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 # Options shared by model-running commands.
 ModelOpt = Annotated[
@@ -21,7 +29,12 @@ CtxOpt = Annotated[
 
 
 MaxTokensOpt = Annotated[
-    int | None, typer.Option("--max-tokens", help="Tokens reserved for the output [default: 512].", show_default=False)
+    int | None,
+    typer.Option(
+        "--max-tokens",
+        help="Tokens reserved for the output [default: 512; extract: 96 a field + 64, at most half the window].",
+        show_default=False,
+    ),
 ]
 
 
@@ -88,7 +101,9 @@ TokenizerOpt = Annotated[
 
 TempOpt = Annotated[
     float | None,
-    typer.Option("--temperature", help="Sampling temperature, 0 = greedy [default: 0.2].", show_default=False),
+    typer.Option(
+        "--temperature", help="Sampling temperature, 0 = greedy [default: 0.2; extract: 0].", show_default=False
+    ),
 ]
 
 
@@ -101,6 +116,12 @@ VerboseOpt = Annotated[
 
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+
+
+StreamOpt = Annotated[
+    bool,
+    typer.Option("--stream", help="Stream tokens to stdout as they arrive (default when stdout is a terminal)."),
+]
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
@@ -226,3 +247,140 @@ EmbedModelOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+# --- Option groups, declared once and attached to the commands that use them ------------------
+
+Param = tuple[str, Any, Any]  # (parameter name, Annotated type, default)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Options that travel together; :func:`uses` adds them to a command's signature."""
+
+    params: tuple[Param, ...]
+
+
+PASSWORD = Group((("password", PasswordOpt, None),))
+INPUTS = Group(
+    (("repo", RepoOpt, None), ("include", IncludeOpt, None), ("exclude", ExcludeOpt, None), *PASSWORD.params)
+)
+ENGINE = Group(
+    (
+        ("model", ModelOpt, None),
+        ("ctx", CtxOpt, None),
+        ("max_tokens", MaxTokensOpt, None),
+        ("gpu_layers", GpuLayersOpt, None),
+        ("threads", ThreadsOpt, None),
+        ("flash_attn", FlashOpt, None),
+        ("cache_type_k", CacheTypeKOpt, None),
+        ("cache_type_v", CacheTypeVOpt, None),
+        ("split_mode", SplitModeOpt, None),
+        ("tensor_split", TensorSplitOpt, None),
+        ("tokenizer", TokenizerOpt, None),
+    )
+)
+SAMPLING = Group((("temperature", TempOpt, None), ("seed", SeedOpt, None)))
+REMOTE = Group(
+    (
+        ("backend", BackendOpt, None),
+        ("base_url", BaseUrlOpt, None),
+        ("api_model", ApiModelOpt, None),
+        ("api_key_env", ApiKeyEnvOpt, None),
+        ("concurrency", ConcurrencyOpt, None),
+        ("escalate_to", EscalateOpt, None),
+    )
+)
+SENDING = Group((("allow_secrets", AllowSecretsOpt, False), ("yes", YesOpt, False)))
+CACHE = Group((("no_cache", NoCacheOpt, False), ("cache_size", CacheSizeOpt, None)))
+RETRIEVAL = Group((("embed_model", EmbedModelOpt, None),))
+VERBOSE = Group((("verbose", VerboseOpt, False),))
+DEBUG = Group((("debug", DebugOpt, False),))  # every command has it
+
+
+@dataclass
+class Flags:
+    """The shared options of one command run; those a command does not use keep their defaults."""
+
+    repo: str | None = None
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+    password: str | None = None
+    model: str | None = None
+    ctx: int | None = None
+    max_tokens: int | None = None
+    gpu_layers: int | None = None
+    threads: int | None = None
+    flash_attn: bool | None = None
+    cache_type_k: str | None = None
+    cache_type_v: str | None = None
+    split_mode: str | None = None
+    tensor_split: str | None = None
+    tokenizer: str | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    backend: str | None = None
+    base_url: str | None = None
+    api_model: str | None = None
+    api_key_env: str | None = None
+    concurrency: int | None = None
+    escalate_to: str | None = None
+    allow_secrets: bool = False
+    yes: bool = False
+    no_cache: bool = False
+    cache_size: str | None = None
+    embed_model: str | None = None
+    verbose: bool = False
+    debug: bool = False
+
+    def settings(self, environ: Mapping[str, str], **own: Any) -> Settings:
+        """The settings these flags (and a command's ``own`` setting flags, such as --style) give,
+        over DSV2_* variables, the config file and defaults."""
+        from ..settings import SETTING_NAMES, resolve
+
+        given = {f.name: getattr(self, f.name) for f in fields(self) if f.name in SETTING_NAMES}
+        return resolve({**given, **own}, environ)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def uses(*groups: Group) -> Callable[[F], F]:
+    """Attach option groups (and --debug) to a command.
+
+    The command declares its own arguments and options as usual, plus ``flags: Flags`` and
+    ``env: Env``, which typer never sees: the wrapper's signature is the command's own parameters
+    followed by every group's, and it calls the command with the groups' values collected in a
+    :class:`Flags` and the run's :class:`~.common.Env` (also what the app's error handler reports
+    through, with --debug deciding whether a traceback shows).
+    """
+
+    def attach(command: F) -> F:
+        hints = typing.get_type_hints(command, include_extras=True)
+        own = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in inspect.signature(command).parameters.values()
+            if p.name not in ("flags", "env")
+        ]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for group in (*groups, DEBUG)
+            for name, annotation, default in group.params
+        ]
+        names = [p.name for p in added]
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            from .common import Env, current_env
+
+            flags = Flags(**{name: kwargs.pop(name) for name in names})
+            env = current_env() or Env()
+            env.debug = flags.debug
+            return command(flags=flags, env=env, **kwargs)
+
+        params = own + added
+        run.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+        return run  # type: ignore[return-value]
+
+    return attach

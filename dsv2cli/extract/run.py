@@ -207,6 +207,8 @@ def run(
             pieces.append(piece)
             if on_output is not None:
                 on_output(usage.output_tokens, params.max_tokens)
+        if on_output is not None:
+            on_output(usage.output_tokens, usage.output_tokens)  # done: the answer ended here
         text = "".join(pieces)
         where = f" (chunk {i}/{len(the_plan.prompts)})" if many else ""
         parsed = parse_output(text, usage, params.max_tokens, f"{doc.source}{where}")
