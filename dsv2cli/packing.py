@@ -1,4 +1,4 @@
-"""Budgets and context rendering.
+"""Budgets, context rendering and chunking.
 
 The guarantee: prompt tokens + reserved output tokens <= the context window, counted with
 the model's own tokenizer on the exact token ids that will be sent.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import ContextOverflowError, UsageError
 from .sources.base import Document, Location, Segment
@@ -201,3 +201,212 @@ def ensure_fits(prompt_tokens: int, window: int, output: int, *, document_tokens
         window=window,
         budget=max(budget, 0),
     )
+
+
+# -- Chunking: a context too big for one prompt, cut along its own structure ----------------
+#
+# Pieces (a page, a section, part of a file) are counted once each and packed greedily, in
+# order, into chunks that fill a budget: every segment lands in exactly one chunk, nothing is
+# dropped or repeated. Map-reduce summaries and chunked extraction both use this chunker.
+
+# Slack for tokens that per-piece counts cannot see (the joins between pieces).
+PIECE_JOIN_TOKENS = 2
+
+Count = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class Piece:
+    source: str
+    segment: Segment
+    tokens: int
+    numbered: bool = False  # code: rendered with line numbers
+    header_tokens: int = 0  # the <document source=...> / </document> pair around this source
+
+
+@dataclass
+class PackedChunk:
+    """Consecutive pieces sent in one prompt (a map-reduce part, an extraction chunk); not the
+    retrieval index's ``index.chunking.Chunk``."""
+
+    pieces: list[Piece]
+
+    @property
+    def tokens(self) -> int:
+        headers = {p.source: p.header_tokens for p in self.pieces}
+        return sum(p.tokens + PIECE_JOIN_TOKENS for p in self.pieces) + sum(headers.values())
+
+    def label(self) -> str:
+        return span_label([p.source for p in self.pieces], [p.segment.location for p in self.pieces])
+
+    def render(self) -> str:
+        rendered: list[str] = []
+        run: list[Piece] = []
+        for piece in self.pieces:
+            if run and piece.source != run[0].source:
+                rendered.append(render_segments(run[0].source, [p.segment for p in run], run[0].numbered))
+                run = []
+            run.append(piece)
+        if run:
+            rendered.append(render_segments(run[0].source, [p.segment for p in run], run[0].numbered))
+        return "\n\n".join(rendered)
+
+
+def span_label(sources: Sequence[str], locations: Sequence[Location]) -> str:
+    """``report.pdf p. 3-5``, ``notes.txt:1-80``, ``a.md:1-9; b.md:1-4``."""
+    out: list[str] = []
+    for source in dict.fromkeys(sources):
+        locs = [loc for s, loc in zip(sources, locations, strict=True) if s == source]
+        pages = [loc.page for loc in locs if loc.page is not None]
+        starts = [loc.line_start for loc in locs if loc.line_start is not None]
+        ends = [loc.line_end or loc.line_start for loc in locs if loc.line_start is not None]
+        if pages:
+            lo, hi = min(pages), max(pages)
+            out.append(f"{source} p. {lo}" + (f"-{hi}" if hi != lo else ""))
+        elif starts:
+            out.append(f"{source}:{min(starts)}-{max(e for e in ends if e is not None)}")
+        else:
+            out.append(source)
+    return "; ".join(out)
+
+
+def piece_tokens(segment: Segment, count: Count, numbered: bool = False) -> int:
+    """Tokens of a segment exactly as ``render_segments`` writes it (marker, line numbers, escaping)."""
+    return count(render_body(segment, numbered))
+
+
+def split_segment(segment: Segment, limit: int, count: Count, numbered: bool = False) -> list[Segment]:
+    """Split one segment into pieces of at most ``limit`` tokens: paragraphs, then lines, then characters."""
+    return [piece for piece, _ in split_counted(segment, limit, count, numbered)]
+
+
+def split_counted(segment: Segment, limit: int, count: Count, numbered: bool = False) -> list[tuple[Segment, int]]:
+    """``split_segment``, with the tokens of each piece.
+
+    Pieces are filled greedily in order. A paragraph too big for a piece of its own starts a new
+    piece and goes line by line; a line too big is cut by characters, each part a piece. Each
+    piece is found with a handful of exact counts (doubling, then halving, the number of
+    paragraphs or lines it takes), not one count per paragraph or line added: on a 3,600-line
+    file that was thousands of counts of ever longer texts. A text of fewer bytes than ``limit``
+    fits without a count: every token covers at least one byte (one more for a SentencePiece
+    vocabulary's leading space).
+    """
+    whole = piece_tokens(segment, count, numbered)
+    if whole <= limit:
+        return [(segment, whole)]
+    lines = segment.text.split("\n")
+    base = segment.location.line_start
+    blocks: list[tuple[int, list[str]]] = []  # paragraphs as (first line index, lines)
+    start = 0
+    for i, line in enumerate([*lines, ""]):
+        if line.strip() == "" or i == len(lines):
+            if i > start:
+                blocks.append((start, lines[start:i]))
+            start = i + 1
+
+    def entries_text(entries: list[tuple[int, str]]) -> Segment:
+        loc = segment.location
+        if base is not None:
+            loc = replace(loc, line_start=base + entries[0][0], line_end=base + entries[-1][0])
+        return Segment("\n".join(t for _, t in entries), loc)
+
+    counted: dict[str, int] = {}  # rendered piece -> tokens, for the pieces chosen
+
+    def fits(entries: list[tuple[int, str]]) -> bool:
+        body = render_body(entries_text(entries), numbered)
+        if len(body.encode("utf-8", "surrogatepass")) < limit:
+            return True
+        tokens = counted[body] = count(body)
+        return tokens <= limit
+
+    # Units in order: (kind, (line index, text) entries). "para" joins a piece after a blank
+    # line; "line" (of a paragraph too big alone) joins with a newline and its first one
+    # ("first") starts a piece; "hard" (part of a line too big alone) is a piece by itself.
+    units: list[tuple[str, list[tuple[int, str]]]] = []
+    for first, block in blocks:
+        block_lines = [(first + k, t) for k, t in enumerate(block)]
+        if fits(block_lines):
+            units.append(("para", block_lines))
+            continue
+        for n, entry in enumerate(block_lines):
+            if fits([entry]):
+                units.append(("first" if n == 0 else "line", [entry]))
+            else:
+                units.extend(("hard", [(entry[0], part)]) for part in _hard_split(entry[1], limit, count))
+
+    def joined(i: int, j: int) -> list[tuple[int, str]]:
+        entries: list[tuple[int, str]] = []
+        for kind, unit in units[i:j]:
+            if entries and kind == "para":
+                entries.append((unit[0][0] - 1, ""))
+            entries.extend(unit)
+        return entries
+
+    pieces: list[tuple[Segment, int]] = []
+    i = 0
+    while i < len(units):
+        # The piece takes units[i:j]: units[i] fits alone; find the largest j before the next
+        # unit that starts a piece, doubling the step while it fits, then halving.
+        stop = i + 1
+        if units[i][0] != "hard":
+            while stop < len(units) and units[stop][0] not in ("first", "hard"):
+                stop += 1
+        good, step = i + 1, 1
+        while good + step <= stop and fits(joined(i, good + step)):
+            good, step = good + step, step * 2
+        bad = min(good + step, stop + 1)
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if fits(joined(i, mid)):
+                good = mid
+            else:
+                bad = mid
+        piece = entries_text(joined(i, good))
+        piece = replace(piece, text=piece.text.strip("\n"))
+        body = render_body(piece, numbered)
+        pieces.append((piece, counted[body] if body in counted else count(body)))
+        i = good
+    return [(p, n) for p, n in pieces if p.text.strip()]
+
+
+def _hard_split(text: str, limit: int, count: Count) -> list[str]:
+    parts: list[str] = []
+    while text:
+        size = len(text)
+        while size > 1 and count(text[:size]) > limit - 8:
+            size = size * 3 // 4
+        parts.append(text[:size])
+        text = text[size:]
+    return parts
+
+
+def make_pieces(docs: Sequence[Document], limit: int, count: Count) -> list[Piece]:
+    pieces: list[Piece] = []
+    for source, segments, numbered in (block for doc in docs for block in blocks(doc)):
+        header = count(render_segments(source, [])) + PIECE_JOIN_TOKENS
+        for segment in segments:
+            if not segment.text.strip():
+                continue
+            tokens = piece_tokens(segment, count, numbered)
+            if tokens <= limit - header:  # the usual case (a page, a section): counted once
+                pieces.append(Piece(source, segment, tokens, numbered, header))
+                continue
+            for part, part_tokens in split_counted(segment, limit - header, count, numbered):
+                pieces.append(Piece(source, part, part_tokens, numbered, header))
+    return pieces
+
+
+def plan_chunks(pieces: Sequence[Piece], budget: int) -> list[PackedChunk]:
+    """Greedy, in order: consecutive pieces fill a chunk up to ``budget`` tokens (a pure function)."""
+    chunks: list[PackedChunk] = []
+    current = PackedChunk([])
+    for piece in pieces:
+        candidate = PackedChunk([*current.pieces, piece])
+        if current.pieces and candidate.tokens > budget:
+            chunks.append(current)
+            current = PackedChunk([piece])
+        else:
+            current = candidate
+    if current.pieces:
+        chunks.append(current)
+    return chunks

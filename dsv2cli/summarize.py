@@ -10,11 +10,11 @@ from . import prompts
 from .chat import ChatPrompt, Message, ModelFacts, format_chat
 from .engines.base import Backend, GenerationParams, PromptProgress, Usage
 from .errors import PER_INPUT_ERRORS, Dsv2Error, UsageError
-from .packing import Budget, ensure_fits, render_context
+from .packing import Budget, PackedChunk, ensure_fits, render_context
 from .parallel import closer, ordered_map
 from .sources.base import Document
 from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
-from .strategies.map_reduce import Chunk, MapReduce, StageProgress
+from .strategies.map_reduce import MapReduce, StageProgress
 from .tokens import Tokenizer
 
 
@@ -34,7 +34,7 @@ class Plan:
     source: str
     prompt: ChatPrompt | None = None  # whole: the exact prompt
     mapper: MapReduce | None = None  # map-reduce: the job
-    chunks: list[Chunk] = field(default_factory=list)
+    chunks: list[PackedChunk] = field(default_factory=list)
 
     def sent_estimate(self) -> tuple[int, int]:
         """(prompt tokens, requests) this plan sends, before reduce levels: for the privacy line and cost."""

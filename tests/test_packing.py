@@ -1,13 +1,27 @@
-"""Budget arithmetic, context rendering and strategy choice: pure functions, tables of cases."""
+"""Budget arithmetic, context rendering, chunking and strategy choice: pure functions, tables of cases."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
 from dsv2cli.errors import ContextOverflowError, UsageError
-from dsv2cli.packing import Budget, ensure_fits, escape_data, render_block, render_context
+from dsv2cli.packing import (
+    Budget,
+    Piece,
+    ensure_fits,
+    escape_data,
+    piece_tokens,
+    plan_chunks,
+    render_block,
+    render_context,
+    split_counted,
+    split_segment,
+)
 from dsv2cli.sources.base import Document, Location, Segment
 from dsv2cli.strategies import choose
+from dsv2cli.tokens import Tokenizer
 
 
 @pytest.mark.parametrize(
@@ -105,3 +119,63 @@ def test_pages_get_markers() -> None:
         "r.pdf", "pdf", [Segment("one", Location("r.pdf", page=1)), Segment("two", Location("r.pdf", page=2))]
     )
     assert "[p. 1]\none\n\n[p. 2]\ntwo" in render_context([doc])
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+@pytest.mark.parametrize(
+    ("tokens", "budget", "expected"),
+    [
+        ([10, 10, 10], 100, [[0, 1, 2]]),
+        ([40, 40, 40], 100, [[0], [1], [2]]),  # each chunk also pays for its document header
+        ([20, 20, 20, 20], 80, None),
+    ],
+)
+def test_plan_chunks_is_greedy_and_in_order(tokens: list[int], budget: int, expected: list[list[int]] | None) -> None:
+    pieces = [Piece("a", Segment(str(i), Location("a", page=i)), t, header_tokens=20) for i, t in enumerate(tokens)]
+    chunks = plan_chunks(pieces, budget)
+    flat = [int(p.segment.text) for c in chunks for p in c.pieces]
+    assert flat == list(range(len(tokens)))  # every piece exactly once, in order
+    assert all(c.tokens <= budget or len(c.pieces) == 1 for c in chunks)
+    if expected is not None:
+        assert [[int(p.segment.text) for p in c.pieces] for c in chunks] == expected
+
+
+def test_split_segment_keeps_every_line_and_its_numbers() -> None:
+    text = "\n".join(f"line {i} " + "word " * 5 for i in range(1, 41))
+    seg = Segment(text, Location("notes.txt", line_start=1, line_end=40))
+    parts = split_segment(seg, 30, words)
+    assert len(parts) > 1
+    assert all(words(p.text) <= 30 for p in parts)
+    assert "\n".join(p.text for p in parts).split() == text.split()
+    assert parts[0].location.line_start == 1 and parts[-1].location.line_end == 40
+    for before, after in itertools.pairwise(parts):
+        assert after.location.line_start == before.location.line_end + 1  # type: ignore[operator]
+
+
+def test_split_segment_handles_one_enormous_line() -> None:
+    seg = Segment("x" * 5000, Location("min.js", line_start=1, line_end=1))
+    parts = split_segment(seg, 100, lambda t: len(t) // 10)
+    assert "".join(p.text for p in parts) == "x" * 5000
+    assert all(len(p.text) // 10 <= 100 for p in parts)
+
+
+def test_a_long_paragraph_is_split_with_a_few_counts_per_piece(smollm2_tokenizer: Tokenizer) -> None:
+    """One count per line added made a 3,600-line file take thousands of counts of ever longer
+    texts (a 47 s `summarize --dry-run` on `rich`); now a piece takes a few, doubling then halving."""
+    text = "\n".join(f"    value_{i} = compute(item[{i}], scale={i % 7}.5)  # step {i}" for i in range(1, 1501))
+    seg = Segment(text, Location("big.py", line_start=1, line_end=1500))
+    calls: list[int] = []
+
+    def count(t: str) -> int:
+        calls.append(1)
+        return smollm2_tokenizer.count(t)
+
+    parts = split_counted(seg, 3000, count, numbered=True)
+    assert len(parts) > 10
+    assert [line for p, _ in parts for line in p.text.split("\n")] == text.split("\n")
+    for piece, tokens in parts:  # the tokens reported are the piece's own, and within the limit
+        assert tokens == piece_tokens(piece, smollm2_tokenizer.count, numbered=True) <= 3000
+    assert len(calls) <= 16 * len(parts)  # one count per line added would be ~1,500

@@ -1,7 +1,7 @@
 """One document in, one extraction result out.
 
 Plan (no weights): the whole document in one prompt when it fits the window after the output
-reserve; otherwise section/page-aligned chunks from the map-reduce chunker, one prompt each.
+reserve; otherwise section/page-aligned chunks from the chunker in ``packing``, one prompt each.
 Run: every prompt is answered under a grammar built from the field set's grammar schema, then
 each field is validated with ``jsonschema`` (an invalid value becomes null and is reported),
 its evidence checked against the source text, and the chunks merged field by field.
@@ -19,9 +19,8 @@ from .. import prompts
 from ..chat import ChatPrompt, Message, ModelFacts, format_chat
 from ..engines.base import Backend, GenerationParams, PromptProgress, Usage
 from ..errors import ContextOverflowError, Dsv2Error, ExitCode
-from ..packing import Budget, ensure_fits, render_document
+from ..packing import PIECE_JOIN_TOKENS, Budget, PackedChunk, ensure_fits, make_pieces, plan_chunks, render_document
 from ..sources.base import Document
-from ..strategies.map_reduce import PIECE_JOIN_TOKENS, Chunk, make_pieces, plan_chunks
 from ..tokens import Tokenizer
 from .merge import merge
 from .schema import FieldSet
@@ -45,7 +44,7 @@ class ExtractPlan:
     document_tokens: int
     budget: Budget
     prompts: list[ChatPrompt]
-    chunks: list[Chunk] = field(default_factory=list)  # empty: the whole document in one prompt
+    chunks: list[PackedChunk] = field(default_factory=list)  # empty: the whole document in one prompt
 
 
 @dataclass
@@ -112,7 +111,7 @@ def plan(
             budget=max(budget.document, 0),
         )
     queue = plan_chunks(make_pieces([doc], budget.document - PIECE_JOIN_TOKENS, tokenizer.count), budget.document)
-    chunks: list[Chunk] = []
+    chunks: list[PackedChunk] = []
     chunk_prompts: list[ChatPrompt] = []
     while queue:
         chunk = queue.pop(0)
@@ -120,7 +119,7 @@ def plan(
         if len(prompt.ids) + max_tokens > window and len(chunk.pieces) > 1:
             # per-piece counts missed a few boundary tokens: halve the chunk, keep the order
             half = len(chunk.pieces) // 2
-            queue[:0] = [Chunk(chunk.pieces[:half]), Chunk(chunk.pieces[half:])]
+            queue[:0] = [PackedChunk(chunk.pieces[:half]), PackedChunk(chunk.pieces[half:])]
             continue
         ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=len(prompt.ids) - overhead, source=doc.source)
         chunks.append(chunk)
