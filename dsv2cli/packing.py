@@ -10,6 +10,7 @@ import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from .errors import ContextOverflowError, UsageError
 from .sources.base import Document, Location, Segment
@@ -213,6 +214,7 @@ def ensure_fits(prompt_tokens: int, window: int, output: int, *, document_tokens
 PIECE_JOIN_TOKENS = 2
 
 Count = Callable[[str], int]
+P = TypeVar("P")  # what a chunk is made into (its prompt)
 
 
 @dataclass(frozen=True)
@@ -410,3 +412,25 @@ def plan_chunks(pieces: Sequence[Piece], budget: int) -> list[PackedChunk]:
     if current.pieces:
         chunks.append(current)
     return chunks
+
+
+def fit_halving(
+    chunks: Sequence[PackedChunk], build: Callable[[PackedChunk], P], fits: Callable[[P], bool]
+) -> list[tuple[PackedChunk, P]]:
+    """Each chunk with what ``build`` makes of it (its prompt), in order, every one that ``fits``.
+
+    Per-piece counts can miss a few tokens where pieces join: a chunk of several pieces whose
+    prompt does not fit is halved, the halves taking its place in order, until each part fits.
+    A single piece that does not fit is returned as it is, for the caller to report.
+    """
+    fitted: list[tuple[PackedChunk, P]] = []
+    queue = list(chunks)
+    while queue:
+        chunk = queue.pop(0)
+        built = build(chunk)
+        if not fits(built) and len(chunk.pieces) > 1:
+            half = len(chunk.pieces) // 2
+            queue[:0] = [PackedChunk(chunk.pieces[:half]), PackedChunk(chunk.pieces[half:])]
+            continue
+        fitted.append((chunk, built))
+    return fitted

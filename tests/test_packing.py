@@ -9,9 +9,11 @@ import pytest
 from dsv2cli.errors import ContextOverflowError, UsageError
 from dsv2cli.packing import (
     Budget,
+    PackedChunk,
     Piece,
     ensure_fits,
     escape_data,
+    fit_halving,
     piece_tokens,
     plan_chunks,
     render_block,
@@ -179,3 +181,17 @@ def test_a_long_paragraph_is_split_with_a_few_counts_per_piece(smollm2_tokenizer
     for piece, tokens in parts:  # the tokens reported are the piece's own, and within the limit
         assert tokens == piece_tokens(piece, smollm2_tokenizer.count, numbered=True) <= 3000
     assert len(calls) <= 16 * len(parts)  # one count per line added would be ~1,500
+
+
+def test_a_chunk_whose_prompt_does_not_fit_is_halved_in_order() -> None:
+    pieces = [Piece("a", Segment(str(i), Location("a", page=i)), 10) for i in range(5)]
+    built: list[list[int]] = []
+
+    def build(chunk: PackedChunk) -> int:  # the "prompt": its size, one unit per piece; piece 4 alone is too big
+        built.append([int(p.segment.text) for p in chunk.pieces])
+        return sum(9 if p.segment.text == "4" else 1 for p in chunk.pieces)
+
+    fitted = fit_halving([PackedChunk(pieces[:3]), PackedChunk(pieces[3:])], build, lambda size: size <= 2)
+    assert [[int(p.segment.text) for p in c.pieces] for c, _ in fitted] == [[0], [1, 2], [3], [4]]
+    assert [size for _, size in fitted] == [1, 2, 1, 9]  # what was built is returned with its chunk
+    assert built == [[0, 1, 2], [0], [1, 2], [3, 4], [3], [4]]

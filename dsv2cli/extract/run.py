@@ -19,7 +19,16 @@ from .. import prompts
 from ..chat import ChatPrompt, Message, ModelFacts, format_chat
 from ..engines.base import Backend, GenerationParams, PromptProgress, Usage
 from ..errors import ContextOverflowError, Dsv2Error, ExitCode
-from ..packing import PIECE_JOIN_TOKENS, Budget, PackedChunk, ensure_fits, make_pieces, plan_chunks, render_document
+from ..packing import (
+    PIECE_JOIN_TOKENS,
+    Budget,
+    PackedChunk,
+    ensure_fits,
+    fit_halving,
+    make_pieces,
+    plan_chunks,
+    render_document,
+)
 from ..sources.base import Document
 from ..tokens import Tokenizer
 from .merge import merge
@@ -110,21 +119,16 @@ def plan(
             window=window,
             budget=max(budget.document, 0),
         )
-    queue = plan_chunks(make_pieces([doc], budget.document - PIECE_JOIN_TOKENS, tokenizer.count), budget.document)
-    chunks: list[PackedChunk] = []
-    chunk_prompts: list[ChatPrompt] = []
-    while queue:
-        chunk = queue.pop(0)
-        prompt = build_prompt(tokenizer, facts, fields, chunk.render())
-        if len(prompt.ids) + max_tokens > window and len(chunk.pieces) > 1:
-            # per-piece counts missed a few boundary tokens: halve the chunk, keep the order
-            half = len(chunk.pieces) // 2
-            queue[:0] = [PackedChunk(chunk.pieces[:half]), PackedChunk(chunk.pieces[half:])]
-            continue
+    fitted = fit_halving(
+        plan_chunks(make_pieces([doc], budget.document - PIECE_JOIN_TOKENS, tokenizer.count), budget.document),
+        lambda chunk: build_prompt(tokenizer, facts, fields, chunk.render()),
+        lambda prompt: len(prompt.ids) + max_tokens <= window,
+    )
+    for _, prompt in fitted:  # a single piece too big for the window
         ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=len(prompt.ids) - overhead, source=doc.source)
-        chunks.append(chunk)
-        chunk_prompts.append(prompt)
-    return ExtractPlan(doc.source, document_tokens, budget, chunk_prompts, chunks)
+    return ExtractPlan(
+        doc.source, document_tokens, budget, [prompt for _, prompt in fitted], [chunk for chunk, _ in fitted]
+    )
 
 
 def parse_output(text: str, usage: Usage, max_tokens: int, where: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from .. import prompts
 from ..chat import ChatPrompt, Message, format_chat
 from ..engines.base import Backend, GenerationParams, Usage
 from ..errors import ContextOverflowError
-from ..packing import PIECE_JOIN_TOKENS, PackedChunk, make_pieces, plan_chunks, render_block
+from ..packing import PIECE_JOIN_TOKENS, PackedChunk, fit_halving, make_pieces, plan_chunks, render_block
 from ..parallel import closer, ordered_map
 from ..sources.base import Document
 from ..tokens import Tokenizer
@@ -87,18 +87,15 @@ class MapReduce:
         chunks = self.chunks(docs) if chunks is None else chunks
         result = MapReduceResult("", chunks, levels=0, calls=0)
         map_template = prompts.load("map")
-        # Fit first (per-piece counts can miss a few boundary tokens: halve such a chunk, keep the
-        # order), with the widest part numbers; then number the parts and send them.
-        fitted: list[PackedChunk] = []
-        queue = list(chunks)
-        while queue:
-            chunk = queue.pop(0)
-            prompt = self._prompt(map_template, {"document": chunk.render(), "part": "9999", "parts": "9999"})
-            if len(prompt.ids) + self.max_tokens > self.window and len(chunk.pieces) > 1:
-                half = len(chunk.pieces) // 2
-                queue[:0] = [PackedChunk(chunk.pieces[:half]), PackedChunk(chunk.pieces[half:])]
-                continue
-            fitted.append(chunk)
+        # Fit first, with the widest part numbers; then number the parts and send them.
+        fitted = [
+            chunk
+            for chunk, _ in fit_halving(
+                chunks,
+                lambda c: self._prompt(map_template, {"document": c.render(), "part": "9999", "parts": "9999"}),
+                lambda prompt: len(prompt.ids) + self.max_tokens <= self.window,
+            )
+        ]
         map_prompts = [
             self._prompt(map_template, {"document": c.render(), "part": str(i), "parts": str(len(fitted))})
             for i, c in enumerate(fitted, 1)
