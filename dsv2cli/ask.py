@@ -103,13 +103,13 @@ def plan(
     found = None
     for _ in range(4):
         if target < 32:
-            raise ContextOverflowError(
-                f"the {window}-token window leaves {max(budget.document, 0)} tokens for retrieved text after "
-                f"{max_tokens} reserved for output and a {overhead}-token prompt: use a larger --ctx or a smaller "
-                "--max-tokens",
-                input_tokens=context_tokens,
+            raise ContextOverflowError.no_room(
                 window=window,
-                budget=max(budget.document, 0),
+                output=max_tokens,
+                prompt=overhead,
+                room=budget.document,
+                what="for retrieved text",
+                input_tokens=context_tokens,
             )
         if found is None:  # index, embed and rank once; a retry only packs a smaller budget
             found = retrieve(

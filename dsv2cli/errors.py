@@ -61,6 +61,21 @@ class ContextOverflowError(Dsv2Error):
         self.window = window
         self.budget = budget
 
+    @classmethod
+    def no_room(
+        cls, *, window: int, output: int, prompt: int, room: int, what: str, input_tokens: int, source: str = ""
+    ) -> ContextOverflowError:
+        """The window leaves ``room`` tokens (or none) for the input, ``what`` it is ("per chunk"),
+        once ``output`` tokens are reserved and the ``prompt`` template's are taken."""
+        room = max(room, 0)
+        return cls(
+            f"{source + ': ' if source else ''}the {window}-token window leaves {room} tokens {what} after "
+            f"{output} reserved for output and a {prompt}-token prompt: use a larger --ctx or a smaller --max-tokens",
+            input_tokens=input_tokens,
+            window=window,
+            budget=room,
+        )
+
 
 class RemoteError(Dsv2Error):
     """A remote backend that cannot be reached, rejects the key, or keeps failing after retries."""

@@ -111,13 +111,14 @@ def plan(
     if budget.fits(document_tokens):
         return ExtractPlan(doc.source, document_tokens, budget, [whole])
     if budget.document < MIN_CHUNK_TOKENS:
-        raise ContextOverflowError(
-            f"{doc.source}: the {window}-token window leaves {max(budget.document, 0)} tokens per chunk after the "
-            f"{overhead}-token prompt and {max_tokens} tokens reserved for output: use a larger --ctx or a smaller "
-            "--max-tokens",
-            input_tokens=document_tokens,
+        raise ContextOverflowError.no_room(
             window=window,
-            budget=max(budget.document, 0),
+            output=max_tokens,
+            prompt=overhead,
+            room=budget.document,
+            what="per chunk",
+            input_tokens=document_tokens,
+            source=doc.source,
         )
     fitted = fit_halving(
         plan_chunks(make_pieces([doc], budget.document - PIECE_JOIN_TOKENS, tokenizer.count), budget.document),

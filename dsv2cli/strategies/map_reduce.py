@@ -65,12 +65,13 @@ class MapReduce:
     def chunks(self, docs: Sequence[Document]) -> list[PackedChunk]:
         budget = self._budget(prompts.load("map"), {"part": "9999", "parts": "9999"})
         if budget < 64:
-            raise ContextOverflowError(
-                f"the {self.window}-token window leaves {max(budget, 0)} tokens per chunk after "
-                f"{self.max_tokens} reserved for output: use a larger --ctx or a smaller --max-tokens",
-                input_tokens=0,
+            raise ContextOverflowError.no_room(
                 window=self.window,
-                budget=max(budget, 0),
+                output=self.max_tokens,
+                prompt=self.window - self.max_tokens - budget,
+                room=budget,
+                what="per chunk",
+                input_tokens=0,
             )
         return plan_chunks(make_pieces(docs, budget - PIECE_JOIN_TOKENS, self.tokenizer.count), budget)
 
