@@ -10,10 +10,9 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .. import errors
 from ..chat import ModelFacts
 from ..engines.base import Backend, GenerationParams, PromptProgress
-from ..errors import Dsv2Error
+from ..errors import PER_INPUT_ERRORS, Dsv2Error
 from ..parallel import closer, ordered_map
 from ..sources.base import Document
 from ..tokens import Tokenizer
@@ -22,8 +21,6 @@ from .run import ExtractionError, ExtractionResult, plan, run
 from .schema import FieldSet
 
 Notify = Callable[[str], None]
-# Per-input failures: reported, skipped, the batch goes on. Anything else (no model, bad flags) stops it.
-PER_INPUT_ERRORS: tuple[type[Dsv2Error], ...] = (*errors.PER_INPUT_ERRORS, ExtractionError)
 
 
 def default_max_tokens(field_count: int, window: int) -> int:
@@ -179,6 +176,8 @@ def run_batch(
                 return None
             return extract(doc)
         except PER_INPUT_ERRORS as exc:
+            return exc
+        except ExtractionError as exc:  # this input's answer could not be used: it is skipped too
             return exc
 
     def record(i: int, outcome: ExtractionResult | Dsv2Error | None) -> None:
