@@ -17,6 +17,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..fsutil import temp_beside
+
 SUFFIX = ".state"
 MIN_PREFIX_TOKENS = 256  # below this, evaluating is cheaper than a disk round trip
 
@@ -61,9 +63,10 @@ class PrefixCache:
         return path
 
     def reserve(self, key: str) -> Path:
-        """A temporary path to write a new entry to; :meth:`commit` moves it into place."""
+        """A temporary path to write a new entry to (llama.cpp writes it); :meth:`commit` moves it into
+        place in one rename, as ``fsutil.replacing`` does."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        return self.directory / f".{key}.{os.getpid()}.tmp"
+        return temp_beside(self.path(key))
 
     def commit(self, key: str, tmp: Path) -> None:
         tmp.replace(self.path(key))  # atomic: readers see a whole file or none

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import UsageError
+from ..fsutil import write_atomic
 from .schema import FieldSet
 
 FORMATS = ("json", "jsonl", "csv")
@@ -260,9 +261,7 @@ class JsonSink(Sink):
             payload = self.records
         text = json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
         if self.path is not None:
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_atomic(self.path, text)
         if self.stream is not None:
             self.stream.write(text)
             self.stream.flush()

@@ -11,11 +11,10 @@ cosine >= 0.9999 to sentence-transformers on ordinary text.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import ModelError
+from ..fsutil import replacing
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _DROPPED = ("embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias")
@@ -57,10 +56,8 @@ def convert_bert(model_dir: Path, out_path: Path, *, name: str = "bert", q8: boo
     n_layers = int(config["num_hidden_layers"])
     tensor_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.BERT, n_layers)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    try:
-        writer = gguf.GGUFWriter(tmp_name, "bert")
+    with replacing(out_path) as tmp:
+        writer = gguf.GGUFWriter(tmp, "bert")
         writer.add_name(name)
         writer.add_context_length(int(config["max_position_embeddings"]))
         writer.add_embedding_length(int(config["hidden_size"]))
@@ -123,8 +120,4 @@ def convert_bert(model_dir: Path, out_path: Path, *, name: str = "bert", q8: boo
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(tmp_name, out_path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
     return out_path

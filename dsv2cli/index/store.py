@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Dsv2Error
+from ..fsutil import write_atomic
 from ..sources.base import Document, Location
 from .chunking import CHUNKER_VERSION, Chunk, chunk_document
 from .embedder import Embedder
@@ -127,19 +127,6 @@ def document_hash(document: Document) -> str:
         digest.update(f"\0{loc.page}\0{loc.line_start}\0{loc.line_end}\0{loc.section}\0".encode())
         digest.update(segment.text.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:32]
-
-
-def _write_json_atomic(path: Path, data: object) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _chunk_record(chunk: Chunk) -> dict[str, Any]:
@@ -282,7 +269,7 @@ class CorpusIndex:
             "updated_at": time.time(),
             "files": new_files,
         }
-        _write_json_atomic(self.manifest_path, manifest)
+        write_atomic(self.manifest_path, json.dumps(manifest, ensure_ascii=False, separators=(",", ":")), durable=True)
         self.marker_path.unlink(missing_ok=True)
         return UpdateReport(
             files=len(new_files),

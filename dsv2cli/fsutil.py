@@ -1,0 +1,50 @@
+"""Files replaced whole: a reader sees the old file or the new one, never a part of either.
+
+The new content goes to a temporary file beside the target (same folder, so the same file
+system), which then takes the target's name in one ``os.replace``. Every file dsv2 rewrites in
+place (the speed cache, an index manifest, extract's ``--out`` JSON, a converted embedding
+model, a prefix-cache entry) is written this way.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def temp_beside(path: Path) -> Path:
+    """An unused name in ``path``'s folder for the file that will replace it: hidden, ending in
+    ``.tmp`` (so a leftover from an interrupted write is easy to find), unique per process and call."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary path to write the new ``path`` to; when the block ends, it replaces ``path``.
+
+    If the block raises, the temporary file is removed and ``path`` is left as it was.
+    """
+    tmp = temp_beside(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: str | bytes, *, durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` (text as UTF-8) in one step.
+
+    ``durable``: the data reaches the disk (fsync) before the rename, so that a crash right after
+    cannot leave the new name on an empty file.
+    """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with replacing(path) as tmp, open(tmp, "xb") as handle:
+        handle.write(payload)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
