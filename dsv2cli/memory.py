@@ -20,16 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import kvcache
 from .errors import UsageError
 from .ggufmeta import ArrayInfo, GGUFInfo
+from .kvcache import CACHE_TYPES
 from .settings import Settings
 
 GIB = 1024**3
 MIB = 1024**2
-
-# KV cache types dsv2 accepts: name -> (elements per block, bytes per block).
-CACHE_TYPES: dict[str, tuple[int, int]] = {"f16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18)}
-QUANTIZED_CACHE_TYPES = frozenset(name for name, (block, _) in CACHE_TYPES.items() if block > 1)
 
 MIN_CONTEXT = 2048  # below this, shrinking to fit is no help: refuse instead
 CONTEXT_STEP = 256  # llama.cpp pads n_ctx to a multiple of 256
@@ -92,14 +90,9 @@ def is_mla(info: GGUFInfo) -> bool:
 
 
 def check_cache_types(layout: KvLayout | None, type_k: str, type_v: str, flash_attn: bool) -> None:
-    """UsageError for a cache-type combination llama.cpp would reject or crash on."""
-    for flag, name in (("--cache-type-k", type_k), ("--cache-type-v", type_v)):
-        if name not in CACHE_TYPES:
-            raise UsageError(f"{flag} {name}: must be one of {', '.join(CACHE_TYPES)}")
-    if type_v in QUANTIZED_CACHE_TYPES and not flash_attn:
-        raise UsageError(
-            f"--cache-type-v {type_v} needs flash attention: drop --no-flash-attn, or use --cache-type-v f16"
-        )
+    """UsageError for a cache-type combination llama.cpp would reject or crash on: the rules of
+    ``kvcache``, then block sizes that must divide this model's head sizes."""
+    kvcache.check_cache_types(type_k, type_v, flash_attn)
     if layout is None:
         return
     for flag, name, head in (("--cache-type-k", type_k, layout.k_head), ("--cache-type-v", type_v, layout.v_head)):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .kvcache import CACHE_TYPES, cache_type_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,7 +24,6 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 STYLES = ("brief", "detailed", "bullets")
-CACHE_TYPES = ("f16", "q8_0", "q4_0")  # KV cache types (memory.CACHE_TYPES has their sizes)
 SPLIT_MODES = ("none", "layer", "row")
 TOKENIZERS = ("model", "deepseek-v2")  # plan / pack --json / --dry-run without the weights
 
@@ -402,15 +402,9 @@ def validate(s: Settings) -> None:
         raise bad("gpu_layers", "must be -1 (all), 0 or a positive layer count")
     if not 0.0 <= s.temperature <= 5.0:
         raise bad("temperature", "must be between 0 and 5")
-    for name in ("cache_type_k", "cache_type_v"):
-        if getattr(s, name) not in CACHE_TYPES:
-            raise bad(name, f"must be one of {', '.join(CACHE_TYPES)}, not {getattr(s, name)!r}")
-    if s.cache_type_v != "f16" and s.flash_attn is False:
-        raise bad(
-            "cache_type_v",
-            f"a quantized V cache ({s.cache_type_v}) needs flash attention: "
-            "turn flash attention on (or auto), or use f16",
-        )
+    cache_problem = cache_type_problem(s.cache_type_k, s.cache_type_v, s.flash_attn)
+    if cache_problem is not None:
+        raise bad(*cache_problem)
     if s.tokenizer not in TOKENIZERS:
         raise bad("tokenizer", f"must be one of {', '.join(TOKENIZERS)}, not {s.tokenizer!r}")
     if s.json_mode not in JSON_MODES:

@@ -163,3 +163,20 @@ def test_cache_type_blocks_must_divide_the_head_size() -> None:
     odd = GGUFInfo(Path("odd.gguf"), 3, {**info.metadata, "deepseek2.attention.key_length": 560})
     with pytest.raises(UsageError, match="do not divide this model's head size 560"):
         check_cache_types(kv_layout(odd), "q8_0", "f16", True)
+
+
+def test_settings_and_the_memory_check_apply_one_cache_rule(dsv2_home: Path) -> None:
+    """kvcache.cache_type_problem is the rule; settings names the setting and its origin, memory the flag."""
+    from dsv2cli.errors import ConfigError
+    from dsv2cli.kvcache import cache_type_problem
+    from dsv2cli.settings import resolve
+
+    setting, problem = cache_type_problem("f16", "q4_0", False) or ("", "")
+    assert setting == "cache_type_v" and "needs flash attention" in problem
+    assert cache_type_problem("q4_0", "q4_0", None) is None  # auto is on
+    with pytest.raises(ConfigError) as from_settings:
+        resolve({"cache_type_v": "q4_0", "flash_attn": False}, {"DSV2_HOME": str(dsv2_home)})
+    assert str(from_settings.value) == f"cache_type_v (flag): {problem}"
+    with pytest.raises(UsageError) as from_memory:
+        check_cache_types(None, "f16", "q4_0", False)
+    assert str(from_memory.value) == f"--cache-type-v: {problem}"
