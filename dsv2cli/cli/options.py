@@ -6,7 +6,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -249,89 +249,53 @@ EmbedModelOpt = Annotated[
 ]
 
 
-# --- Option groups, declared once and attached to the commands that use them ------------------
+# --- Option groups: each shared option declared once, as a field of Flags ----------------------
 
-Param = tuple[str, Any, Any]  # (parameter name, Annotated type, default)
-
-
-@dataclass(frozen=True)
-class Group:
-    """Options that travel together; :func:`uses` adds them to a command's signature."""
-
-    params: tuple[Param, ...]
+# The groups a command attaches with :func:`uses`.
+PASSWORD, REPO, ENGINE, SAMPLING, REMOTE = "password", "repo", "engine", "sampling", "remote"
+SENDING, CACHE, RETRIEVAL, VERBOSE, DEBUG = "sending", "cache", "retrieval", "verbose", "debug"
+INPUTS = (REPO, PASSWORD)
 
 
-PASSWORD = Group((("password", PasswordOpt, None),))
-INPUTS = Group(
-    (("repo", RepoOpt, None), ("include", IncludeOpt, None), ("exclude", ExcludeOpt, None), *PASSWORD.params)
-)
-ENGINE = Group(
-    (
-        ("model", ModelOpt, None),
-        ("ctx", CtxOpt, None),
-        ("max_tokens", MaxTokensOpt, None),
-        ("gpu_layers", GpuLayersOpt, None),
-        ("threads", ThreadsOpt, None),
-        ("flash_attn", FlashOpt, None),
-        ("cache_type_k", CacheTypeKOpt, None),
-        ("cache_type_v", CacheTypeVOpt, None),
-        ("split_mode", SplitModeOpt, None),
-        ("tensor_split", TensorSplitOpt, None),
-        ("tokenizer", TokenizerOpt, None),
-    )
-)
-SAMPLING = Group((("temperature", TempOpt, None), ("seed", SeedOpt, None)))
-REMOTE = Group(
-    (
-        ("backend", BackendOpt, None),
-        ("base_url", BaseUrlOpt, None),
-        ("api_model", ApiModelOpt, None),
-        ("api_key_env", ApiKeyEnvOpt, None),
-        ("concurrency", ConcurrencyOpt, None),
-        ("escalate_to", EscalateOpt, None),
-    )
-)
-SENDING = Group((("allow_secrets", AllowSecretsOpt, False), ("yes", YesOpt, False)))
-CACHE = Group((("no_cache", NoCacheOpt, False), ("cache_size", CacheSizeOpt, None)))
-RETRIEVAL = Group((("embed_model", EmbedModelOpt, None),))
-VERBOSE = Group((("verbose", VerboseOpt, False),))
-DEBUG = Group((("debug", DebugOpt, False),))  # every command has it
+def _in(group: str, default: Any = None) -> Any:
+    return field(default=default, metadata={"group": group})
 
 
 @dataclass
 class Flags:
-    """The shared options of one command run; those a command does not use keep their defaults."""
+    """The shared options of one command run, each with its typer declaration and its group;
+    a command gets the groups it names in :func:`uses`, the rest keep their defaults."""
 
-    repo: str | None = None
-    include: list[str] | None = None
-    exclude: list[str] | None = None
-    password: str | None = None
-    model: str | None = None
-    ctx: int | None = None
-    max_tokens: int | None = None
-    gpu_layers: int | None = None
-    threads: int | None = None
-    flash_attn: bool | None = None
-    cache_type_k: str | None = None
-    cache_type_v: str | None = None
-    split_mode: str | None = None
-    tensor_split: str | None = None
-    tokenizer: str | None = None
-    temperature: float | None = None
-    seed: int | None = None
-    backend: str | None = None
-    base_url: str | None = None
-    api_model: str | None = None
-    api_key_env: str | None = None
-    concurrency: int | None = None
-    escalate_to: str | None = None
-    allow_secrets: bool = False
-    yes: bool = False
-    no_cache: bool = False
-    cache_size: str | None = None
-    embed_model: str | None = None
-    verbose: bool = False
-    debug: bool = False
+    repo: RepoOpt = _in(REPO)
+    include: IncludeOpt = _in(REPO)
+    exclude: ExcludeOpt = _in(REPO)
+    password: PasswordOpt = _in(PASSWORD)
+    model: ModelOpt = _in(ENGINE)
+    ctx: CtxOpt = _in(ENGINE)
+    max_tokens: MaxTokensOpt = _in(ENGINE)
+    gpu_layers: GpuLayersOpt = _in(ENGINE)
+    threads: ThreadsOpt = _in(ENGINE)
+    flash_attn: FlashOpt = _in(ENGINE)
+    cache_type_k: CacheTypeKOpt = _in(ENGINE)
+    cache_type_v: CacheTypeVOpt = _in(ENGINE)
+    split_mode: SplitModeOpt = _in(ENGINE)
+    tensor_split: TensorSplitOpt = _in(ENGINE)
+    tokenizer: TokenizerOpt = _in(ENGINE)
+    temperature: TempOpt = _in(SAMPLING)
+    seed: SeedOpt = _in(SAMPLING)
+    backend: BackendOpt = _in(REMOTE)
+    base_url: BaseUrlOpt = _in(REMOTE)
+    api_model: ApiModelOpt = _in(REMOTE)
+    api_key_env: ApiKeyEnvOpt = _in(REMOTE)
+    concurrency: ConcurrencyOpt = _in(REMOTE)
+    escalate_to: EscalateOpt = _in(REMOTE)
+    allow_secrets: AllowSecretsOpt = _in(SENDING, False)
+    yes: YesOpt = _in(SENDING, False)
+    no_cache: NoCacheOpt = _in(CACHE, False)
+    cache_size: CacheSizeOpt = _in(CACHE)
+    embed_model: EmbedModelOpt = _in(RETRIEVAL)
+    verbose: VerboseOpt = _in(VERBOSE, False)
+    debug: DebugOpt = _in(DEBUG, False)  # every command has it
 
     def settings(self, environ: Mapping[str, str], **own: Any) -> Settings:
         """The settings these flags (and a command's ``own`` setting flags, such as --style) give,
@@ -345,15 +309,22 @@ class Flags:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def uses(*groups: Group) -> Callable[[F], F]:
+def uses(*groups: str | tuple[str, ...]) -> Callable[[F], F]:
     """Attach option groups (and --debug) to a command.
 
     The command declares its own arguments and options as usual, plus ``flags: Flags`` and
     ``env: Env``, which typer never sees: the wrapper's signature is the command's own parameters
-    followed by every group's, and it calls the command with the groups' values collected in a
-    :class:`Flags` and the run's :class:`~.common.Env` (also what the app's error handler reports
-    through, with --debug deciding whether a traceback shows).
+    followed by the groups' options (in Flags' order), and it calls the command with those values
+    collected in a :class:`Flags` and the run's :class:`~.common.Env` (also what the app's error
+    handler reports through, with --debug deciding whether a traceback shows).
     """
+    wanted = {DEBUG, *(g for group in groups for g in ((group,) if isinstance(group, str) else group))}
+    declared = typing.get_type_hints(Flags, include_extras=True)
+    added = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=declared[f.name])
+        for f in fields(Flags)
+        if f.metadata["group"] in wanted
+    ]
 
     def attach(command: F) -> F:
         hints = typing.get_type_hints(command, include_extras=True)
@@ -362,18 +333,12 @@ def uses(*groups: Group) -> Callable[[F], F]:
             for p in inspect.signature(command).parameters.values()
             if p.name not in ("flags", "env")
         ]
-        added = [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-            for group in (*groups, DEBUG)
-            for name, annotation, default in group.params
-        ]
-        names = [p.name for p in added]
 
         @functools.wraps(command)
         def run(**kwargs: Any) -> Any:
             from .common import Env, current_env
 
-            flags = Flags(**{name: kwargs.pop(name) for name in names})
+            flags = Flags(**{p.name: kwargs.pop(p.name) for p in added})
             env = current_env() or Env()
             env.debug = flags.debug
             return command(flags=flags, env=env, **kwargs)
