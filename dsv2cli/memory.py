@@ -19,12 +19,12 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from . import kvcache
 from .errors import UsageError
 from .ggufmeta import ArrayInfo, GGUFInfo
 from .kvcache import CACHE_TYPES
-from .settings import Settings
 
 GIB = 1024**3
 MIB = 1024**2
@@ -89,7 +89,7 @@ def is_mla(info: GGUFInfo) -> bool:
     return info.architecture == "deepseek2" and _int(info.arch_value("attention.key_length_mla")) is not None
 
 
-def check_cache_types(layout: KvLayout | None, type_k: str, type_v: str, flash_attn: bool) -> None:
+def check_cache_types(layout: KvLayout | None, type_k: str, type_v: str, flash_attn: bool | None) -> None:
     """UsageError for a cache-type combination llama.cpp would reject or crash on: the rules of
     ``kvcache``, then block sizes that must divide this model's head sizes."""
     kvcache.check_cache_types(type_k, type_v, flash_attn)
@@ -296,21 +296,37 @@ def choose_context(
     return ContextChoice(target, est, False, resources, problem=problem)
 
 
-def request_for(settings: Settings, gpu_build: bool) -> Request:
-    """The memory-relevant choices in ``settings`` (gpu_layers None: all when the build can offload)."""
-    gpu_layers = settings.gpu_layers if settings.gpu_layers is not None else (-1 if gpu_build else 0)
-    return Request(settings.cache_type_k, settings.cache_type_v, settings.flash_attn is not False, gpu_layers)
+class MemoryChoices(Protocol):
+    """The settings that change memory use, by the names ``settings.Settings`` gives them (it is one):
+    memory needs these values, not the settings object or its module."""
+
+    @property
+    def ctx(self) -> int | None: ...
+    @property
+    def cache_type_k(self) -> str: ...
+    @property
+    def cache_type_v(self) -> str: ...
+    @property
+    def flash_attn(self) -> bool | None: ...
+    @property
+    def gpu_layers(self) -> int | None: ...
+
+
+def request_for(choices: MemoryChoices, gpu_build: bool) -> Request:
+    """The memory-relevant choices (gpu_layers None: all when the build can offload; flash_attn None: on)."""
+    gpu_layers = choices.gpu_layers if choices.gpu_layers is not None else (-1 if gpu_build else 0)
+    return Request(choices.cache_type_k, choices.cache_type_v, choices.flash_attn is not False, gpu_layers)
 
 
 def plan_context(
-    info: GGUFInfo, settings: Settings, preferred: int, gpu_build: bool, resources: Resources | None = None
+    info: GGUFInfo, choices: MemoryChoices, preferred: int, gpu_build: bool, resources: Resources | None = None
 ) -> ContextChoice:
-    """Check the cache types against the model, then pick the context (``settings.ctx`` or ``preferred``)."""
-    request = request_for(settings, gpu_build)
-    check_cache_types(kv_layout(info), request.type_k, request.type_v, request.flash_attn)
+    """Check the cache types against the model, then pick the context (``choices.ctx`` or ``preferred``)."""
+    request = request_for(choices, gpu_build)
+    check_cache_types(kv_layout(info), choices.cache_type_k, choices.cache_type_v, choices.flash_attn)
     if resources is None:
         resources = Resources.detect(want_gpu=gpu_build and request.gpu_layers != 0)
-    return choose_context(info, settings.ctx, preferred, request, resources)
+    return choose_context(info, choices.ctx, preferred, request, resources)
 
 
 def describe(est: MemoryEstimate, resources: Resources) -> str:

@@ -5,6 +5,7 @@ llama.cpp allocates at f16: MLA format 31 KB (V2-Lite) / 69 KB (V2); converted b
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from dsv2cli.memory import (
     choose_context,
     estimate,
     kv_layout,
+    plan_context,
 )
 
 WEIGHTS = {"lite": int(10.4e9), "v2": int(132e9)}
@@ -180,3 +182,27 @@ def test_settings_and_the_memory_check_apply_one_cache_rule(dsv2_home: Path) -> 
     with pytest.raises(UsageError) as from_memory:
         check_cache_types(None, "f16", "q4_0", False)
     assert str(from_memory.value) == f"--cache-type-v: {problem}"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What plan_context reads, without dsv2's Settings: memory takes the values, not the object."""
+
+    ctx: int | None = None
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    flash_attn: bool | None = None
+    gpu_layers: int | None = None
+
+
+def test_plan_context_reads_only_the_memory_choices(smollm2: Path) -> None:
+    from dsv2cli.ggufmeta import read_gguf
+
+    info = read_gguf(smollm2)
+    roomy = Resources(ram_available=64 * GIB, vram_free=None)
+    chosen = plan_context(info, Choices(), 8192, False, roomy)
+    assert chosen == choose_context(info, None, 8192, Request(), roomy)
+    explicit = plan_context(info, Choices(ctx=4096, cache_type_k="q8_0", gpu_layers=0), 8192, True, roomy)
+    assert explicit.n_ctx == 4096 and explicit.fits
+    with pytest.raises(UsageError, match="needs flash attention"):
+        plan_context(info, Choices(cache_type_v="q8_0", flash_attn=False), 8192, False, roomy)
