@@ -12,8 +12,8 @@ import pytest
 
 from dsv2cli.errors import UsageError
 from dsv2cli.ggufmeta import GGUFInfo
+from dsv2cli.kvcache import CACHE_TYPES
 from dsv2cli.memory import (
-    CACHE_TYPES,
     GIB,
     Request,
     Resources,
