@@ -51,6 +51,13 @@ SUITE: list[tuple[str, str, list[str], list[str], list[str]]] = [
     ),
     ("prefix cache", "prefix_cache.py", [], ["--runs", "1"], [r"^whole process", r"^prompt evaluation"]),
     (
+        "llama.cpp threads and wait policy",
+        "threads.py",
+        [],
+        ["--rounds", "1", "--prompt-tokens", "512"],
+        [r"^CPUs:", r"\s(spin|passive)\s"],
+    ),
+    (
         "300-page PDF: coverage, peak RSS",
         "summarize_300_pages.py",
         [],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import re
 import sys
 from pathlib import Path
@@ -51,9 +52,22 @@ def check_version(version: str) -> None:
         )
 
 
+# llama.cpp built with OpenMP (the Linux default, and scripts/install-llama-cpp.sh's build) makes
+# its threads wait for each other after every operation by spinning. On cores shared with other
+# work a spinning thread holds the core its partner needs. bench/threads.py, 2 cores, 2 threads,
+# SmolLM2-135M, 2026-11-30: with one busy process alongside, generation 34 tok/s spinning vs 54
+# passive (prompt evaluation 103 vs 115); under other jobs at load ~3.5, 11 vs 41 (49 vs 60). On
+# the idle machine passive waits cost this 135M model's generation 23% (116 -> 89 tok/s, about
+# 2.6 ms per token, less in proportion for bigger models) and prompt evaluation 0-9%. libgomp
+# reads the variable once, when llama.cpp's library loads: hence here, before the import. A value
+# the user set is kept.
+OMP_WAIT_POLICY = "PASSIVE"
+
+
 @functools.cache
 def _lib() -> Any:
     """The ``llama_cpp`` module, imported and version-checked once."""
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     try:
         import llama_cpp
     except ImportError as exc:

@@ -120,8 +120,9 @@ def plan(
     with handle_errors(env, debug):
         from .. import planning
         from .. import summarize as summ
-        from ..engines.llamacpp import default_threads
+        from ..models import embedded_model_path
         from ..packing import Budget, count_context
+        from ..parallel import DEFAULT_THREADS_RULE, cpu_counts, default_threads
         from ..strategies import choose
 
         settings = resolve_settings(env, locals())
@@ -150,19 +151,67 @@ def plan(
                 "total_max_usd": session.cost(eval_tokens, settings.max_tokens * requests),
                 "requests": requests,
             }
-        rate = None
+        model_path = session.path if settings.tokenizer == "model" else None  # None: nothing local to measure
+        local = model_path is not None
+        threads_used = settings.threads or default_threads()
+        speed_cache = planning.SpeedCache(planning.speed_cache_path(settings.home))
+        rate = output_rate = None
         measured_now = False
-        if session.path is not None and settings.tokenizer == "model":
-            speed_cache = planning.SpeedCache(settings.home / "cache" / "prompt-speed.json")
-            key = planning.speed_key(
-                session.path, settings.threads or default_threads(), settings.gpu_layers, settings.flash_attn
-            )
-            rate = None if measure else speed_cache.get(key)
-        if rate is None and measure is not False and session.path is not None and settings.tokenizer == "model":
-            env.note("measuring prompt-evaluation speed once for this model and settings (loads the weights)")
+        key = ""
+        if model_path is not None:
+            key = planning.speed_key(model_path, threads_used, settings.gpu_layers, settings.flash_attn)
+            entry = None if measure else speed_cache.entry(key)
+            rate = speed_cache.get(key) if entry is not None else None
+            measured_output = entry.get("output_tokens_per_s") if entry is not None else None
+            output_rate = float(measured_output) if isinstance(measured_output, (int, float)) else None
+        if rate is None and measure is not False and local:
+            env.note("measuring prompt-evaluation and generation speed once for these settings (loads the weights)")
             rate = planning.measure_prompt_speed(session.backend)
-            speed_cache.put(key, rate)
+            output_rate = planning.measure_output_speed(session.backend)
+            speed_cache.put(key, rate, output_rate)
             measured_now = True
+        # Thread counts compared: measured with --measure, shown again from the cache later.
+        thread_rows = None
+        threads_measured_now = False
+        if model_path is not None:
+            tkey = planning.threads_key(model_path, settings.gpu_layers, settings.flash_attn)
+            if measure:
+                candidates = sorted({*cpu_counts().candidates(), threads_used}, reverse=True)
+                env.note(f"measuring prompt and generation speed at {', '.join(map(str, candidates))} threads")
+                session.backend.close()  # one model in memory at a time
+                thread_rows = planning.measure_threads(session.backend.options, candidates)
+                planning.store_threads(speed_cache, tkey, thread_rows)
+                threads_measured_now = True
+            else:
+                thread_rows = planning.cached_threads(speed_cache, tkey)
+            if output_rate is None and thread_rows:
+                output_rate = next((r.output_tokens_per_s for r in thread_rows if r.threads == threads_used), None)
+        sources = {
+            "prompt_eval": "measured" if rate else None,
+            "generation": "measured" if output_rate else None,
+            "index": None,
+        }
+        if local and model_path == embedded_model_path():
+            # Nothing measured for the embedded model: its speed on the project's machine stands in.
+            if rate is None:
+                rate, sources["prompt_eval"] = planning.EMBEDDED_PROMPT_TOKENS_PER_S, "default"
+            if output_rate is None:
+                output_rate, sources["generation"] = planning.EMBEDDED_OUTPUT_TOKENS_PER_S, "default"
+        generation_s = settings.max_tokens * requests / output_rate if output_rate else None
+        index_plan = None
+        index_s = None
+        if strategy["ask"] == "retrieve":
+            corpus = list(paths or []) + ([repo] if repo else [])
+            index_plan = planning.estimate_index(
+                settings.home,
+                corpus,
+                docs,
+                embed_model=settings.embed_model,
+                threads=threads_used,
+                measure=measure,
+            )
+            sources["index"] = index_plan.source
+            index_s = index_plan.seconds
         payload = {
             "model": session.model_path or session.backend.capabilities.name,
             "backend": session.describe(),
@@ -181,6 +230,33 @@ def plan(
             "estimated_prompt_eval_s": round(eval_tokens / rate, 1) if rate else None,
             "tokenizer": session.remote.counting if session.remote is not None else settings.tokenizer,
             "memory": session.memory.to_dict() if session.memory else None,
+            # generation: at most --max-tokens per request (map-reduce: one per chunk and the final one)
+            "output_tokens_per_s": round(output_rate, 1) if output_rate else None,
+            "estimated_generation_s": round(generation_s, 1) if generation_s is not None else None,
+            "requests": requests,
+            # the first ask on a corpus that needs retrieval builds its index (chunks x embedding rate)
+            "index_state": index_plan.state if index_plan else None,
+            "index_chunks": index_plan.chunks if index_plan else None,
+            "index_chunks_to_embed": index_plan.to_embed if index_plan else None,
+            "index_embedder": index_plan.embedder if index_plan else None,
+            "embed_chunks_per_s": round(index_plan.chunks_per_s, 1) if index_plan and index_plan.chunks_per_s else None,
+            "estimated_index_s": round(index_s, 1) if index_s is not None else None,
+            # where each number comes from: "measured" (on this machine, now or earlier) or "default"
+            "estimates": sources,
+            "estimates_measured_now": [
+                name
+                for name, now in (
+                    ("prompt_eval", measured_now),
+                    ("generation", measured_now),
+                    ("index", bool(index_plan and index_plan.measured_now)),
+                    ("threads", threads_measured_now),
+                )
+                if now
+            ],
+            "threads": [r.to_dict() for r in thread_rows] if thread_rows else None,
+            "threads_in_use": threads_used if local else None,
+            "threads_default": default_threads() if local else None,
+            "threads_measured_now": threads_measured_now,
         }
         if json_out:
             env.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
@@ -201,11 +277,61 @@ def plan(
             + (f" (~{chunks} chunks)" if strategy["summarize"] != "whole" else "")
             + f"; ask: {strategy['ask']}\n"
         )
-        if rate:
-            out.write(
-                f"estimate:  prompt evaluation ~{eval_tokens / rate:,.1f} s at {rate:,.0f} tok/s "
-                f"({'measured now' if measured_now else 'measured earlier on this machine'})\n"
+
+        def origin(source: str | None, now: bool) -> str:
+            if source == "default":
+                return "(default, not measured: run dsv2 plan --measure)"
+            return "(measured now)" if now else "(measured on this machine)"
+
+        def index_line(est: planning.IndexEstimate) -> str:
+            head = f"indexing for ask: index {est.state}, {est.chunks:,} chunks"
+            if est.embedder is None:
+                return head + "; no embedding model, BM25 alone: chunking only, no embedding"
+            if est.to_embed == 0:
+                return head + f"; nothing to embed ({est.embedder})"
+            seconds = est.seconds or 0.0
+            return (
+                head + f"; {est.to_embed:,} to embed ~{seconds:,.1f} s at {est.chunks_per_s or 0:,.0f} chunks/s "
+                f"({est.embedder}) " + origin(est.source, est.measured_now)
             )
+
+        lines: list[str] = []
+        if local:
+            if rate:
+                lines.append(
+                    f"prompt evaluation ~{eval_tokens / rate:,.1f} s at {rate:,.0f} tok/s "
+                    + origin(sources["prompt_eval"], measured_now)
+                )
+            else:
+                lines.append("prompt evaluation: not measured (run dsv2 plan --measure)")
+            if output_rate and generation_s is not None:
+                lines.append(
+                    f"generation up to ~{generation_s:,.1f} s ({settings.max_tokens:,} tokens x {requests} "
+                    f"request(s) at {output_rate:,.0f} tok/s) " + origin(sources["generation"], measured_now)
+                )
+            else:
+                lines.append("generation: not measured (run dsv2 plan --measure)")
+        if index_plan is not None:
+            lines.append(index_line(index_plan))
+        for i, line in enumerate(lines):
+            out.write(f"{'estimate:' if i == 0 else '':<11}{line}\n")
+        if local:
+            cpus = cpu_counts()
+            out.write(
+                f"threads:   {threads_used} in use"
+                + (" (--threads)" if settings.threads else f" (default: {DEFAULT_THREADS_RULE})")
+                + f"; {cpus.logical} logical CPUs, {cpus.physical} physical cores\n"
+            )
+            for row in thread_rows or []:
+                mark = "  <- in use" if row.threads == threads_used else ""
+                out.write(
+                    f"{'':<11}{row.threads:>3} thread{'s' if row.threads != 1 else ''}: "
+                    f"prompt {row.prompt_tokens_per_s:,.0f} tok/s, "
+                    f"generation {row.output_tokens_per_s:,.0f} tok/s "
+                    f"{'(measured now)' if threads_measured_now else '(measured on this machine)'}{mark}\n"
+                )
+            if not thread_rows:
+                out.write(f"{'':<11}thread counts not compared yet: dsv2 plan --measure\n")
         if cost is not None:
             if cost["total_max_usd"] is None:
                 out.write("cost:      no prices for this backend (set price_input / price_output)\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import ctypes
-import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..chat import ChatPrompt
 from ..errors import ContextOverflowError, Dsv2Error, ModelError, UsageError
+from ..parallel import default_threads
 from ..tokens import Tokenizer, tokenizer_key
 from .base import Capabilities, GenerationParams, PromptProgress, Usage
 from .prefix_cache import MIN_PREFIX_TOKENS, PrefixCache
@@ -43,10 +43,6 @@ class LlamaCppOptions:
     tensor_split: tuple[float, ...] | None = None  # share of the model per GPU
     refuse: Dsv2Error | None = None  # found before loading (memory planner, --tokenizer): load() raises it
     prefix_cache: PrefixCache | None = None  # None: --no-cache
-
-
-def default_threads() -> int:
-    return max(os.cpu_count() or 1, 1)
 
 
 def resolve_flash_attn(flash_attn: bool | None) -> bool:
@@ -138,9 +134,10 @@ class LlamaCppBackend:
             return self._llama
         if self.options.refuse is not None:
             raise self.options.refuse
-        import llama_cpp
-
+        from .. import llama as llama_api
         from . import llamalog
+
+        llama_cpp = llama_api._lib()  # through the adapter, so that its OMP_WAIT_POLICY default applies
 
         opts = self.options
         llamalog.configure(opts.verbose)
@@ -166,6 +163,14 @@ class LlamaCppBackend:
             raise ModelError(f"{opts.model_path}: llama.cpp failed to load the model ({exc})") from exc
         self.load_s = time.perf_counter() - started
         return self._llama
+
+    def close(self) -> None:
+        """Free the llama.cpp model and context now; a later call loads them again."""
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+                self._tokenizer = None
 
     @property
     def tokenizer(self) -> Tokenizer:

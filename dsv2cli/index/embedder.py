@@ -120,6 +120,7 @@ class LlamaEmbedder:
         if self._llm is None:
             from .. import llama
             from ..ggufmeta import read_gguf
+            from ..parallel import default_threads
 
             info = read_gguf(self.path)
             n_ctx_train = info.context_length or 512
@@ -133,7 +134,7 @@ class LlamaEmbedder:
                     n_ctx=limit,
                     n_batch=limit,
                     n_ubatch=limit,
-                    n_threads=self.threads or os.cpu_count() or 2,
+                    n_threads=self.threads or default_threads(),  # the language model's rule: bench/threads.py
                     n_gpu_layers=self.gpu_layers,
                     pooling_type=pooling,
                     flash_attn=True,  # MiniLM f16 on 2 threads: ~20 chunks/s with it, 13 without
@@ -193,3 +194,49 @@ def resolve_embedder(home: Path, model: str | Path | None = None, *, threads: in
             f"`{INSTALL_HINT}` or pass --embed-model",
         )
     return EmbedderChoice(LlamaEmbedder(default, max_tokens=DEFAULT_MAX_TOKENS, threads=threads), None)
+
+
+# --- how fast this machine builds an index -------------------------------------------------------
+
+RATES_FILE = "embed-speed.json"  # under $DSV2_HOME/cache: chunks/s by embedder fingerprint and threads
+
+
+def _rate_key(fingerprint: str, threads: int) -> str:
+    return f"{fingerprint}/{threads}"
+
+
+def recorded_rate(home: Path, fingerprint: str, threads: int) -> float | None:
+    """Chunks/s last measured for this embedder at ``threads`` (an index build, ``dsv2 plan``)."""
+    import json
+
+    try:
+        entry = json.loads((home / "cache" / RATES_FILE).read_text()).get(_rate_key(fingerprint, threads))
+        return float(entry["chunks_per_s"]) if entry else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def record_rate(home: Path, fingerprint: str, threads: int, chunks: int, seconds: float, how: str) -> None:
+    """Keep a measured rate for ``dsv2 plan``'s indexing estimate (atomic replace of a small file)."""
+    import json
+    import time
+
+    if chunks <= 0 or seconds <= 0:
+        return
+    path = home / "cache" / RATES_FILE
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    data[_rate_key(fingerprint, threads)] = {
+        "chunks_per_s": chunks / seconds,
+        "chunks": chunks,
+        "how": how,
+        "measured_at": time.time(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)  # a concurrent reader sees the old or the new file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,6 +13,8 @@ from .embedder import Embedder, resolve_embedder
 from .ranking import DEFAULT_FUSION, Fusion, ScoredChunk, rank
 from .select import SelectedSource, pack_chunks
 from .store import CorpusIndex, UpdateReport
+
+MIN_RECORDED_CHUNKS = 32
 
 
 @dataclass
@@ -80,6 +83,8 @@ def retrieve(
             notices.append(choice.notice)
     index = open_index(home, corpus)
     report = index.update(documents, embedder, progress=progress)
+    if embedder is not None:
+        _record_rate(home, embedder, threads, report)
     if report.recovered:
         notices.append("the index was left incomplete by an interrupted run; it has been repaired")
     chunks = index.chunks()
@@ -90,3 +95,16 @@ def retrieve(
     return Retrieval(
         sources, method, sum(s.tokens for s in sources), len(chunks), report, notices, list(ranked), count_tokens
     )
+
+
+def _record_rate(home: Path, embedder: Embedder, threads: int | None, report: UpdateReport) -> None:
+    """An index build's chunks/s (chunking, embedding and writing), for ``dsv2 plan``'s estimate;
+    builds of fewer than MIN_RECORDED_CHUNKS say too little about the rate (loading dominates)."""
+    from ..parallel import default_threads
+    from .embedder import record_rate
+
+    if report.embedded < MIN_RECORDED_CHUNKS:
+        return
+    used = getattr(embedder, "threads", None) or threads or default_threads()
+    with contextlib.suppress(OSError):  # a read-only cache directory: the answer does not depend on it
+        record_rate(home, embedder.fingerprint, used, report.embedded, report.seconds, "index build")
