@@ -167,8 +167,9 @@ def test_cache_type_blocks_must_divide_the_head_size() -> None:
         check_cache_types(kv_layout(odd), "q8_0", "f16", True)
 
 
-def test_settings_and_the_memory_check_apply_one_cache_rule(dsv2_home: Path) -> None:
-    """kvcache.cache_type_problem is the rule; settings names the setting and its origin, memory the flag."""
+def test_settings_memory_and_the_engine_apply_one_cache_rule(dsv2_home: Path, smollm2: Path) -> None:
+    """kvcache.cache_type_problem is the rule; settings names the setting and its origin, memory and
+    the llama.cpp engine the flag."""
     from dsv2cli.errors import ConfigError
     from dsv2cli.kvcache import cache_type_problem
     from dsv2cli.settings import resolve
@@ -182,6 +183,12 @@ def test_settings_and_the_memory_check_apply_one_cache_rule(dsv2_home: Path) -> 
     with pytest.raises(UsageError) as from_memory:
         check_cache_types(None, "f16", "q4_0", False)
     assert str(from_memory.value) == f"--cache-type-v: {problem}"
+    from dsv2cli.engines.llamacpp import LlamaCppBackend, LlamaCppOptions
+
+    engine = LlamaCppBackend(LlamaCppOptions(smollm2, 512, flash_attn=False, type_v="q4_0"), "smollm2")
+    with pytest.raises(UsageError) as from_engine:  # before llama.cpp is handed the context parameters
+        engine.load()
+    assert str(from_engine.value) == f"--cache-type-v: {problem}"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..chat import ChatPrompt
 from ..errors import ContextOverflowError, Dsv2Error, ModelError, UsageError
+from ..kvcache import check_cache_types
 from ..parallel import default_threads
 from ..tokens import Tokenizer, tokenizer_key
 from .base import Capabilities, GenerationParams, PromptProgress, Usage
@@ -37,7 +38,7 @@ class LlamaCppOptions:
     flash_attn: bool | None = None
     verbose: bool = False
     n_batch: int = 512
-    type_k: str = "f16"  # KV cache types: f16 | q8_0 | q4_0 (checked by settings and memory.check_cache_types)
+    type_k: str = "f16"  # KV cache types: f16 | q8_0 | q4_0 (the rules: kvcache.cache_type_problem)
     type_v: str = "f16"
     split_mode: str | None = None  # none | layer | row; None: llama.cpp's default (layer)
     tensor_split: tuple[float, ...] | None = None  # share of the model per GPU
@@ -63,11 +64,7 @@ def _device_kwargs(opts: LlamaCppOptions) -> dict[str, Any]:
         "layer": llama_cpp.LLAMA_SPLIT_MODE_LAYER,
         "row": llama_cpp.LLAMA_SPLIT_MODE_ROW,
     }
-    for flag, name in (("--cache-type-k", opts.type_k), ("--cache-type-v", opts.type_v)):
-        if name not in types:
-            raise UsageError(f"{flag} {name}: must be one of {', '.join(types)}")
-    if opts.type_v != "f16" and not resolve_flash_attn(opts.flash_attn):
-        raise UsageError(f"--cache-type-v {opts.type_v} needs flash attention: drop --no-flash-attn, or use f16")
+    check_cache_types(opts.type_k, opts.type_v, opts.flash_attn)  # kvcache's rules, before llama.cpp sees them
     kwargs: dict[str, Any] = {"type_k": types[opts.type_k], "type_v": types[opts.type_v]}
     if opts.split_mode is not None:
         if opts.split_mode not in modes:
