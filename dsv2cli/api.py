@@ -32,6 +32,7 @@ from .sources.base import Document
 
 __all__ = [
     "Answer",
+    "PlanReport",
     "Progress",
     "SendPolicy",
     "Session",
@@ -81,6 +82,30 @@ class Answer:
     answer: str | None = None  # None on a dry run
     usage: Usage = field(default_factory=Usage)
     cache_outcome: str | None = None  # "hit", "memory", "miss", "off", "short"
+
+
+@dataclass
+class PlanReport:
+    """``plan``: ``payload`` is the --json object; the rest is what a text rendering needs."""
+
+    payload: dict[str, Any]
+    handle: ModelHandle
+    max_tokens: int
+    chunks: int  # windows the input needs (1: it fits)
+    eval_tokens: int  # prompt tokens over every request
+    requests: int
+    sizes: list[Any]  # planning.Sized per segment
+    top: int
+    index: Any  # planning.IndexEstimate, when ask would retrieve
+    threads: list[Any]  # planning.ThreadSpeed rows compared
+    threads_used: int
+    threads_given: bool  # --threads (else the default rule)
+    local: bool  # a local model (speeds and threads apply)
+    rate: float | None  # prompt tokens/s
+    output_rate: float | None  # output tokens/s
+    generation_s: float | None
+    measured_now: bool  # prompt and generation speed measured by this call
+    threads_measured_now: bool
 
 
 @dataclass
@@ -480,6 +505,215 @@ class Session:
                 self.notify(notice)
         return report
 
+    # --- plan --------------------------------------------------------------------------------
+
+    def plan(
+        self,
+        docs: Sequence[Document],
+        *,
+        corpus: Sequence[str | Path] = (),
+        top: int = 10,
+        measure: bool | None = None,
+    ) -> PlanReport:
+        """Token counts, what fits, which strategy would run, how long it would take (prompt,
+        generation, indexing: measured on this machine or defaults) and what it would cost.
+        ``measure``: True measures speeds now (loads the weights), False never, None once."""
+        from . import planning
+        from . import summarize as summ
+        from .engines.handle import count_cache
+
+        corpus = list(corpus) or list(dict.fromkeys(d.source for d in docs))  # names the index
+        from .models import embedded_model_path
+        from .packing import Budget, count_context
+        from .parallel import cpu_counts, default_threads
+        from .strategies import choose
+
+        settings = self.settings
+        session = open_model(settings, self.environ, self.notify, announce=False)
+        counter, _ = count_cache(settings, session)
+        try:
+            counted = count_context(docs, counter.count_joined)
+            context_tokens = counted.tokens
+            sizes = planning.part_sizes(counted)
+            overhead = len(summ.build_prompt(counter.tokenizer, session.facts, summ.style_spec(settings.style), "").ids)
+        finally:
+            counter.close()
+        budget = Budget(window=session.window, output=settings.max_tokens, overhead=overhead)
+        strategy = {task: choose(task, context_tokens, budget.document) for task in ("summarize", "ask")}
+        chunks = -(-context_tokens // max(budget.document, 1))
+        eval_tokens = context_tokens + overhead * (chunks if chunks > 1 else 1)
+
+        requests = chunks + 1 if chunks > 1 else 1
+        cost = None
+        if session.remote is not None:
+            # input as counted; output at most --max-tokens per request (map-reduce: chunks + final)
+            cost = {
+                "input_usd": session.cost(eval_tokens, 0),
+                "output_max_usd": session.cost(0, settings.max_tokens * requests),
+                "total_max_usd": session.cost(eval_tokens, settings.max_tokens * requests),
+                "requests": requests,
+            }
+        model_path = session.path if settings.tokenizer == "model" else None  # None: nothing local to measure
+        local = model_path is not None
+        threads_used = settings.threads or default_threads()
+        speed_cache = planning.SpeedCache(planning.speed_cache_path(settings.home))
+        rate = output_rate = None
+        measured_now = False
+        key = ""
+        if model_path is not None:
+            key = planning.speed_key(model_path, threads_used, settings.gpu_layers, settings.flash_attn)
+            entry = None if measure else speed_cache.entry(key)
+            rate = speed_cache.get(key) if entry is not None else None
+            measured_output = entry.get("output_tokens_per_s") if entry is not None else None
+            output_rate = float(measured_output) if isinstance(measured_output, (int, float)) else None
+        if rate is None and measure is not False and local:
+            self.notify("measuring prompt-evaluation and generation speed once for these settings (loads the weights)")
+            rate = planning.measure_prompt_speed(_llama(session))
+            output_rate = planning.measure_output_speed(_llama(session))
+            speed_cache.put(key, rate, output_rate)
+            measured_now = True
+        # Thread counts compared: measured with --measure, shown again from the cache later.
+        thread_rows = None
+        threads_measured_now = False
+        if model_path is not None:
+            tkey = planning.threads_key(model_path, settings.gpu_layers, settings.flash_attn)
+            if measure:
+                candidates = sorted({*cpu_counts().candidates(), threads_used}, reverse=True)
+                self.notify(f"measuring prompt and generation speed at {', '.join(map(str, candidates))} threads")
+                session.close()  # one model in memory at a time
+                thread_rows = planning.measure_threads(_llama(session).options, candidates)
+                planning.store_threads(speed_cache, tkey, thread_rows)
+                threads_measured_now = True
+            else:
+                thread_rows = planning.cached_threads(speed_cache, tkey)
+            if output_rate is None and thread_rows:
+                output_rate = next((r.output_tokens_per_s for r in thread_rows if r.threads == threads_used), None)
+        sources = {
+            "prompt_eval": "measured" if rate else None,
+            "generation": "measured" if output_rate else None,
+            "index": None,
+        }
+        if local and model_path == embedded_model_path():
+            # Nothing measured for the embedded model: its speed on the project's machine stands in.
+            if rate is None:
+                rate, sources["prompt_eval"] = planning.EMBEDDED_PROMPT_TOKENS_PER_S, "default"
+            if output_rate is None:
+                output_rate, sources["generation"] = planning.EMBEDDED_OUTPUT_TOKENS_PER_S, "default"
+        generation_s = settings.max_tokens * requests / output_rate if output_rate else None
+        index_plan = None
+        index_s = None
+        if strategy["ask"] == "retrieve":
+            index_plan = planning.estimate_index(
+                settings.home,
+                corpus,
+                docs,
+                embed_model=settings.embed_model,
+                threads=threads_used,
+                measure=measure,
+            )
+            sources["index"] = index_plan.source
+            index_s = index_plan.seconds
+        payload = {
+            "model": session.model_path or session.name,
+            "backend": session.describe(),
+            "estimated_cost": cost,
+            "window": session.window,
+            "reserved_output": settings.max_tokens,
+            "prompt_overhead": overhead,
+            "budget": budget.document,
+            "context_tokens": context_tokens,
+            "fits": budget.fits(context_tokens),
+            "strategy": strategy,
+            "largest": [{**s.location.to_dict(), "tokens": s.tokens} for s in planning.largest(sizes, top)],
+            "segments": len(sizes),
+            "prompt_tokens_per_s": round(rate, 1) if rate else None,
+            "speed_measured_now": measured_now,
+            "estimated_prompt_eval_s": round(eval_tokens / rate, 1) if rate else None,
+            "tokenizer": session.remote.counting if session.remote is not None else settings.tokenizer,
+            "memory": session.memory.to_dict() if session.memory else None,
+            # generation: at most --max-tokens per request (map-reduce: one per chunk and the final one)
+            "output_tokens_per_s": round(output_rate, 1) if output_rate else None,
+            "estimated_generation_s": round(generation_s, 1) if generation_s is not None else None,
+            "requests": requests,
+            # the first ask on a corpus that needs retrieval builds its index (chunks x embedding rate)
+            "index_state": index_plan.state if index_plan else None,
+            "index_chunks": index_plan.chunks if index_plan else None,
+            "index_chunks_to_embed": index_plan.to_embed if index_plan else None,
+            "index_embedder": index_plan.embedder if index_plan else None,
+            "embed_chunks_per_s": round(index_plan.chunks_per_s, 1) if index_plan and index_plan.chunks_per_s else None,
+            "estimated_index_s": round(index_s, 1) if index_s is not None else None,
+            # where each number comes from: "measured" (on this machine, now or earlier) or "default"
+            "estimates": sources,
+            "estimates_measured_now": [
+                name
+                for name, now in (
+                    ("prompt_eval", measured_now),
+                    ("generation", measured_now),
+                    ("index", bool(index_plan and index_plan.measured_now)),
+                    ("threads", threads_measured_now),
+                )
+                if now
+            ],
+            "threads": [r.to_dict() for r in thread_rows] if thread_rows else None,
+            "threads_in_use": threads_used if local else None,
+            "threads_default": default_threads() if local else None,
+            "threads_measured_now": threads_measured_now,
+        }
+        return PlanReport(
+            payload,
+            session,
+            settings.max_tokens,
+            chunks,
+            eval_tokens,
+            requests,
+            sizes,
+            top,
+            index_plan,
+            thread_rows or [],
+            threads_used,
+            bool(settings.threads),
+            local,
+            rate,
+            output_rate,
+            generation_s,
+            measured_now,
+            threads_measured_now,
+        )
+
+    # --- pack and models ---------------------------------------------------------------------
+
+    def pack(self, docs: Sequence[Document]) -> dict[str, Any]:
+        """Every segment of the packed context with its location and exact token count (the
+        text itself is packing.render_context(docs))."""
+        from .engines.handle import count_cache
+        from .packing import count_context
+
+        counter, resolved = count_cache(self.settings)
+        try:
+            counted = count_context(docs, counter.count_joined)
+        finally:
+            counter.close()
+        tokens = counted.segment_tokens()
+        return {
+            "model": str(resolved.path) if resolved is not None else None,
+            "tokenizer": self.settings.tokenizer,
+            "context_tokens": counted.tokens,
+            "documents": [
+                {
+                    "source": doc.source,
+                    "kind": doc.kind,
+                    "segments": [{**seg.location.to_dict(), "tokens": tokens.get(id(seg), 0)} for seg in doc.segments],
+                }
+                for doc in docs
+            ],
+        }
+
+    def model_info(self) -> dict[str, Any]:
+        """The resolved model and what it is, from its header alone (no weights loaded)."""
+        from .models import model_info, resolve_model
+
+        return model_info(resolve_model(self.settings), self.settings)
+
     # --- the retrieval index and the prompt-prefix cache ---------------------------------------
 
     def index(self, corpus: Sequence[str | Path]) -> Any:
@@ -508,6 +742,16 @@ class Session:
         from .engines.handle import prefix_cache_store
 
         return prefix_cache_store(self.settings)
+
+
+def _llama(handle: ModelHandle) -> Any:
+    """The local llama.cpp backend of a handle (speed measurements need its options)."""
+    from .engines.llamacpp import LlamaCppBackend
+
+    backend = handle.runner()
+    if not isinstance(backend, LlamaCppBackend):
+        raise UsageError("speeds are measured for a local model only")
+    return backend
 
 
 def _cache_outcome(usage: Usage, no_cache: bool) -> str:
