@@ -94,7 +94,7 @@ class Settings:
     ctx: int | None = field(default=None, metadata={"help": "context window (n_ctx); default: the model's"})
     max_tokens: int = field(default=512, metadata={"help": "tokens reserved for the answer"})
     gpu_layers: int | None = field(default=None, metadata={"help": "layers to offload; default all if the build can"})
-    threads: int | None = field(default=None, metadata={"help": "CPU threads; default: all cores"})
+    threads: int | None = field(default=None, metadata={"help": "CPU threads; default: one per physical core"})
     flash_attn: bool | None = field(default=None, metadata={"help": "flash attention; default: on"})
     temperature: float = field(default=0.2, metadata={"help": "sampling temperature (0 = greedy)"})
     seed: int = field(default=0, metadata={"help": "sampling seed (fixed by default: reproducible runs)"})

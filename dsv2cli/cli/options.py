@@ -49,7 +49,12 @@ GpuLayersOpt = Annotated[
 
 
 ThreadsOpt = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads [default: all cores].", show_default=False)
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads for llama.cpp [default: one per physical core; dsv2 plan --measure compares counts].",
+        show_default=False,
+    ),
 ]
 
 
