@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelError
+from .kvcache import CACHE_TYPES
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -121,9 +122,10 @@ def supports_gpu_offload() -> bool:
 
 
 def cache_type_ids() -> dict[str, int]:
-    """KV cache type names dsv2 accepts -> llama.cpp's ggml_type values (``Llama(type_k=...)``)."""
+    """KV cache type names dsv2 accepts (kvcache.CACHE_TYPES) -> llama.cpp's ggml_type values
+    (``Llama(type_k=...)``)."""
     lib = _lib()
-    return {"f16": lib.GGML_TYPE_F16, "q8_0": lib.GGML_TYPE_Q8_0, "q4_0": lib.GGML_TYPE_Q4_0}
+    return {name: int(getattr(lib, f"GGML_TYPE_{name.upper()}")) for name in CACHE_TYPES}
 
 
 def split_mode_ids() -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from importlib.metadata import version
@@ -11,6 +12,7 @@ import pytest
 
 from dsv2cli import llama
 from dsv2cli.errors import ExitCode, ModelError
+from dsv2cli.kvcache import CACHE_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,3 +47,45 @@ def test_importing_the_adapter_does_not_import_llama_cpp() -> None:
         check=True,
     )
     assert proc.stdout.strip() == "False"
+
+
+def _llama_cpp_uses(path: Path) -> list[str]:
+    """Imports of llama_cpp (outside ``if TYPE_CHECKING:``) and ``._model`` / ``._ctx`` reads in a file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+        for stmt in block.body
+        for node in ast.walk(stmt)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and not node.level
+            else []
+        )
+        if any(n == "llama_cpp" or n.startswith("llama_cpp.") for n in names):
+            found.append(f"{path.name}:{node.lineno}: imports llama_cpp")
+        if isinstance(node, ast.Attribute) and node.attr in ("_model", "_ctx"):
+            found.append(f"{path.name}:{node.lineno}: reads .{node.attr}")
+    return found
+
+
+def test_only_the_adapter_reaches_into_llama_cpp() -> None:
+    """Every other module goes through dsv2cli/llama.py (type-only imports aside)."""
+    package = ROOT / "dsv2cli"
+    found = [use for path in sorted(package.rglob("*.py")) if path.name != "llama.py" for use in _llama_cpp_uses(path)]
+    assert not found, found
+    assert _llama_cpp_uses(package / "llama.py")  # the check sees what it looks for
+
+
+def test_every_cache_type_has_its_ggml_id() -> None:
+    import gguf
+
+    assert llama.cache_type_ids() == {name: int(gguf.GGMLQuantizationType[name.upper()]) for name in CACHE_TYPES}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import ctypes
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -11,6 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import llama
 from ..chat import ChatPrompt
 from ..errors import ContextOverflowError, Dsv2Error, ModelError, UsageError
 from ..kvcache import check_cache_types
@@ -56,14 +56,8 @@ def resolve_flash_attn(flash_attn: bool | None) -> bool:
 
 def _device_kwargs(opts: LlamaCppOptions) -> dict[str, Any]:
     """Cache types and multi-GPU split as llama_cpp.Llama takes them; UsageError before llama.cpp sees a bad one."""
-    import llama_cpp
-
-    types = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
-    modes = {
-        "none": llama_cpp.LLAMA_SPLIT_MODE_NONE,
-        "layer": llama_cpp.LLAMA_SPLIT_MODE_LAYER,
-        "row": llama_cpp.LLAMA_SPLIT_MODE_ROW,
-    }
+    types = llama.cache_type_ids()
+    modes = llama.split_mode_ids()
     check_cache_types(opts.type_k, opts.type_v, opts.flash_attn)  # kvcache's rules, before llama.cpp sees them
     kwargs: dict[str, Any] = {"type_k": types[opts.type_k], "type_v": types[opts.type_v]}
     if opts.split_mode is not None:
@@ -71,7 +65,7 @@ def _device_kwargs(opts: LlamaCppOptions) -> dict[str, Any]:
             raise UsageError(f"--split-mode {opts.split_mode}: must be one of {', '.join(modes)}")
         kwargs["split_mode"] = modes[opts.split_mode]
     if opts.tensor_split is not None:
-        limit = int(llama_cpp.LLAMA_MAX_DEVICES)
+        limit = llama.max_devices()
         if len(opts.tensor_split) > limit:
             raise UsageError(
                 f"--tensor-split has {len(opts.tensor_split)} shares; this llama.cpp build "
@@ -85,26 +79,10 @@ def _grammar(schema: Mapping[str, Any]) -> Any:
     """A llama.cpp grammar that only admits JSON matching ``schema``."""
     import json
 
-    from llama_cpp.llama_grammar import LlamaGrammar
-
     try:
-        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        return llama.json_schema_grammar(json.dumps(schema))
     except (ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise UsageError(f"cannot turn the JSON schema into a grammar: {exc}") from exc
-
-
-def _piece(vocab: object, token: int) -> bytes:
-    """The bytes of one token (llama_cpp's own token_to_piece returns a NUL-padded 32-byte buffer)."""
-    import ctypes
-
-    import llama_cpp
-
-    buf = ctypes.create_string_buffer(64)
-    n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
-    if n < 0:  # buffer too small: -n is the size needed
-        buf = ctypes.create_string_buffer(-n)
-        n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
-    return buf.raw[:n]
 
 
 class LlamaCppBackend:
@@ -131,21 +109,15 @@ class LlamaCppBackend:
             return self._llama
         if self.options.refuse is not None:
             raise self.options.refuse
-        from .. import llama as llama_api
-        from . import llamalog
-
-        llama_cpp = llama_api._lib()  # through the adapter, so that its OMP_WAIT_POLICY default applies
-
         opts = self.options
-        llamalog.configure(opts.verbose)
         gpu_layers = opts.gpu_layers
         if gpu_layers is None:
-            gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+            gpu_layers = -1 if llama.supports_gpu_offload() else 0
         threads = opts.threads or default_threads()
         started = time.perf_counter()
         try:
-            self._llama = llama_cpp.Llama(
-                str(opts.model_path),
+            self._llama = llama.load(
+                opts.model_path,
                 n_ctx=opts.n_ctx,
                 n_batch=opts.n_batch,
                 n_ubatch=opts.n_batch,
@@ -178,13 +150,11 @@ class LlamaCppBackend:
 
     @property
     def capabilities(self) -> Capabilities:
-        import llama_cpp
-
         return Capabilities(
             name=self.name,
             context_window=self.options.n_ctx,
             streaming=True,
-            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
+            gpu_offload=llama.supports_gpu_offload(),
         )
 
     # -- prefix reuse -------------------------------------------------------------------
@@ -200,12 +170,9 @@ class LlamaCppBackend:
 
     def _reuse(self, llm: Llama, ids: list[int], prefix: int, usage: Usage) -> int:
         """Tokens of ``ids`` already evaluated (kept in the KV cache); 0 when none."""
-        import llama_cpp
-
         held = list(llm.input_ids[: llm.n_tokens])
         if prefix and held[:prefix] == ids[:prefix]:
-            llm._ctx.kv_cache_seq_rm(-1, prefix, -1)
-            llm.n_tokens = prefix
+            llama.keep_prefix(llm, prefix)
             usage.extra["prefix_reused_tokens"] = prefix
             return prefix
         llm.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves reset() unannotated
@@ -217,13 +184,9 @@ class LlamaCppBackend:
         if path is None:
             usage.extra["prefix_cache_misses"] = 1
             return 0
-        tokens = (llama_cpp.llama_token * llm.n_ctx())()
-        count = ctypes.c_size_t(0)
-        ok = llama_cpp.llama_state_load_file(llm.ctx, str(path).encode(), tokens, llm.n_ctx(), ctypes.byref(count))
-        if not ok or list(tokens[: count.value]) != ids[:prefix]:
+        if llama.load_state(llm, path) != ids[:prefix]:
             cache.discard(key)
-            llm.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves reset() unannotated
-            llm._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]  # unannotated in llama_cpp
+            llama.clear_kv_cache(llm)
             self.notices.append(f"discarded a prefix-cache entry that did not load or did not match ({path.name})")
             return 0
         llm.input_ids[:prefix] = ids[:prefix]
@@ -233,16 +196,13 @@ class LlamaCppBackend:
         return prefix
 
     def _save_prefix(self, llm: Llama, prefix_ids: list[int], usage: Usage) -> None:
-        import llama_cpp
-
         cache = self.options.prefix_cache
         if cache is None or len(prefix_ids) < MIN_PREFIX_TOKENS:
             return
         key = self._cache_key(prefix_ids)
         tmp = cache.reserve(key)
-        tokens = (llama_cpp.llama_token * len(prefix_ids))(*prefix_ids)
         started = time.perf_counter()
-        if llama_cpp.llama_state_save_file(llm.ctx, str(tmp).encode(), tokens, len(prefix_ids)):
+        if llama.save_state(llm, tmp, prefix_ids):
             cache.commit(key, tmp)
             usage.extra["prefix_cache_save_s"] = round(time.perf_counter() - started, 4)
         else:  # a full disk, say: the answer does not depend on the cache
@@ -275,8 +235,6 @@ class LlamaCppBackend:
         usage: Usage,
         on_prompt_progress: PromptProgress | None,
     ) -> Iterator[str]:
-        import llama_cpp
-
         llm = self.load()
         ids = prompt.ids
         n_ctx = llm.n_ctx()
@@ -319,7 +277,6 @@ class LlamaCppBackend:
             grammar = self._json_grammar(params.json_schema)
         # Generation: llm.generate sees the whole prompt already evaluated and samples at once.
         llm.set_seed(params.seed)
-        vocab = llm._model.vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         started = time.perf_counter()
         usage.finish_reason = "length"
@@ -333,11 +290,11 @@ class LlamaCppBackend:
                 repeat_penalty=REPEAT_PENALTY,
                 grammar=grammar,
             ):
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                if llama.is_end_of_generation(llm, token):
                     usage.finish_reason = "stop"
                     break
                 usage.output_tokens += 1
-                text = decoder.decode(_piece(vocab, token))
+                text = decoder.decode(llama.token_piece(llm, token))
                 if text:
                     yield text
                 if usage.output_tokens >= params.max_tokens:
