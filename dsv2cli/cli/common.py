@@ -12,6 +12,7 @@ from ..render import Screen
 
 if TYPE_CHECKING:
     from ..api import Session
+    from ..memory import ContextChoice
     from .options import Flags
 
 
@@ -122,29 +123,7 @@ def report_error(env: Env, exc: BaseException) -> int | None:
     return None
 
 
-def choice_view(memory: dict[str, Any]) -> Any:
-    """A ContextChoice-like view of ``model_info``'s "memory" dict, for :func:`memory_line`."""
-    from types import SimpleNamespace
-
-    from ..memory import MemoryEstimate, Resources
-
-    est = MemoryEstimate(
-        memory["n_ctx"],
-        memory["weights_bytes"],
-        memory["kv_cache_bytes"],
-        memory["kv_bytes_per_token"],
-        memory["compute_bytes"],
-        memory["kv_format"],
-        memory["gpu_layers"],
-        memory["ram_bytes"],
-        memory["vram_bytes"],
-    )
-    return SimpleNamespace(
-        estimate=est, resources=Resources(memory["ram_available_bytes"], memory["vram_free_bytes"]), fits=memory["fits"]
-    )
-
-
-def memory_line(choice: Any) -> str:
+def memory_line(choice: ContextChoice) -> str:
     from ..memory import gib
 
     est = choice.estimate

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .app import app
-from .common import Env, choice_view, memory_line
+from .common import Env, memory_line
 from .options import CACHE, ENGINE, INPUTS, REMOTE, RETRIEVAL, Flags, JsonOpt, PathsArg, uses
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ def models(json_out: JsonOpt = False, *, flags: Flags, env: Env) -> None:
       dsv2 models --model ~/models/DeepSeek-V2-Lite-Chat.Q4_K_M.gguf --ctx 32768
       dsv2 models --json | jq .window
     """
-    info = env.session(flags).model_info()
+    info, choice = env.session(flags).model_info()
     if json_out:
         env.write_json(info)
         return
@@ -240,7 +240,7 @@ def models(json_out: JsonOpt = False, *, flags: Flags, env: Env) -> None:
         elif key == "kv_format":
             value = f"{value} format, {info['kv_bytes_per_token']:,} bytes/token at f16"
         elif key == "memory":
-            value = memory_line(choice_view(value))
+            value = memory_line(choice)
         elif key == "file_size_bytes":
             value = f"{int(value) / 1e6:,.1f} MB ({value} bytes)"
         elif isinstance(value, bool):
