@@ -92,9 +92,14 @@ def test_zsh_and_fish_scripts_ask_dsv2_for_completions(shell: str) -> None:
     assert "extract" not in proc.stdout
 
 
-def test_show_completion_prints_a_script() -> None:
-    proc = dsv2("--show-completion")
-    assert proc.returncode == 0 and "_DSV2_COMPLETE" in proc.stdout
+def test_show_completion_prints_a_script_for_the_calling_shell() -> None:
+    """typer's --show-completion detects the shell from the parent processes: run it from bash."""
+    import shlex
+
+    cmd = shlex.join([*dsv2_cmd(), "--show-completion"])
+    proc = subprocess.run(["bash", "-c", f"{cmd}; exit $?"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "_DSV2_COMPLETE=complete_bash" in proc.stdout
 
 
 def test_unknown_shell_is_a_usage_error() -> None:
