@@ -453,28 +453,16 @@ class Session:
         opened: list[ModelHandle] = []
         yes = SendPolicy(self.send.allow_secrets, True, self.send.confirm)
 
-        def as_model(handle: ModelHandle, name: str) -> Any:
-            opened.append(handle)
+        def guard(handle: ModelHandle, doc: Document, tokens: int, requests: int) -> None:
+            guard_outgoing(handle, [doc], tokens, requests, yes, self.notify)
 
-            def guard(doc: Document, tokens: int, requests: int) -> None:
-                guard_outgoing(handle, [doc], tokens, requests, yes, self.notify)
+        def open_first() -> ModelHandle:
+            opened.append(self.model)
+            return self.model
 
-            return ex.Model(
-                handle.runner(),
-                handle.tokenizer(),  # a local model loads its weights here
-                handle.facts,
-                handle.window,
-                name=name,
-                cost=handle.cost if handle.remote is not None else None,
-                guard=guard if handle.remote is not None else None,
-            )
-
-        def open_first() -> Any:
-            return as_model(self.model, settings.backend)
-
-        def open_escalation() -> Any:
-            handle = open_model(escalation[0], self.environ, self.notify, verbose=self.verbose)
-            return as_model(handle, str(settings.escalate_to))
+        def open_escalation() -> ModelHandle:
+            opened.append(open_model(escalation[0], self.environ, self.notify, verbose=self.verbose))
+            return opened[-1]
 
         # extraction is greedy and sizes its output reserve by the field count unless told otherwise
         params = GenerationParams(
@@ -490,6 +478,7 @@ class Session:
             open_first,
             self.notify,
             open_escalation if settings.escalate_to else None,
+            guard=guard,
             on_prompt=progress.on_prompt if progress and one_at_a_time else None,
             on_output=progress.on_output if progress and one_at_a_time else None,
         )

@@ -48,6 +48,7 @@ class ModelHandle:
     counter: Tokenizer | None = None  # the vocabulary alone: a remote backend's, or a local GGUF's
     refusal: Dsv2Error | None = None  # why a count-only handle cannot run
     verbose: bool = False
+    profile: str = "local"  # the backend or profile requests go to ("answered_by" in --json)
 
     def runner(self) -> Backend:
         """The backend, or the reason this handle only counts."""
@@ -188,6 +189,7 @@ def _remote(settings: Settings, environ: Mapping[str, str], notify: Notify, verb
         remote=target,
         counter=counter,
         verbose=verbose,
+        profile=settings.backend,
     )
 
 

@@ -5,7 +5,7 @@ validation), ``verify`` (quotes against the source text), ``merge`` (chunks fiel
 ``output`` (JSON / JSON Lines / CSV, resumable files), ``batch`` (many inputs).
 """
 
-from .batch import BatchReport, Extractor, Model, default_max_tokens, run_batch
+from .batch import BatchReport, Extractor, Guard, default_max_tokens, run_batch
 from .merge import merge, merge_field
 from .output import FORMATS, open_sink, pick_format
 from .run import ExtractionError, ExtractionResult, ExtractPlan, plan, run
@@ -21,7 +21,7 @@ __all__ = [
     "ExtractionResult",
     "Extractor",
     "FieldSet",
-    "Model",
+    "Guard",
     "SourceText",
     "check_fields",
     "contract_fields",

@@ -10,12 +10,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..chat import ModelFacts
-from ..engines.base import Backend, GenerationParams, PromptProgress
+from ..engines.base import GenerationParams, PromptProgress
+from ..engines.handle import ModelHandle
 from ..errors import PER_INPUT_ERRORS, Dsv2Error
 from ..parallel import closer, ordered_map
 from ..sources.base import Document
-from ..tokens import Tokenizer
 from .output import Sink
 from .run import ExtractionError, ExtractionResult, plan, run
 from .schema import FieldSet
@@ -32,16 +31,8 @@ def default_max_tokens(field_count: int, window: int) -> int:
     return min(64 + 96 * field_count, window // 2)
 
 
-@dataclass
-class Model:
-    backend: Backend
-    tokenizer: Tokenizer
-    facts: ModelFacts
-    window: int
-    name: str = "local"  # the backend or profile, for "answered_by"
-    cost: Callable[[int, int], float | None] | None = None  # USD for (input, output) tokens
-    # Called before a document is sent (remote: refuse secrets, say what is sent): (doc, tokens, requests)
-    guard: Callable[[Document, int, int], None] | None = None
+# Called before a document is sent (remote: refuse secrets, say what is sent): (model, doc, tokens, requests)
+Guard = Callable[[ModelHandle, Document, int, int], None]
 
 
 @dataclass
@@ -55,42 +46,43 @@ class Extractor:
 
     fields: FieldSet
     params: GenerationParams  # max_tokens 0: default_max_tokens for the window
-    open_model: Callable[[], Model]
+    open_model: Callable[[], ModelHandle]
     notify: Notify
-    open_escalation: Callable[[], Model] | None = None
+    open_escalation: Callable[[], ModelHandle] | None = None
+    guard: Guard | None = None
     on_prompt: PromptProgress | None = None  # (prompt tokens evaluated, total) of each model call
     on_output: PromptProgress | None = None  # (output tokens written, reserved) of each model call
-    _models: dict[str, Model] = field(default_factory=dict)
+    _models: dict[str, ModelHandle] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _get(self, which: str, opener: Callable[[], Model]) -> Model:
+    def _get(self, which: str, opener: Callable[[], ModelHandle]) -> ModelHandle:
         with self._lock:  # batch threads share one model
             if which not in self._models:
                 self._models[which] = opener()
             return self._models[which]
 
-    def model(self) -> Model:
+    def model(self) -> ModelHandle:
         return self._get("first", self.open_model)
 
     def abort(self) -> None:
         """Close the opened backends' connections: requests in flight end now (Ctrl-C, a failure)."""
         with self._lock:
             models = list(self._models.values())
-        closer(*(m.backend for m in models))()
+        closer(*(m.backend for m in models if m.backend is not None))()
 
-    def _run(self, doc: Document, m: Model) -> ExtractionResult:
+    def _run(self, doc: Document, m: ModelHandle) -> ExtractionResult:
         max_tokens = self.params.max_tokens or default_max_tokens(len(self.fields.fields), m.window)
-        the_plan = plan(doc, m.tokenizer, m.facts, self.fields, m.window, max_tokens)
+        the_plan = plan(doc, m.tokenizer(), m.facts, self.fields, m.window, max_tokens)
         if the_plan.chunks:
             self.notify(
                 f"{doc.source}: {the_plan.document_tokens} tokens, over the {the_plan.budget.document}-token budget "
                 f"of one {m.window}-token window: extracting from {len(the_plan.chunks)} chunks and merging"
             )
-        if m.guard is not None:
-            m.guard(doc, sum(len(p.ids) for p in the_plan.prompts), len(the_plan.prompts))
+        if self.guard is not None:
+            self.guard(m, doc, sum(len(p.ids) for p in the_plan.prompts), len(the_plan.prompts))
         params = GenerationParams(max_tokens, self.params.temperature, self.params.seed)
-        result = run(the_plan, doc, self.fields, m.backend, params, on_prompt=self.on_prompt, on_output=self.on_output)
-        result.cost_usd = m.cost(result.input_tokens, result.output_tokens) if m.cost else None
+        result = run(the_plan, doc, self.fields, m.runner(), params, on_prompt=self.on_prompt, on_output=self.on_output)
+        result.cost_usd = m.cost(result.input_tokens, result.output_tokens)
         return result
 
     def __call__(self, doc: Document) -> ExtractionResult:
@@ -107,13 +99,13 @@ class Extractor:
                 return result
             problems = len(result.unverified) + len(result.rejected)
             if not problems:
-                result.answered_by = {"backend": first.name, "escalated": False, "reason": "first answer verified"}
+                result.answered_by = {"backend": first.profile, "escalated": False, "reason": "first answer verified"}
                 return result
             reason = f"{len(result.unverified)} unverified quote(s), {len(result.rejected)} rejected value(s)"
         second = self._get("escalation", self.open_escalation)
-        self.notify(f"{doc.source}: escalating to {second.name}: {reason}")
+        self.notify(f"{doc.source}: escalating to {second.profile}: {reason}")
         result = self._run(doc, second)
-        result.answered_by = {"backend": second.name, "escalated": True, "reason": reason}
+        result.answered_by = {"backend": second.profile, "escalated": True, "reason": reason}
         return result
 
 
