@@ -79,6 +79,15 @@ def imports(module: str, path: Path) -> list[tuple[str, int]]:
     return out
 
 
+def absolute_imports(node: ast.AST) -> list[str]:
+    """The modules an ``import`` / absolute ``from ... import`` statement names (else nothing)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if isinstance(node, ast.ImportFrom) and not node.level:
+        return [node.module or ""]
+    return []
+
+
 def _submodule(package: str, name: str) -> str:
     """``package.name`` when that is a module, else ``package`` (a name defined in its __init__)."""
     folder = PACKAGE.parent.joinpath(*package.split("."))
@@ -112,14 +121,7 @@ def test_terminal_libraries_only_in_cli_and_render(library: str) -> None:
         if layer_of(module) >= layer_of("dsv2cli.render"):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom) and not node.level
-                else []
-            )
-            if any(n == library or n.startswith(library + ".") for n in names):
+            if any(n == library or n.startswith(library + ".") for n in absolute_imports(node)):
                 found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
     assert not found, f"{library} imported outside cli/ and render.py: {found}"
 

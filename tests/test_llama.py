@@ -14,6 +14,8 @@ from dsv2cli import llama
 from dsv2cli.errors import ExitCode, ModelError
 from dsv2cli.kvcache import CACHE_TYPES
 
+from .test_architecture import absolute_imports
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -63,14 +65,7 @@ def _llama_cpp_uses(path: Path) -> list[str]:
     for node in ast.walk(tree):
         if id(node) in typing_only:
             continue
-        names = (
-            [a.name for a in node.names]
-            if isinstance(node, ast.Import)
-            else [node.module or ""]
-            if isinstance(node, ast.ImportFrom) and not node.level
-            else []
-        )
-        if any(n == "llama_cpp" or n.startswith("llama_cpp.") for n in names):
+        if any(n == "llama_cpp" or n.startswith("llama_cpp.") for n in absolute_imports(node)):
             found.append(f"{path.name}:{node.lineno}: imports llama_cpp")
         if isinstance(node, ast.Attribute) and node.attr in ("_model", "_ctx"):
             found.append(f"{path.name}:{node.lineno}: reads .{node.attr}")
