@@ -72,3 +72,21 @@ def test_settings_keywords_are_validated_like_flags() -> None:
 
     with pytest.raises(ConfigError, match="style"):
         Session(style="haiku")
+
+
+def test_loading_large_weights_is_announced_before_and_after(smollm2: Path) -> None:
+    """A GGUF of announce_load_bytes or more says what it loads, how much and about how long,
+    then how long it took (DeepSeek-V2 files are 10-130 GB; here the threshold is lowered)."""
+    from dsv2cli.engines.llamacpp import LlamaCppBackend, LlamaCppOptions
+
+    notes: list[str] = []
+    options = LlamaCppOptions(smollm2, 256, threads=1, on_load=notes.append, announce_load_bytes=1)
+    backend = LlamaCppBackend(options, "smollm2")
+    backend.load()
+    backend.close()
+    assert len(notes) == 2, notes
+    assert notes[0].startswith(f"loading {smollm2.name}: 0.1 GB of weights, about ")
+    assert notes[1].startswith(f"loaded {smollm2.name} in ")
+    notes.clear()
+    LlamaCppBackend(LlamaCppOptions(smollm2, 256, threads=1, on_load=notes.append), "smollm2").load()
+    assert notes == []  # 98 MB: under the default 2 GiB, nothing to say

@@ -148,6 +148,7 @@ def open_model(
         refuse=ModelError(choice.problem) if choice.problem else None,
         verbose=verbose,
         prefix_cache=None if no_cache else prefix_cache_store(settings),
+        on_load=notify,
     )
     return ModelHandle(
         ModelFacts(name, info.architecture, info.chat_template),
