@@ -81,9 +81,9 @@ class Env:
         )
 
     def write_json(self, payload: Any) -> None:
-        import json
+        from ..render import json_line
 
-        self.screen.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        self.screen.write(json_line(payload))
 
 
 ENV_KEY = "dsv2.env"
