@@ -6,6 +6,19 @@ candidate is accepted only when it continues the numbering seen so far: the next
 (8.1 -> 8.2), a first child (8 -> 8.1) or the next item of an ancestor (8.3 -> 9). A list that
 restarts at "1." inside section 4 is therefore not a section. A gap of one number is tolerated
 (8.1 -> 8.3), because PDF text sometimes loses a heading in a table or a wrapped line.
+
+A table of contents repeats every heading, so read naively its last entry ("14.4 ...") would
+lock the numbering and the real headings after it would be refused. Before the numbering is
+followed, these lines are set aside (``toc_lines``):
+- a line with dot leaders and a page number ("6.3.4 Attaching lists . . . . . 28");
+- a run of 3+ numbered lines with no body between them, none reading like a clause of its own,
+  most ending in a page number ("2 Methods 5"), or 5+ such lines whatever their ends (a
+  contents page whose numbers came out elsewhere, a table's rows);
+- a number repeated on 3+ candidate lines close together: rows of a table ("4 CARD32 ...").
+Then a heading counts only where body text follows it: the next line is body, a clause
+carrying its own text ("1.1 Agreement means this document."), or a first child heading that is
+itself followed by body. A heading on the last line of the text also counts.
+When the evidence is thin the answer is no section: callers leave ``Location.section`` unset.
 """
 
 from __future__ import annotations
@@ -95,15 +108,109 @@ def _continues(prev: tuple[int, ...] | None, cur: tuple[int, ...]) -> bool:
     return False
 
 
+# Dot leaders (". . . .", "....", "…", "____") then a page number, arabic or roman, ending the line.
+_LEADERS = re.compile(r"(?:[.·…_]\s?){3,}\s*(?:\d{1,4}|[ivxlcdm]{1,7})\s*$", re.IGNORECASE)
+# A title ending in a page number: "2 Methods 5", "Preface iii".
+_TRAILING_PAGE = re.compile(r"\S\s+(?:\d{1,4}|[ivxlcdm]{1,7})$", re.IGNORECASE)
+_BARE_NUMBER = re.compile(r"\s*(?:\d{1,4}|[ivxlcdm]{1,7})\s*", re.IGNORECASE)
+_TOC_RUN = 3  # numbered lines in a row, mostly ending in page numbers: a contents listing
+_LONG_RUN = 5  # numbered lines in a row whatever their ends: a contents listing or a table
+_REPEAT_WINDOW = 40  # lines: the same number this close, 3+ times, is a table's rows
+_REPEAT_COUNT = 3
+_CLAUSE_TITLE = 70  # characters: a "title" this long is the clause's own text
+
+
+def is_toc_entry(line: str) -> bool:
+    """A contents line by its shape alone: a title, dot leaders, a page number."""
+    s = line.strip()
+    return 0 < len(s) <= 300 and _LEADERS.search(s) is not None
+
+
+def _self_bodied(title: str) -> bool:
+    """A numbered line that carries its own text ("1.1 Agreement means this document.")."""
+    t = title.rstrip()
+    return len(t) > _CLAUSE_TITLE or (t.endswith((".", ";", ":", ",")) and not t.endswith(".."))
+
+
+def _is_blankish(line: str) -> bool:
+    return not line.strip() or _BARE_NUMBER.fullmatch(line) is not None
+
+
+def toc_lines(lines: Sequence[str], parsed: Sequence[tuple[str, tuple[int, ...], str] | None]) -> set[int]:
+    """Indices of contents lines and table rows that must not be read as headings (module doc)."""
+    toc = {i for i, line in enumerate(lines) if is_toc_entry(line)}
+    # Runs of numbered lines with nothing but blank lines or bare page numbers between them.
+    run: list[int] = []
+
+    def close(run: list[int]) -> None:
+        if len(run) >= _LONG_RUN:
+            toc.update(run)
+        elif len(run) >= _TOC_RUN:
+            paged = sum(1 for i in run if _TRAILING_PAGE.search(lines[i].strip()) or i in toc)
+            if paged * 2 > len(run):
+                toc.update(run)
+
+    for i, line in enumerate(lines):
+        p = parsed[i]
+        if p is not None and not _self_bodied(p[2]):
+            run.append(i)
+        elif i in toc or _is_blankish(line):
+            continue
+        else:
+            close(run)
+            run = []
+    close(run)
+    # The same number on 3+ lines close together: table rows ("4 CARD32 N_ALIASES").
+    by_number: dict[tuple[int, ...], list[int]] = {}
+    for i, p in enumerate(parsed):
+        if p is not None and i not in toc:
+            by_number.setdefault(p[1], []).append(i)
+    for where in by_number.values():
+        for k in range(len(where) - _REPEAT_COUNT + 1):
+            if where[k + _REPEAT_COUNT - 1] - where[k] <= _REPEAT_WINDOW:
+                toc.update(where[k : k + _REPEAT_COUNT])
+    return toc
+
+
+def _body_follows(
+    lines: Sequence[str], parsed: Sequence[tuple[str, tuple[int, ...], str] | None], toc: set[int]
+) -> list[bool]:
+    """For each line: is it followed by body text (see module doc)? Computed back to front."""
+    n = len(lines)
+    ok = [False] * n
+    next_line: int | None = None  # the next line that is not blank (nor a bare page number)
+    for i in range(n - 1, -1, -1):
+        p = parsed[i]
+        if p is not None and i not in toc:
+            if next_line is None or _self_bodied(p[2]):
+                ok[i] = True  # the last line of the text, or a clause with its own text
+            else:
+                q = parsed[next_line]
+                if q is None or next_line in toc:
+                    ok[i] = next_line not in toc
+                elif _self_bodied(q[2]):
+                    ok[i] = True
+                else:
+                    child = len(q[1]) > len(p[1]) and q[1][: len(p[1])] == p[1]
+                    ok[i] = child and ok[next_line]
+        if not _is_blankish(lines[i]):
+            next_line = i
+    return ok
+
+
 def find_headings(lines: Sequence[str]) -> list[Heading]:
-    """Numbered headings that form a consistent numbering, in order."""
+    """Numbered headings that form a consistent numbering and are followed by body text, in order."""
+    parsed = [parse_heading(line) for line in lines]
+    if not any(parsed):
+        return []
+    toc = toc_lines(lines, parsed)
+    body = _body_follows(lines, parsed, toc)
     found: list[Heading] = []
     prev: tuple[int, ...] | None = None
-    for index, line in enumerate(lines):
-        parsed = parse_heading(line)
-        if parsed is None:
+    for index, p in enumerate(parsed):
+        if p is None or index in toc or not body[index]:
             continue
-        label, number, title = parsed
+        label, number, title = p
         if _continues(prev, number):
             found.append(Heading(index, label, title, number))
             prev = number

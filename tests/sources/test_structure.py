@@ -55,19 +55,26 @@ def test_headings_must_continue_the_numbering() -> None:
         "1. Host the platform;",  # a list restarting at 1 inside section 2
         "2. Keep backups;",  # would be accepted only after the (rejected) restart
         "2.1 Hosting",
+        "Hosting text.",
         "2.2 Support",
+        "Support text.",
         "3. Fees",
+        "Fees text.",
         "3.2 Late payment",  # tolerated gap: 3.1 lost in a table
+        "Interest applies.",
         "5. Liability",  # tolerated gap
+        "Liability text.",
         "9. Notices",  # gap too large: a stray number
+        "Notices text.",
     ]
     found = find_headings(lines)
-    assert [(h.line, h.label) for h in found] == [(0, "1"), (2, "2"), (6, "2.1"), (7, "2.2"), (8, "3"), (9, "3.2"),
-                                                  (10, "5")]  # fmt: skip
+    assert [(h.line, h.label) for h in found] == [(0, "1"), (2, "2"), (6, "2.1"), (8, "2.2"), (10, "3"), (12, "3.2"),
+                                                  (14, "5")]  # fmt: skip
 
 
 def test_articles_with_roman_numerals_nest_sections() -> None:
-    lines = ["ARTICLE I DEFINITIONS", "Section 1.1 Terms", "Section 1.2 Usage", "ARTICLE II TERM", "Section 2.1 Start"]
+    lines = ["ARTICLE I DEFINITIONS", "Section 1.1 Terms", "Words mean what they say.", "Section 1.2 Usage",
+             "Read it whole.", "ARTICLE II TERM", "Section 2.1 Start", "It starts today."]  # fmt: skip
     assert [h.label for h in find_headings(lines)] == ["I", "1.1", "1.2", "II", "2.1"]
 
 
