@@ -201,7 +201,13 @@ class Session:
         from . import sources
 
         docs, notes = sources.load_inputs(
-            [str(p) for p in paths], stdin, repo=repo, include=include, exclude=exclude, password=password
+            [str(p) for p in paths],
+            stdin,
+            repo=repo,
+            include=include,
+            exclude=exclude,
+            password=password,
+            limits=sources.InputLimits(*self.settings.input_limits),
         )
         for line in notes:
             self.notify(line)
@@ -485,7 +491,8 @@ class Session:
         with self._scope(resumable=True):
             report = ex.run_batch(
                 list(paths),
-                lambda p: sources.load(p, stdin, password=password),
+                # one input at a time, each read and dropped: the caps apply per input
+                lambda p: sources.load(p, stdin, password=password, limits=sources.InputLimits(*settings.input_limits)),
                 extractor,
                 sink,
                 fields.digest,

@@ -5,6 +5,7 @@ Core code raises these; only the ``cli`` package turns them into a message and a
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 
 
@@ -19,7 +20,23 @@ class ExitCode(IntEnum):
     CONTEXT_OVERFLOW = 5
     REMOTE = 6
     REFUSED = 7
+    CITATION = 8
     INTERRUPTED = 130
+
+
+# Characters that would break a one-line message: C0/C1 controls, DEL, line and paragraph separators.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def quote_name(name: str) -> str:
+    """A file name as an error line shows it: as it is when printable, else quoted the way Python's
+    ``repr`` quotes it (``'a\\nb.txt'``), so a name with a newline cannot split the line."""
+    return repr(name) if _UNPRINTABLE.search(name) or name != name.strip() else name
+
+
+def one_line(message: str) -> str:
+    """``message`` with every control character escaped (``\\n``, ``\\x1b``): one line on stderr."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], message)
 
 
 class Dsv2Error(Exception):
@@ -87,6 +104,13 @@ class RefusedError(Dsv2Error):
     """Sending was refused: content that looks like a secret, or the user said no."""
 
     exit_code = ExitCode.REFUSED
+
+
+class CitationError(Dsv2Error):
+    """``ask --strict-citations``: an answer cites a passage that was not sent, or quotes what
+    the cited passage does not say. The answer and its Sources block are written first."""
+
+    exit_code = ExitCode.CITATION
 
 
 # Errors that belong to one input of a batch: reported, that input skipped, the batch goes on.

@@ -106,6 +106,8 @@ class Settings:
     split_mode: str | None = field(default=None, metadata={"help": "several GPUs: " + "|".join(SPLIT_MODES)})
     tensor_split: tuple[float, ...] | None = field(default=None, metadata={"help": "share per GPU, e.g. 3,1"})
     cache_size: str = field(default="4G", metadata={"help": "prompt-prefix cache bound, e.g. 2G, 500M"})
+    max_input_file: str = field(default="256M", metadata={"help": "most bytes read from one input, e.g. 64M"})
+    max_input_total: str = field(default="1G", metadata={"help": "most bytes read from all inputs of a run"})
     # Remote backends (engines/openai.py). --backend is "local", "openai" or a profile name; a
     # profile (built in, or [profiles.NAME] in the config file) fills the values below that no
     # flag or DSV2_* variable sets. The API key itself is never a setting: it is read from the
@@ -141,6 +143,11 @@ class Settings:
     @property
     def remote(self) -> bool:
         return self.backend != LOCAL
+    @property
+    def input_limits(self) -> tuple[int, int]:
+        """(bytes per input, bytes for all inputs): ``max_input_file``, ``max_input_total``."""
+        return parse_size(self.max_input_file), parse_size(self.max_input_total)
+
 
     @property
     def parallel(self) -> int:
@@ -235,8 +242,8 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
                 raise ValueError(raw)
             return int(raw)
         if name in ("temperature", "timeout", "price_input", "price_output"):
-            if isinstance(raw, bool):
-                raise ValueError(raw)
+            if isinstance(raw, bool | float):  # `ctx = 4096.5` in a config file is not 4096
+                raise ConfigError(f"{where}: {name} must be a whole number, not {raw!r}")
             return float(raw)
         if name == "flash_attn":
             if isinstance(raw, bool):
@@ -249,17 +256,21 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
             if text == "auto":
                 return None
             raise ValueError(raw)
-        if name == "cache_size":
+        if name in ("cache_size", "max_input_file", "max_input_total"):
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
             parse_size(str(raw))
             return str(raw)
         if name in ("model", "style", "embed_model", "base_url", "api_model", "api_key_env", "escalate_to"):
             return str(raw)
         if name in ("cache_type_k", "cache_type_v", "split_mode", "tokenizer", "backend", "json_mode", "api_tokenizer"):
             return str(raw).strip().lower()
+            if not isinstance(raw, str | os.PathLike):  # `model = 5` or a table in a config file
+                raise ConfigError(f"{where}: {name} must be a string, not {raw!r}")
         if name == "tensor_split":
             parts = raw if isinstance(raw, list) else str(raw).split(",")
             return tuple(float(p) for p in parts if str(p).strip())
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: a TOML table or array where a number belongs
         raise ConfigError(f"{where}: invalid value {raw!r} for {name}") from exc
     raise ConfigError(f"{where}: unknown setting {name!r}")
 

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
-from ..errors import Dsv2Error, ExitCode
+from ..errors import Dsv2Error, ExitCode, one_line
 from ..render import Screen
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def report_error(env: Env, exc: BaseException) -> int | None:
     if isinstance(exc, Dsv2Error):
         if env.debug:
             return None
-        env.note(f"error: {exc}")
+        env.note(f"error: {one_line(str(exc))}")
         return int(exc.exit_code)
     if isinstance(exc, KeyboardInterrupt):
         env.note("interrupted")
@@ -118,7 +118,7 @@ def report_error(env: Env, exc: BaseException) -> int | None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
         return 0
     if isinstance(exc, Exception) and not env.debug:
-        env.note(f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)")
+        env.note(f"unexpected error: {type(exc).__name__}: {one_line(str(exc))} (rerun with --debug for a traceback)")
         return int(ExitCode.UNEXPECTED)
     return None
 

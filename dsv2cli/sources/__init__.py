@@ -8,19 +8,24 @@ Segments, or raises InputError naming the input; none prints.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InputError
+from ..errors import InputError, quote_name
 from .base import Document, Location, Segment
 from .encoding import looks_binary
+from .limits import DEFAULT_MAX_INPUT_FILE, DEFAULT_MAX_INPUT_TOTAL, InputLimits, read_capped
 from .repo import DEFAULT_MAX_FILE_BYTES, RepoReport, load_repo
 from .text import MARKDOWN_SUFFIXES, text_document
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_INPUT_FILE",
+    "DEFAULT_MAX_INPUT_TOTAL",
     "Document",
+    "InputLimits",
     "Location",
     "RepoReport",
     "Segment",
@@ -32,21 +37,50 @@ __all__ = [
 STDIN_NAME = "<stdin>"
 
 
-def _read_stdin(stdin: BinaryIO | None) -> bytes:
+def _read_stdin(stdin: BinaryIO | None, limits: InputLimits) -> bytes:
     if stdin is None:
         raise InputError(f"{STDIN_NAME}: no standard input available")
-    return stdin.read()
+    return read_capped(stdin, STDIN_NAME, limits)
 
 
-def _read_file(path: str) -> bytes:
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _is_stdin(st: os.stat_result, stdin: BinaryIO | None) -> bool:
+    """Whether ``st`` is the process's standard input (``/dev/stdin``, ``/dev/fd/0``)."""
     try:
-        return Path(path).read_bytes()
+        fd = stdin.fileno() if stdin is not None else 0
+        own = os.fstat(fd)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (own.st_dev, own.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _read_file(path: str, limits: InputLimits, stdin: BinaryIO | None = None) -> bytes:
+    """The bytes of a regular file, read up to the limits. A FIFO, device or socket is refused
+    before it is opened (opening a FIFO without a writer would wait forever; ``/dev/zero``
+    never ends), unless it is this process's standard input."""
+    name = quote_name(path)
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) and not _is_stdin(st, stdin):
+            kind = next((what for test, what in _SPECIAL_KINDS if test(st.st_mode)), "not a regular file")
+            raise InputError(f"{name}: {kind}, not a regular file; pipe a stream in as standard input (-)")
+        with open(path, "rb") as handle:
+            return read_capped(handle, name, limits)
     except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file") from exc
+        raise InputError(f"{name}: no such file") from exc
     except PermissionError as exc:
-        raise InputError(f"{path}: permission denied") from exc
+        raise InputError(f"{name}: permission denied") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{name}: is a directory") from exc
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+        raise InputError(f"{name}: cannot read ({exc.strerror})") from exc
 
 
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
@@ -72,20 +106,23 @@ def document_from_bytes(data: bytes, source: str, suffix: str = "", password: st
     return text_document(data, source, kind)
 
 
-def load(path: str, stdin: BinaryIO | None = None, *, password: str | None = None) -> Document:
+def load(
+    path: str, stdin: BinaryIO | None = None, *, password: str | None = None, limits: InputLimits | None = None
+) -> Document:
     """Read one input. A directory becomes one Document (kind "repo") with a segment per file,
-    its skip/redaction report in ``warnings``. Raises InputError naming the file and the problem."""
+    its skip/redaction report in ``warnings``. Raises InputError naming the file and the problem.
+    ``limits``: bytes per file and in total (default: ``InputLimits()``), checked while reading."""
+    limits = InputLimits() if limits is None else limits
     if path == "-":
-        return document_from_bytes(_read_stdin(stdin), STDIN_NAME, password=password)
+        return document_from_bytes(_read_stdin(stdin, limits), STDIN_NAME, password=password)
     if os.path.isdir(path):
         docs, report = load_repo(path)
         if not docs:
-            raise InputError(f"{path}: no files to read ({len(report.skipped)} skipped)")
+            raise InputError(f"{quote_name(path)}: no files to read ({len(report.skipped)} skipped)")
+        limits.take_total(report.bytes, report.root)
         segments = [s for d in docs for s in d.segments]
         return Document(report.root, "repo", segments, report.notes())
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such file")
-    return document_from_bytes(_read_file(path), path, Path(path).suffix.lower(), password)
+    return document_from_bytes(_read_file(path, limits, stdin), path, Path(path).suffix.lower(), password)
 
 
 def load_inputs(
@@ -97,14 +134,17 @@ def load_inputs(
     exclude: Sequence[str] = (),
     password: str | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    limits: InputLimits | None = None,
 ) -> tuple[list[Document], list[str]]:
     """Every input as Documents, in the order given, plus notes for stderr.
 
     A directory (in ``paths`` or ``repo``) is walked as a repository with ``include`` /
     ``exclude`` / ``max_file_bytes``; files are read by kind. Notes are complete lines ready to
     print: per repository what was read, skipped (with reasons) and redacted; then every
-    document warning prefixed with ``warning:``.
+    document warning prefixed with ``warning:``. ``limits`` caps the bytes read per file and
+    for all inputs together (``InputLimits``; a repository's files count when its walk ends).
     """
+    limits = InputLimits() if limits is None else limits
     targets = list(paths) + ([repo] if repo is not None else [])
     if not targets:
         raise InputError("no input: give a file, a directory, - for standard input, or --repo DIR")
@@ -116,11 +156,12 @@ def load_inputs(
         if target != "-" and os.path.isdir(target):
             repo_docs, report = load_repo(target, include, exclude, max_file_bytes)
             if not repo_docs:
-                raise InputError(f"{report.root}: no files to read ({len(report.skipped)} skipped)")
+                raise InputError(f"{quote_name(report.root)}: no files to read ({len(report.skipped)} skipped)")
+            limits.take_total(report.bytes, report.root)
             docs.extend(repo_docs)
             notes.extend(report.notes())
             continue
-        doc = load(target, stdin, password=password)
+        doc = load(target, stdin, password=password, limits=limits)
         docs.append(doc)
         notes.extend(f"warning: {w}" for w in doc.warnings)
     return docs, notes

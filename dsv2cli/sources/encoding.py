@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 _SNIFF = 8192
 # Control bytes that do not occur in text (NUL aside, which is checked first); tab, LF, FF, CR and ESC are fine.
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
@@ -27,17 +29,48 @@ def decode(data: bytes, source: str, warnings: list[str]) -> str:
     charset-normalizer; if it finds no plausible encoding, invalid bytes become U+FFFD.
     """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace")
+        if _is_utf16(data):
+            return data.decode("utf-16", errors="replace")
+        data = data[2:]
+        rest = _decode_rest(data, source, [])
+        warnings.append(f"{source}: starts with a UTF-16 byte-order mark but is not UTF-16; decoded as {rest[1]}")
+        return rest[0]
+    return _decode_rest(data, source, warnings)[0]
+
+
+def _is_utf16(data: bytes) -> bool:
+    """Whether bytes that start with a UTF-16 BOM are UTF-16: they decode strictly, and some code
+    unit has a zero byte (every line end, space, digit and Latin letter has one). Without one, only
+    a short text that is not UTF-8 is taken as UTF-16 (a few CJK characters). A BOM before UTF-8
+    or Latin-1 text would otherwise turn "hello" into CJK-looking garbage silently."""
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-16")
+    except UnicodeDecodeError:
+        return False
+    body = data[2:]
+    if b"\x00" in body:
+        return True
+    if len(body) >= 64 or any(unicodedata.category(c) in ("Cn", "Co") for c in text):
+        return False  # unassigned or private-use characters: bytes of another encoding read in pairs
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _decode_rest(data: bytes, source: str, warnings: list[str]) -> tuple[str, str]:
+    """(text, the encoding used) for bytes without a UTF-16 BOM; see ``decode``."""
+    try:
+        return data.decode("utf-8-sig"), "UTF-8"
     except UnicodeDecodeError as exc:
         first_bad = exc.start
     guess = _detect(data)
     if guess is not None:
         warnings.append(f"{source}: not valid UTF-8; decoded as {guess} (detected)")
-        return data.decode(guess, errors="replace")
+        return data.decode(guess, errors="replace"), f"{guess} (detected)"
     warnings.append(f"{source}: not valid UTF-8 (first bad byte at offset {first_bad}); invalid bytes replaced")
-    return data.decode("utf-8-sig", errors="replace")
+    return data.decode("utf-8-sig", errors="replace"), "UTF-8 with invalid bytes replaced"
 
 
 def _detect(data: bytes) -> str | None:
