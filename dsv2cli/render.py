@@ -357,8 +357,10 @@ def summary_payload(run: Any, total_s: float) -> dict[str, Any]:
         "calls": result.calls,
         "chunks": result.chunks,
         "usage_estimated": bool(result.usage_estimated),
-        "cost_usd": handle.cost(result.input_tokens, result.output_tokens),
+        "cost_usd": handle.cost(result.input_tokens, result.output_tokens, result.cache_hit_tokens),
         "timings": {**result.timings, "total_s": round(total_s, 4)},
+        "cache_hit_tokens": result.cache_hit_tokens,
+        "attempts": result.attempts,
     }
 
 
@@ -377,7 +379,9 @@ def summary_record(run: Any) -> dict[str, Any]:
         "calls": result.calls,
         "finish_reason": result.finish_reason,
         "usage_estimated": result.usage_estimated,
-        "cost_usd": handle.cost(result.input_tokens, result.output_tokens),
+        "cost_usd": handle.cost(result.input_tokens, result.output_tokens, result.cache_hit_tokens),
+        "cache_hit_tokens": result.cache_hit_tokens,
+        "attempts": result.attempts,
     }
 
 
@@ -435,10 +439,12 @@ def answer_payload(answer: Any, total_s: float) -> dict[str, Any]:
         "input_tokens": usage.prompt_tokens,
         "output_tokens": usage.output_tokens,
         "usage_estimated": bool(usage.extra.get("usage_estimated")),
-        "cost_usd": handle.cost(usage.prompt_tokens, usage.output_tokens),
+        "cost_usd": handle.cost(usage.prompt_tokens, usage.output_tokens, int(usage.extra.get("cache_hit_tokens", 0))),
         "finish_reason": usage.finish_reason,
         "prefix_reused_tokens": int(usage.extra.get("prefix_reused_tokens", 0)),
         "prefix_cache": answer.cache_outcome,
+        "cache_hit_tokens": int(usage.extra.get("cache_hit_tokens", 0)),
+        "attempts": int(usage.extra.get("attempts", 0)),
         "timings": {
             "load_s": round(handle.load_s, 4),
             "plan_s": round(answer.plan_s, 4),

@@ -128,6 +128,9 @@ class Settings:
     )
     price_input: float | None = field(default=None, metadata={"help": "USD per 1M input tokens"})
     price_output: float | None = field(default=None, metadata={"help": "USD per 1M output tokens"})
+    price_cache_hit: float | None = field(
+        default=None, metadata={"help": "USD per 1M input tokens served from the provider's cache"}
+    )
     escalate_to: str | None = field(default=None, metadata={"help": "profile for complex or failed requests"})
     home: Path = field(default=Path("."), metadata={"help": "DSV2_HOME: caches, indexes, converted models"})
     config_files: tuple[ConfigFile, ...] = field(
@@ -189,6 +192,7 @@ PROFILE_KEYS = {
     "concurrency": "concurrency",
     "price_input": "price_input",
     "price_output": "price_output",
+    "price_cache_hit": "price_cache_hit",
 }
 
 # Built-in profiles; a [profiles.NAME] table in the config file overrides or adds keys.
@@ -203,6 +207,7 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
         "window": 128_000,
         "price_input": 0.27,
         "price_output": 1.10,
+        "price_cache_hit": 0.07,  # input tokens DeepSeek's context cache already holds
     },
     "openrouter": {
         "base_url": "https://openrouter.ai/api/v1",
@@ -216,16 +221,14 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
     "vllm": {  # `vllm serve deepseek-ai/DeepSeek-V2-Lite-Chat --tensor-parallel-size N`
         "base_url": "http://127.0.0.1:8000/v1",
         "api_model": "deepseek-ai/DeepSeek-V2-Lite-Chat",
-        "tokenizer": "deepseek-v2",
-        "window": 32_768,
+        "tokenizer": "deepseek-v2",  # window: asked of the server (/v1/models max_model_len)
         "price_input": 0.0,
         "price_output": 0.0,
     },
     "llama-server": {  # llama.cpp's `llama-server -m model.gguf -c 32768` (or python -m llama_cpp.server)
         "base_url": "http://127.0.0.1:8080/v1",
         "api_model": "local",
-        "tokenizer": "deepseek-v2",
-        "window": 32_768,
+        "tokenizer": "deepseek-v2",  # window: asked of the server (/props n_ctx)
         "price_input": 0.0,
         "price_output": 0.0,
     },
@@ -241,7 +244,7 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
             if isinstance(raw, bool):
                 raise ValueError(raw)
             return int(raw)
-        if name in ("temperature", "timeout", "price_input", "price_output"):
+        if name in ("temperature", "timeout", "price_input", "price_output", "price_cache_hit"):
             if isinstance(raw, bool | float):  # `ctx = 4096.5` in a config file is not 4096
                 raise ConfigError(f"{where}: {name} must be a whole number, not {raw!r}")
             return float(raw)
@@ -428,7 +431,7 @@ def validate(s: Settings) -> None:
         raise bad("timeout", "must be positive (seconds)")
     if not 0 <= s.retries <= 20:
         raise bad("retries", "must be between 0 and 20")
-    for name in ("price_input", "price_output"):
+    for name in ("price_input", "price_output", "price_cache_hit"):
         value = getattr(s, name)
         if value is not None and value < 0:
             raise bad(name, "must be >= 0 (USD per 1M tokens)")

@@ -74,6 +74,8 @@ class SummaryResult:
     chunks: list[dict[str, object]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     usage_estimated: bool = False  # a remote server did not report usage: our counts stand in
+    cache_hit_tokens: int = 0  # of input_tokens, served from a remote provider's prompt cache
+    attempts: int = 0  # HTTP requests sent to a remote backend, retries included (0 locally)
 
 
 def style_spec(style: str) -> PromptSpec:
@@ -151,6 +153,8 @@ def run(
         calls=calls,
         chunks=chunks,
         usage_estimated=bool(usage.extra.get("usage_estimated")),
+        cache_hit_tokens=int(usage.extra.get("cache_hit_tokens", 0)),
+        attempts=int(usage.extra.get("attempts", 0)),
         timings={
             "prompt_eval_s": round(usage.prompt_eval_s, 4),
             "generation_s": round(usage.generation_s, 4),

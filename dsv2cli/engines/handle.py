@@ -83,9 +83,12 @@ class ModelHandle:
             return dict(self.remote.describe())
         return {"backend": "local", "model_path": self.model_path}
 
-    def cost(self, prompt_tokens: int, output_tokens: int) -> float | None:
-        """USD for these token counts on a priced remote backend; None locally."""
-        return self.remote.cost(prompt_tokens, output_tokens) if self.remote is not None else None
+    def cost(self, prompt_tokens: int, output_tokens: int, cache_hit_tokens: int = 0) -> float | None:
+        """USD for these token counts on a priced remote backend (``cache_hit_tokens`` of the prompt
+        at the cache-hit price); None locally."""
+        if self.remote is None:
+            return None
+        return self.remote.cost(prompt_tokens, output_tokens, cache_hit_tokens)
 
     def notices(self) -> list[str]:
         """What the backend has to say since last asked (cache notices, retries), once each."""
@@ -166,6 +169,10 @@ def _remote(settings: Settings, environ: Mapping[str, str], notify: Notify, verb
     from .openai import OpenAIBackend, RemoteConfig
 
     target, key = remote.target(settings, environ)
+    if settings.ctx is None:  # asked of the server (or its rated context): say which, and how to override
+        notify(
+            f"window of {target.api_model!r}: {target.window:,} tokens, from {target.window_source} (--ctx N overrides)"
+        )
     if key is None and target.leaves_machine:
         names = " or ".join(n for n in (settings.api_key_env, "DSV2_API_KEY") if n)
         notify(f"no API key for {target.base_url} (none in {names}); the server may refuse the request")
@@ -326,7 +333,7 @@ def confirm_batch(settings: Settings, environ: Mapping[str, str], paths: Sequenc
 
     if not settings.remote or policy.yes:
         return
-    target, _ = remote.target(settings, environ)
+    target, _ = remote.target(settings, environ, discover=False)
     if not target.leaves_machine:
         return
     listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")

@@ -7,6 +7,14 @@ is what every OpenAI-compatible server sends), so no SDK is needed.
 
 The API key is sent as a bearer token and nowhere else: not in reprs, messages or exceptions
 (a server that echoes it back has it replaced by ``***``).
+
+Rate limits: a 429 (or 5xx, or a dropped connection) is retried up to ``max_retries`` times after
+its ``Retry-After`` (capped at ``RETRY_AFTER_CAP_S``) or an exponential backoff, both with jitter
+so that many requests in flight do not come back at the same instant; while one call waits out a
+``Retry-After``, the other calls of the same backend hold their next request too. Each call's
+attempts and the seconds it waited are in ``Usage.extra`` (``attempts``, ``retry_wait_s``), and
+the provider's prompt-cache hits (DeepSeek's ``prompt_cache_hit_tokens``, OpenAI's
+``prompt_tokens_details.cached_tokens``) in ``cache_hit_tokens``.
 """
 
 from __future__ import annotations
@@ -116,10 +124,29 @@ def retry_after_s(value: str | None, now: datetime | None = None) -> float | Non
     return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
 
 
+def with_jitter(retry_after: float) -> float:
+    """A server's Retry-After plus up to 10 % (at most 1 s) more, so that waiting requests spread out."""
+    return retry_after + random.uniform(0.0, min(retry_after * 0.1, 1.0))
+
+
 def backoff_s(failures: int) -> float:
     """Delay before attempt ``failures + 1``: 1, 2, 4, ... s capped at 30 s, plus up to 10% jitter."""
     delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * BACKOFF_FACTOR ** (failures - 1))
     return delay + random.uniform(0.0, delay * 0.1)
+
+
+def cache_hit_tokens(reported: Mapping[str, Any]) -> int | None:
+    """Prompt tokens the provider served from its cache, from a usage block: DeepSeek's
+    ``prompt_cache_hit_tokens`` (with ``prompt_cache_miss_tokens``), or OpenAI's
+    ``prompt_tokens_details.cached_tokens``; None when the server does not say."""
+    hit = reported.get("prompt_cache_hit_tokens")
+    if isinstance(hit, int) and not isinstance(hit, bool):
+        return max(hit, 0)
+    details = reported.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if isinstance(cached, int) and not isinstance(cached, bool):
+        return max(cached, 0)
+    return None
 
 
 def _status_text(response: httpx.Response) -> str:
@@ -166,6 +193,7 @@ class OpenAIBackend:
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
         self._lock = threading.Lock()
+        self._hold_until = 0.0  # time.monotonic() before which no new request starts (a Retry-After)
         # The response_format mode the server last accepted (None until a JSON call succeeds).
         self.json_mode_used: str | None = None
         # Same surface as LlamaCppBackend for the CLI: nothing to load; one line per notice.
@@ -202,8 +230,17 @@ class OpenAIBackend:
             raise ValueError("a remote backend sends ChatPrompt.messages, and this prompt has none")
         mode = self._first_mode(params)
         failures = 0
+        attempts = 0
+        waited = 0.0
+        just_waited = False
         while True:
             body = self._body(prompt, params, mode)
+            if not just_waited:
+                waited += self._hold()
+            just_waited = False
+            attempts += 1
+            usage.extra["attempts"] = float(attempts)
+            usage.extra["retry_wait_s"] = round(waited, 3)
             try:
                 yield from self._attempt(body, prompt, usage, on_prompt_progress)
             except _FormatRejected as exc:
@@ -217,17 +254,33 @@ class OpenAIBackend:
                 if failures > self.config.max_retries:
                     detail = f" ({exc.detail})" if exc.detail else ""
                     raise RemoteError(f"{self.url}: gave up after {failures} attempts: {exc.what}{detail}") from exc
-                delay = exc.retry_after if exc.retry_after is not None else backoff_s(failures)
+                if exc.retry_after is not None:
+                    delay = with_jitter(exc.retry_after)
+                    with self._lock:  # the other calls of this backend hold off as long
+                        self._hold_until = max(self._hold_until, time.monotonic() + delay)
+                else:
+                    delay = backoff_s(failures)
                 if self._on_retry is not None:
                     self._on_retry(
                         f"{exc.what} from {self.url}, retrying in {delay:.1f} s "
                         f"(attempt {failures + 1} of {self.config.max_retries + 1})"
                     )
                 self._sleep(delay)
+                waited += delay
+                just_waited = True
                 continue
             if params.json_schema is not None:
                 self._remember(mode)
             return
+
+    def _hold(self) -> float:
+        """Wait out another call's Retry-After before a new request; the seconds waited."""
+        with self._lock:
+            wait = self._hold_until - time.monotonic()
+        if wait <= 0:
+            return 0.0
+        self._sleep(wait)
+        return wait
 
     def _first_mode(self, params: GenerationParams) -> str:
         if params.json_schema is None:
@@ -354,6 +407,9 @@ class OpenAIBackend:
         prompt_tokens, output_tokens = reported.get("prompt_tokens"), reported.get("completion_tokens")
         if isinstance(prompt_tokens, int) and isinstance(output_tokens, int):
             usage.prompt_tokens, usage.output_tokens = prompt_tokens, output_tokens
+            cached = cache_hit_tokens(reported)
+            if cached is not None:
+                usage.extra["cache_hit_tokens"] = float(cached)
         else:  # our tokenizer's count of the prompt; the output by ``count``, else one token per piece
             usage.prompt_tokens = len(prompt.ids)
             usage.output_tokens = self._count(text) if self._count is not None else len(parts)

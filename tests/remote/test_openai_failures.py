@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -202,13 +203,31 @@ def test_without_server_usage_counts_are_estimated(server: ScriptedServer, make:
 
 
 def test_429_with_retry_after_waits_that_long(server: ScriptedServer, make: Callable[..., Harness]) -> None:
-    harness = make(server.script(error(429, "slow down", **{"Retry-After": "2"}), Reply()).url)
-    text, _ = harness.run()
+    harness = make(server.script(error(429, "slow down", **{"Retry-After": "2"}), error(429), Reply()).url)
+    text, usage = harness.run()
     assert text == "Hello, world."
-    assert harness.sleeps == [2.0]
-    assert harness.retries == [
-        f"429 Too Many Requests from {server.url}/chat/completions, retrying in 2.0 s (attempt 2 of 5)"
-    ]
+    waited, backoff = harness.sleeps
+    assert 2.0 <= waited <= 2.2  # Retry-After plus up to 10 % jitter (at most 1 s)
+    assert 2.0 <= backoff <= 2.2  # no Retry-After on the second 429: the backoff for a second failure
+    assert re.fullmatch(
+        rf"429 Too Many Requests from {re.escape(server.url)}/chat/completions, retrying in 2\.[0-2] s "
+        r"\(attempt 2 of 5\)",
+        harness.retries[0],
+    )
+    assert len(server.seen) == 3 and usage.extra["attempts"] == 3.0
+    assert usage.extra["retry_wait_s"] == pytest.approx(waited + backoff, abs=0.01)
+
+
+def test_a_retry_after_holds_the_other_calls_of_the_backend(
+    server: ScriptedServer, make: Callable[..., Harness]
+) -> None:
+    """While one call waits out a 429's Retry-After, a new call does not hit the server either."""
+    harness = make(server.script(error(429, "slow down", **{"Retry-After": "30"}), Reply()).url)
+    harness.run()
+    assert 30.0 <= harness.sleeps[0] <= 31.0
+    _, second = harness.run()  # the fake sleep did not pass the time: the hold is still on
+    assert len(harness.sleeps) == 2 and 29.0 <= harness.sleeps[1] <= 31.0
+    assert second.extra["attempts"] == 1.0 and second.extra["retry_wait_s"] == pytest.approx(harness.sleeps[1])
 
 
 def test_retry_after_as_seconds_or_http_date_is_capped() -> None:
