@@ -25,8 +25,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # (strategies such as map-reduce call a backend they are handed; implementations are engines)
     ("packing", ("packing", "engines.base")),
     ("strategies", ("strategies", "index")),
-    ("engines", ("engines", "memory", "models", "remote")),
-    ("tasks", ("summarize", "ask", "extract", "planning", "chat_session")),
+    ("engines", ("engines", "memory", "models", "remote", "hub")),
+    ("tasks", ("summarize", "ask", "citations", "extract", "planning", "chat_session", "logs")),
     ("api", ("api",)),
     ("render", ("render",)),
     ("cli", ("cli", "__main__")),

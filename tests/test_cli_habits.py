@@ -24,6 +24,7 @@ COMMANDS = [
     ["index", "drop"],
     ["cache", "status"],
     ["cache", "clear"],
+    ["logs"],
     ["config", "path"],
     ["config", "show"],
     ["completion"],

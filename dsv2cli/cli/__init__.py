@@ -7,7 +7,7 @@ command on ``app``.
 
 from __future__ import annotations
 
-from . import ask, completion, config, extract, inspect, manage, summarize  # noqa: F401 - registers the commands
+from . import ask, completion, config, extract, inspect, logs, manage, models, summarize  # noqa: F401 - registers the commands
 from .app import app, main
 
 __all__ = ["app", "main"]

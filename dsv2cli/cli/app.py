@@ -40,7 +40,22 @@ def _adopt(command: click.Command) -> None:
 class _Commands(TyperGroup):
     """Lists commands in the order a user meets them, not in the order their modules load."""
 
-    ORDER = ("summarize", "ask", "extract", "pack", "plan", "models", "index", "cache", "config", "completion")
+    ORDER = (
+        "summarize",
+        "ask",
+        "extract",
+        "chat",
+        "prompt",
+        "pack",
+        "plan",
+        "models",
+        "index",
+        "cache",
+        "logs",
+        "templates",
+        "config",
+        "completion",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -50,15 +65,19 @@ class _Commands(TyperGroup):
         """Every command runs here: one error handler for the whole app (a Dsv2Error is one line
         and its exit code; anything else one line and exit 1, or a traceback with --debug)."""
         from .common import ENV_KEY, Env, report_error
+        from .logs import finish
 
         env = ctx.meta.setdefault(ENV_KEY, Env())
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except BaseException as exc:
+            finish(env, exc)  # the run's log rows, with its exit status
             code = report_error(env, exc)
             if code is None:
                 raise
             raise click.exceptions.Exit(code) from None
+        finish(env, None)
+        return result
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = super().list_commands(ctx)

@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from . import logs
 from .app import app, elapsed
 from .common import Env
 from .options import (
     CACHE,
     ENGINE,
     INPUTS,
+    LOG,
     REMOTE,
     RETRIEVAL,
     SAMPLING,
@@ -28,7 +30,7 @@ from .options import (
 
 
 @app.command()
-@uses(INPUTS, ENGINE, SAMPLING, REMOTE, SENDING, CACHE, RETRIEVAL, VERBOSE)
+@uses(INPUTS, ENGINE, SAMPLING, REMOTE, SENDING, CACHE, RETRIEVAL, VERBOSE, LOG)
 def ask(
     question: Annotated[str | None, typer.Argument(help="The question (or use -q).", show_default=False)] = None,
     paths: PathsArg = None,
@@ -50,6 +52,17 @@ def ask(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per question (one line each).")
     ] = False,
+    no_sources: Annotated[
+        bool,
+        typer.Option("--no-sources", help="Leave out the Sources block after the answer (for pipelines)."),
+    ] = False,
+    strict_citations: Annotated[
+        bool,
+        typer.Option(
+            "--strict-citations",
+            help="Exit with code 8 when a citation matches no passage sent or a quote is not in its passage.",
+        ),
+    ] = False,
     *,
     flags: Flags,
     env: Env,
@@ -57,6 +70,9 @@ def ask(
     """Answer questions about documents or a codebase, citing [path:lines] or [p. N].
 
     The question comes first, then the documents; with -q, every argument is an input.
+    Every citation is checked against the passages sent: the answer is followed by a Sources
+    block (what it cited, what matched nothing, what was sent but not cited); a citation that
+    matches nothing is also named on stderr.
 
     Examples:
 
@@ -65,9 +81,10 @@ def ask(
       dsv2 ask --repo ./src "Where is the retry delay set?"
       dsv2 ask -q "Who are the parties?" -q "When does it end?" contract.pdf
       dsv2 ask --repo ./src "How are tokens counted?" --dry-run --json
+      dsv2 ask "What is the notice period?" contract.pdf --strict-citations --no-sources
     """
     from .. import render
-    from ..errors import UsageError
+    from ..errors import CitationError, UsageError
 
     asked = list(questions or [])
     if questions_file is not None:
@@ -85,6 +102,8 @@ def ask(
         raise UsageError("no question: give one as the first argument, or -q / --questions-file")
 
     session = env.session(flags)
+    if not dry_run:
+        logs.begin(env, flags, "ask", prompt="\n".join(asked), paths=list(paths or []))
     docs = env.load(session, flags, paths)
     corpus = list(paths or []) + ([flags.repo] if flags.repo else [])
     screen = env.screen
@@ -95,14 +114,18 @@ def ask(
             screen.write(("\n" if number > 1 else "") + f"## {asked_question}\n\n")
 
     max_tokens = session.settings.max_tokens
-    for answer in session.ask_many(
-        asked,
-        docs,
-        corpus=corpus,
-        strategy=strategy,
-        dry_run=dry_run,
-        on_text=screen.write if streaming else None,
-        on_question=heading,
+    failed: list[int] = []  # questions whose citations did not check out
+    for number, answer in enumerate(
+        session.ask_many(
+            asked,
+            docs,
+            corpus=corpus,
+            strategy=strategy,
+            dry_run=dry_run,
+            on_text=screen.write if streaming else None,
+            on_question=heading,
+        ),
+        1,
     ):
         if dry_run:
             if json_out:
@@ -110,6 +133,7 @@ def ask(
             else:
                 screen.write(answer.plan.prompt.text + "\n")
             continue
+        logs.record_answer(env, answer, docs)
         if streaming:
             screen.finish_stream()
         if answer.usage.finish_reason == "length":
@@ -118,6 +142,20 @@ def ask(
             env.write_json(render.answer_payload(answer, elapsed()))
         elif not streaming:
             screen.write(f"{answer.answer}\n")
+        check = answer.citations
+        if not json_out and not no_sources:
+            screen.write(render.sources_block(check))
+        where = f"question {number}: " if len(asked) > 1 else ""
+        for problem in check.problems():
+            env.note(f"warning: {where}{problem}")
+        if not check.ok:
+            failed.append(number)
+    if strict_citations and failed:
+        which = f" of question {', '.join(map(str, failed))}" if len(asked) > 1 else ""
+        raise CitationError(
+            f"the citations{which} do not check out: a marker matches no passage that was sent, or a quote "
+            "is not in the passage it cites (--strict-citations)"
+        )
 
 
 def _check_order(question: str, paths: list[str]) -> None:

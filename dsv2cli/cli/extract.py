@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
+from . import logs
 from .app import app
 from .common import Env
-from .options import ENGINE, PASSWORD, REMOTE, SAMPLING, SENDING, VERBOSE, Flags, uses
+from .options import ENGINE, LOG, PASSWORD, REMOTE, SAMPLING, SENDING, VERBOSE, Flags, uses
 
 ExtractPathsArg = Annotated[
     list[str],
@@ -58,7 +59,7 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Extract every input aga
 
 
 @app.command()
-@uses(PASSWORD, ENGINE, SAMPLING, REMOTE, SENDING, VERBOSE)
+@uses(PASSWORD, ENGINE, SAMPLING, REMOTE, SENDING, VERBOSE, LOG)
 def extract(
     paths: ExtractPathsArg,
     schema: SchemaOpt = None,
@@ -96,8 +97,10 @@ def extract(
     if paths.count("-") > 1:
         raise UsageError("- (standard input) can be given only once")
     session = env.session(flags)
+    logs.begin(env, flags, "extract", prompt=f"extract {field_set.name}: {', '.join(field_set.fields)}", paths=paths)
     sink = ex.open_sink(out_format, env.screen.writer(), out, force, field_set, len(paths))
     report = session.extract(paths, field_set, sink, stdin=env.stdin, password=flags.password)
+    logs.record_extract(env, paths, report, list(field_set.fields))
     if len(paths) > 1 or report.skipped:
         env.note(
             f"{report.done} extracted, {report.skipped} skipped (already done), {len(report.failed)} failed"

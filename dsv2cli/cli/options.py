@@ -244,6 +244,36 @@ CacheSizeOpt = Annotated[
 ]
 
 
+NoLogOpt = Annotated[bool, typer.Option("--no-log", help="Do not record this run in the log (dsv2 logs).")]
+
+
+SystemOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--system",
+        "-s",
+        help="System prompt: added to the built-in instructions (documents stay data); dsv2 prompt sends it alone.",
+        show_default=False,
+    ),
+]
+
+
+TemplateOpt = Annotated[
+    str | None,
+    typer.Option("--template", "-t", help="A named prompt template (dsv2 templates list).", show_default=False),
+]
+
+
+ContinueOpt = Annotated[
+    bool, typer.Option("--continue", "-c", help="Continue the last conversation (its documents when none are given).")
+]
+
+
+CidOpt = Annotated[
+    str | None, typer.Option("--cid", help="Continue the conversation with this id (dsv2 logs).", show_default=False)
+]
+
+
 EmbedModelOpt = Annotated[
     str | None,
     typer.Option(
@@ -259,6 +289,7 @@ EmbedModelOpt = Annotated[
 # The groups a command attaches with :func:`uses`.
 PASSWORD, REPO, ENGINE, SAMPLING, REMOTE = "password", "repo", "engine", "sampling", "remote"
 SENDING, CACHE, RETRIEVAL, VERBOSE, DEBUG = "sending", "cache", "retrieval", "verbose", "debug"
+LOG = "log"
 INPUTS = (REPO, PASSWORD)
 
 
@@ -300,6 +331,7 @@ class Flags:
     cache_size: CacheSizeOpt = _in(CACHE)
     embed_model: EmbedModelOpt = _in(RETRIEVAL)
     verbose: VerboseOpt = _in(VERBOSE, False)
+    no_log: NoLogOpt = _in(LOG, False)
     debug: DebugOpt = _in(DEBUG, False)  # every command has it
 
     def settings(self, environ: Mapping[str, str], **own: Any) -> Settings:

@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
+from . import logs
 from .app import app, elapsed
 from .common import Env
 from .options import (
     CACHE,
     ENGINE,
     INPUTS,
+    LOG,
     REMOTE,
     SAMPLING,
     SENDING,
@@ -28,7 +30,7 @@ from .options import (
 
 
 @app.command()
-@uses(INPUTS, ENGINE, SAMPLING, REMOTE, SENDING, CACHE, VERBOSE)
+@uses(INPUTS, ENGINE, SAMPLING, REMOTE, SENDING, CACHE, VERBOSE, LOG)
 def summarize(
     paths: PathsArg = None,
     style: Annotated[
@@ -71,6 +73,9 @@ def summarize(
     from .. import render
 
     session = env.session(flags, style=style)
+    if not dry_run:
+        what = f"summarize ({prompt_file or session.settings.style})"
+        logs.begin(env, flags, "summarize", prompt=what, paths=paths or [])
     docs = env.load(session, flags, paths)
     screen = env.screen
     if each:
@@ -83,6 +88,7 @@ def summarize(
     if dry_run:
         _print_plan(env, run, json_out)
         return
+    logs.record_summary(env, run)
     if streaming:
         screen.finish_stream()
     result = run.result
@@ -126,6 +132,7 @@ def _summarize_each(
             env.note(f"error: {source}: {outcome}; skipped")
             failed.append(outcome)
             return
+        logs.record_summary(env, outcome)
         if outcome.result.finish_reason == "length":
             env.note(f"warning: {source}: the summary reached --max-tokens ({max_tokens})")
         if json_out:
