@@ -85,6 +85,9 @@ class Answer:
     answer: str | None = None  # None on a dry run
     usage: Usage = field(default_factory=Usage)
     cache_outcome: str | None = None  # "hit", "memory", "miss", "off", "short"
+    # The answer's citations checked against the passages sent (citations.CitationCheck): which
+    # markers match a passage, which match nothing (``.unknown``), quotes found or not; None on a dry run.
+    citations: Any = None
 
 
 @dataclass
@@ -432,6 +435,7 @@ class Session:
             for notice in handle.notices():
                 self.notify(notice)
             answer.cache_outcome = _cache_outcome(answer.usage, self.no_cache)
+            answer.citations = asking.verify(answer.answer, the_plan)
             yield answer
 
     # --- extract -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import prompts
+from . import citations, prompts
 from .chat import ChatPrompt, Message, ModelFacts, format_chat
 from .engines.base import Backend, GenerationParams, PromptProgress, Usage
 from .errors import ContextOverflowError, UsageError
@@ -30,10 +30,22 @@ class AskPlan:
     sources: list[dict[str, Any]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     retrieval: str | None = None  # "hybrid" or "bm25" when retrieving
+    # The passages packed into the prompt, with their text: what the answer's citations are checked against.
+    passages: list[citations.Passage] = field(default_factory=list)
 
 
-def build_prompt(tokenizer: Tokenizer, facts: ModelFacts, system: str, context: str, question: str) -> ChatPrompt:
-    user, stable = prompts.user_message(prompts.load("ask"), {"document": context, "question": question})
+def verify(answer: str, the_plan: AskPlan) -> citations.CitationCheck:
+    """The answer's citations matched against the passages its prompt carried, quotes checked."""
+    return citations.check(answer, the_plan.passages)
+
+
+def build_prompt(
+    tokenizer: Tokenizer, facts: ModelFacts, system: str, context: str, question: str, example: str
+) -> ChatPrompt:
+    """``example``: how to cite, shown with real markers of this context (``citations.format_example``),
+    never with a made-up one a model could copy into an answer about something else."""
+    values = {"document": context, "question": question, "example": example}
+    user, stable = prompts.user_message(prompts.load("ask"), values)
     return format_chat(
         tokenizer,
         [Message("system", system.strip()), Message("user", user, stable)],
@@ -73,10 +85,14 @@ def plan(
     if strategy == MAP_REDUCE:
         raise UsageError("--strategy map-reduce is for `dsv2 summarize`; ask uses whole or retrieve")
     system = prompts.load("system")
-    overhead = len(build_prompt(tokenizer, facts, system, "", question).ids)
+    passages = [citations.Passage(s.location, s.text) for d in docs for s in d.segments if s.text.strip()]
+    # Retrieval shows its own first passages; the whole corpus's first ones stand in for them
+    # until then (a marker's few tokens are within RETRIEVAL_SLACK, and the prompt is counted again).
+    example = citations.format_example(passages)
+    overhead = len(build_prompt(tokenizer, facts, system, "", question, example).ids)
     budget = Budget(window=window, output=max_tokens, overhead=overhead)
     context = render_context(docs)
-    whole = build_prompt(tokenizer, facts, system, context, question)  # the one full tokenization
+    whole = build_prompt(tokenizer, facts, system, context, question, example)  # the one full tokenization
     context_tokens = len(whole.ids) - overhead
     chosen = choose("ask", context_tokens, budget.document, strategy)
     if chosen == WHOLE:
@@ -94,7 +110,7 @@ def plan(
             for s in d.segments
             if s.text.strip()
         ]
-        return AskPlan(WHOLE, prompt, budget, document_tokens, sources)
+        return AskPlan(WHOLE, prompt, budget, document_tokens, sources, passages=passages)
 
     from .index import retrieve
 
@@ -125,7 +141,9 @@ def plan(
             )
         else:
             found = found.repack(target)
-        prompt = build_prompt(tokenizer, facts, system, render_selected(found.sources), question)
+        selected = [citations.Passage(s.location, s.text) for s in found.sources]
+        example = citations.format_example(selected)
+        prompt = build_prompt(tokenizer, facts, system, render_selected(found.sources), question, example)
         excess = len(prompt.ids) + max_tokens - window
         if excess <= 0:
             return AskPlan(
@@ -136,6 +154,7 @@ def plan(
                 [s.to_dict() for s in found.sources],
                 found.notices,
                 found.method,
+                selected,
             )
         target -= excess + RETRIEVAL_SLACK
     raise AssertionError("retrieval packing did not converge")  # pragma: no cover

@@ -22,7 +22,7 @@ FILLED: dict[str, frozenset[str]] = {
     "summarize_bullets": frozenset({"document"}),
     "map": frozenset({"document", "part", "parts"}),
     "reduce": frozenset({"document"}),
-    "ask": frozenset({"document", "question"}),
+    "ask": frozenset({"document", "question", "example"}),
     "extract": frozenset({"document", "fields"}),
 }
 

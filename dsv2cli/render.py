@@ -452,7 +452,85 @@ def answer_payload(answer: Any, total_s: float) -> dict[str, Any]:
             "generation_s": round(usage.generation_s, 4),
             "total_s": round(total_s, 4),
         },
+        "citations": answer.citations.to_dict() if answer.citations is not None else None,
     }
+
+
+# --- the Sources block after an answer (text mode) ---------------------------------------------------
+
+# Files listed under "Sent but not cited" before the rest are counted instead (--json lists them all).
+UNCITED_FILES_SHOWN = 20
+
+
+def _spans(numbers: list[tuple[int, int]]) -> str:
+    """``[(1, 1), (2, 3), (5, 5)]`` -> ``1-3, 5``: touching or overlapping ranges merged."""
+    merged: list[list[int]] = []
+    for low, high in sorted(numbers):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in merged)
+
+
+def _where(entry: dict[str, Any]) -> str:
+    """``report.pdf, p. 4, § 8.2`` / ``src/app.py, lines 12-20``: a used marker's place, in words."""
+    parts = [str(entry["path"] or "?")]
+    page, page_end = entry.get("page"), entry.get("page_end")
+    if page is not None:
+        parts.append(f"p. {page}" if page_end in (None, page) else f"pp. {page}-{page_end}")
+    elif entry.get("line_start") is not None:
+        start, end = entry["line_start"], entry.get("line_end") or entry["line_start"]
+        parts.append(f"line {start}" if start == end else f"lines {start}-{end}")
+    if entry.get("section"):
+        parts.append(f"§ {entry['section']}")
+    return ", ".join(parts)
+
+
+def sources_block(check: Any) -> str:
+    """What an ``ask`` answer cited and what it was given, for a reader to check (``citations.CitationCheck``).
+
+    Each marker the answer used, with path, page or lines, and section; markers that match nothing
+    that was sent, and why; the quotes checked; then the passages sent but not cited, per file.
+    """
+    data = check.to_dict()
+    out = ["", "Sources:"]
+    if not data["used"] and not data["unknown"]:
+        n = data["passages_sent"]
+        out.append(f"  the answer cites none of the {n} passage{'s' if n != 1 else ''} sent")
+    for entry in data["used"]:
+        out.append(f"  {entry['marker']}  {_where(entry)}")
+    for entry in data["unknown"]:
+        out.append(f"  {entry['marker']}  NOT SENT: {entry['reason']}")
+    if data["quotes"]:
+        out.append("Quotes:")
+        for quote in data["quotes"]:
+            verdict = "found in the cited passage"
+            if not quote["verified"]:
+                verdict = "NOT FOUND in the cited passage"
+                if quote["found_in"]:
+                    verdict += f" (it is in {quote['found_in']})"
+            out.append(f'  "{quote["quote"]}" {quote["marker"]}: {verdict}')
+    if data["uncited"]:
+        out.append("Sent but not cited:")
+        files: dict[str, dict[str, list[tuple[int, int]]]] = {}
+        for p in data["uncited"]:
+            spans = files.setdefault(p["path"], {"pages": [], "lines": []})
+            if p["page"] is not None:
+                spans["pages"].append((p["page"], p["page"]))
+            elif p["line_start"] is not None:
+                spans["lines"].append((p["line_start"], p["line_end"] or p["line_start"]))
+        for path, spans in list(files.items())[:UNCITED_FILES_SHOWN]:
+            where = []
+            if spans["pages"]:
+                where.append(("p. " if len(spans["pages"]) == 1 else "pp. ") + _spans(spans["pages"]))
+            if spans["lines"]:
+                where.append("lines " + _spans(spans["lines"]))
+            out.append(f"  {path}" + (f": {'; '.join(where)}" if where else ""))
+        if len(files) > UNCITED_FILES_SHOWN:
+            more = len(files) - UNCITED_FILES_SHOWN
+            out.append(f"  ... and {more} more file{'s' if more > 1 else ''} (--json lists every passage)")
+    return "\n".join(out) + "\n"
 
 
 def json_line(payload: Any) -> str:

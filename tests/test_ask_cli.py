@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from dsv2cli.cli import app
+from dsv2cli.errors import ExitCode
+
+from .scripted_server import ScriptedModel
 
 runner = CliRunner()
 FAST = ["--max-tokens", "24", "--temperature", "0"]
@@ -93,3 +97,135 @@ def test_empty_question_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ask", "  ", str(doc)])
     assert result.exit_code == 2
     assert "question is empty" in result.stderr
+
+
+# --- citations: every marker checked against the passages sent, a Sources block after the answer ---
+
+FARES = "Fares. Island residents pay at most 4.50 euros per crossing on the inner routes."
+TIMETABLE = "Timetable. The first ferry leaves the harbour at 06:10 on weekdays."
+# A real marker with a quote that is on its page, an invented page, and the example the old
+# prompt template showed (`[src/app.py:12-20]`), which a small model copied into answers about PDFs.
+ANSWER = (
+    'Residents pay at most 4.50 euros: "pay at most 4.50 euros per crossing" [fares.pdf p. 1]. '
+    "Children travel free [fares.pdf p. 7]. The cap is applied in code [src/app.py:12-20]."
+)
+
+
+@pytest.fixture
+def fares_pdf(tmp_path: Path) -> Path:
+    from .sources.pdfs import write_pdf
+
+    return write_pdf(tmp_path / "fares.pdf", [FARES, TIMETABLE])
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[..., ScriptedModel]]:
+    made: list[ScriptedModel] = []
+
+    def make(*replies: str) -> ScriptedModel:
+        made.append(ScriptedModel(*replies))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def on(server: ScriptedModel) -> list[str]:
+    return ["--backend", "openai", "--base-url", server.url, "--api-model", "scripted", "--ctx", "4096"]
+
+
+def test_text_mode_lists_sources_and_flags_invented_and_copied_markers(
+    fares_pdf: Path, scripted: Callable[..., ScriptedModel]
+) -> None:
+    model = scripted(ANSWER)
+    result = runner.invoke(app, ["ask", "What do residents pay?", str(fares_pdf), *on(model)])
+    assert result.exit_code == 0, result.output
+    answer, block = result.stdout.split("\n\nSources:\n")
+    assert answer == ANSWER  # the answer as the model wrote it, then the block
+    assert block.splitlines() == [
+        f"  [fares.pdf p. 1]  {fares_pdf}, p. 1",
+        "  [fares.pdf p. 7]  NOT SENT: page 7 of fares.pdf was not sent",
+        "  [src/app.py:12-20]  NOT SENT: no passage of src/app.py was sent",
+        "Quotes:",
+        '  "pay at most 4.50 euros per crossing" [fares.pdf p. 1]: found in the cited passage',
+        "Sent but not cited:",
+        f"  {fares_pdf}: p. 2",
+    ]
+    warnings = [line for line in result.stderr.splitlines() if "match nothing" in line]
+    assert warnings == [
+        "dsv2: warning: 2 citations match nothing that was sent: [fares.pdf p. 7] (page 7 of fares.pdf was not "
+        "sent), [src/app.py:12-20] (no passage of src/app.py was sent)"
+    ]
+    # the prompt showed the citation format with this document's own first marker, no made-up example
+    prompt = model.bodies[0]["messages"][-1]["content"]
+    assert f"for example [{fares_pdf} p. 1]" in prompt
+    assert "src/app.py" not in prompt and "report.pdf" not in prompt
+
+
+def test_json_keeps_its_fields_and_adds_citations(fares_pdf: Path, scripted: Callable[..., ScriptedModel]) -> None:
+    model = scripted(ANSWER)
+    result = runner.invoke(app, ["ask", "What do residents pay?", str(fares_pdf), *on(model), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    for key in ("answer", "question", "model", "strategy", "sources", "input_tokens", "output_tokens", "timings"):
+        assert key in payload
+    assert payload["answer"] == ANSWER
+    cites = payload["citations"]
+    assert cites["verified"] is False and cites["passages_sent"] == 2
+    [used] = cites["used"]
+    assert used["marker"] == "[fares.pdf p. 1]" and used["path"] == str(fares_pdf) and used["page"] == 1
+    assert used["passages"] == [f"{fares_pdf} p. 1"]
+    assert [(u["marker"], u["reason"]) for u in cites["unknown"]] == [
+        ("[fares.pdf p. 7]", "page 7 of fares.pdf was not sent"),
+        ("[src/app.py:12-20]", "no passage of src/app.py was sent"),
+    ]
+    assert [(p["path"], p["page"]) for p in cites["uncited"]] == [(str(fares_pdf), 2)]
+    assert cites["quotes"] == [
+        {
+            "quote": "pay at most 4.50 euros per crossing",
+            "marker": "[fares.pdf p. 1]",
+            "verified": True,
+            "found_in": None,
+        }
+    ]
+    assert "Sources:" not in result.stdout
+
+
+def test_strict_citations_exits_8_after_the_answer_and_its_sources(
+    fares_pdf: Path, scripted: Callable[..., ScriptedModel]
+) -> None:
+    model = scripted(ANSWER, f"Residents pay at most 4.50 euros [{fares_pdf.name} p. 1].")
+    args = ["ask", "What do residents pay?", str(fares_pdf), *on(model), "--strict-citations"]
+    failed = runner.invoke(app, args)
+    assert failed.exit_code == 8 == ExitCode.CITATION
+    assert failed.stdout.startswith(ANSWER) and "NOT SENT" in failed.stdout
+    assert failed.stderr.splitlines()[-1].startswith("dsv2: error: the citations do not check out")
+    passed = runner.invoke(app, [*args, "--no-sources"])  # the second answer cites only what was sent
+    assert passed.exit_code == 0, passed.output
+    assert passed.stdout == "Residents pay at most 4.50 euros [fares.pdf p. 1].\n"  # --no-sources: the answer alone
+
+
+def test_a_quote_the_cited_page_does_not_hold_is_named(fares_pdf: Path, scripted: Callable[..., ScriptedModel]) -> None:
+    model = scripted('The first ferry "leaves the harbour at 06:10" [fares.pdf p. 1].')
+    result = runner.invoke(app, ["ask", "When is the first ferry?", str(fares_pdf), *on(model), "--strict-citations"])
+    assert result.exit_code == 8
+    assert (
+        f'  "leaves the harbour at 06:10" [fares.pdf p. 1]: NOT FOUND in the cited passage (it is in {fares_pdf} p. 2)'
+        in result.stdout.splitlines()
+    )
+    assert "1 quote not found in the passage cited" in result.stderr
+
+
+def test_each_of_several_questions_gets_its_own_check(fares_pdf: Path, scripted: Callable[..., ScriptedModel]) -> None:
+    replies = ("Residents pay 4.50 euros [fares.pdf p. 1].", "At 06:10 [fares.pdf p. 3].")
+    args = ["ask", "-q", "What do residents pay?", "-q", "When is the first ferry?", str(fares_pdf)]
+    result = runner.invoke(app, [*args, *on(scripted(*replies))])
+    assert result.exit_code == 0, result.output
+    first, second = result.stdout.split("## When is the first ferry?")
+    assert "[fares.pdf p. 1]  " in first and "NOT SENT" not in first
+    assert "  [fares.pdf p. 3]  NOT SENT: page 3 of fares.pdf was not sent" in second
+    assert "dsv2: warning: question 2: 1 citation matches nothing that was sent" in result.stderr
+    again = runner.invoke(app, [*args, *on(scripted(*replies)), "--json"])
+    records = [json.loads(line) for line in again.stdout.splitlines()]
+    assert [r["citations"]["verified"] for r in records] == [True, False]

@@ -1,7 +1,8 @@
 """Evidence checks: is a quote really in the document, and where?
 
-Matching rule (decided here, documented in the README): both sides are normalised the same
-way, character by character, then the quote must be a substring of the document text:
+Matching rule (documented in the README): both sides are normalised the same way, character by
+character (:mod:`dsv2cli.sources.quotes`, which ``ask`` uses for quotes too), then the quote must
+be a substring of the document text:
 
 - Unicode NFKC (ligatures such as "ﬁ" become "fi"), then case-folded: models often
   capitalise a quote taken from mid-sentence, and case carries no evidence;
@@ -17,48 +18,12 @@ ellipsis inside a quote (skipping text) is not matched.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, replace
 
 from ..sources.base import Document, Location, Segment
+from ..sources.quotes import MIN_QUOTE_CHARS, normalise, normalise_quote
 
-MIN_QUOTE_CHARS = 4
-
-_TRANSLATE = str.maketrans(
-    {
-        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
-        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-",
-        "\u00a0": " ", "\u00ad": "",  # no-break space; soft hyphen (invisible)
-    }
-)  # fmt: skip
-_WRAPPING = " \"'`.…"
-
-
-def _norm_char(ch: str) -> str:
-    return unicodedata.normalize("NFKC", ch).translate(_TRANSLATE).casefold()
-
-
-def normalise(text: str) -> tuple[str, list[int]]:
-    """The normalised text and, for each of its characters, the index of the raw character it came from."""
-    out: list[str] = []
-    index: list[int] = []
-    for i, ch in enumerate(text):
-        for c in _norm_char(ch):
-            if c.isspace():
-                if not out or out[-1] == " ":
-                    continue
-                c = " "
-            out.append(c)
-            index.append(i)
-    while out and out[-1] == " ":
-        out.pop()
-        index.pop()
-    return "".join(out), index
-
-
-def normalise_quote(quote: str) -> str:
-    return normalise(quote)[0].strip(_WRAPPING)
+__all__ = ["MIN_QUOTE_CHARS", "Found", "SourceText", "check_fields", "normalise", "normalise_quote"]
 
 
 @dataclass(frozen=True)
