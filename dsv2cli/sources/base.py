@@ -53,6 +53,16 @@ class Document:
     kind: str  # "text", "markdown", "pdf", "html", "code", ...
     segments: list[Segment]
     warnings: list[str] = field(default_factory=list)
+    # How section labels were found, when the reader knows ("outline" for a PDF's bookmarks);
+    # otherwise ``headings`` tells from the segments.
+    heading_source: str | None = None
+
+    @property
+    def headings(self) -> str:
+        """How sections were found: "outline", "numbered headings", or "none" (no section labels)."""
+        if self.heading_source is not None:
+            return self.heading_source
+        return "numbered headings" if any(s.location.section for s in self.segments) else "none"
 
     @property
     def text(self) -> str:

@@ -21,17 +21,31 @@ and there are at least 3 such pages. Page numbers ("7", "- 7 -", "Page 7 of 40")
 edge are dropped when they follow the page order on 3+ pages. The page index is kept in
 ``Location.page``, so nothing citable is lost. Running headers that change per chapter
 ("Chapter 2: Usage") stay: they are rare enough to be cheap and they say where the page belongs.
+
+Sections (``Location.section``), in this order of trust:
+1. the PDF's outline (bookmarks), when it has 2+ entries that point at pages: the author's own
+   structure in most manuals and annual reports. Each entry starts where its title is found on
+   its destination page (else at the top of that page) and governs until the next entry starts.
+   The label is the entry's number ("6.3.4"), else the number the heading line carries on the
+   page ("2.1 ASN.1 syntax" for the bookmark "ASN.1 syntax"), else its title ("Concept Index",
+   brackets made round so a citation marker stays whole, cut at 80 characters). Pages before
+   the first entry have no section.
+2. without an outline, numbered headings in the text (structure.py), with contents pages and
+   table rows set aside and each heading followed by body text;
+3. otherwise none. ``Document.heading_source`` says which ("outline", "numbered headings", "none").
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from .base import Document, Location, Segment
-from .structure import find_headings
+from .structure import find_headings, parse_heading
 
 # PDFium error codes (fpdfview.h FPDF_ERR_*)
 _ERR_PASSWORD = 4
@@ -154,8 +168,57 @@ def _open_error(exc: Exception, source: str, password: str | None) -> InputError
     return InputError(f"{source}: not a readable PDF (corrupt or truncated)")
 
 
+@dataclass(frozen=True)
+class OutlineEntry:
+    """One bookmark of the PDF's outline."""
+
+    level: int  # 0 for a top-level entry
+    title: str  # whitespace collapsed
+    page: int  # 0-based index of its destination page
+
+
+_MAX_OUTLINE = 20_000  # entries read; pypdfium2 itself stops at cycles and 15 levels
+
+
+def _bookmark(item: Any) -> tuple[str, int | None]:
+    """(title, page index) of a pypdfium2 bookmark: PdfBookmark (5.x) or PdfOutlineItem (4.x)."""
+    if hasattr(item, "get_title"):
+        dest = item.get_dest()
+        title, index = item.get_title(), dest.get_index() if dest is not None else None
+    else:
+        title, index = item.title, item.page_index
+    return str(title or ""), index if isinstance(index, int) else None
+
+
+def read_outline(doc: Any, n_pages: int) -> list[OutlineEntry]:
+    """The outline entries that point at a page of this document, in outline order.
+
+    A damaged outline is read as far as it goes: the text of the pages matters more than the
+    bookmarks, so no outline problem makes the PDF unreadable.
+    """
+    import pypdfium2 as pdfium
+
+    entries: list[OutlineEntry] = []
+    try:
+        for item in doc.get_toc():
+            title, page = _bookmark(item)
+            title = " ".join(title.split())
+            if title and isinstance(page, int) and 0 <= page < n_pages:
+                entries.append(OutlineEntry(int(item.level), title, page))
+            if len(entries) >= _MAX_OUTLINE:
+                break
+    except (pdfium.PdfiumError, ValueError, UnicodeDecodeError, OSError):
+        pass
+    return entries
+
+
 def read_pages(data: bytes | Path, source: str, password: str | None = None) -> list[str]:
     """Cleaned text of every page, in order ('' for a page without a text layer)."""
+    return read_pdf(data, source, password)[0]
+
+
+def read_pdf(data: bytes | Path, source: str, password: str | None = None) -> tuple[list[str], list[OutlineEntry]]:
+    """Cleaned text of every page, in order ('' for a page without a text layer), and the outline."""
     import pypdfium2 as pdfium  # lazy: keeps `dsv2 --help` fast
 
     try:
@@ -163,6 +226,7 @@ def read_pages(data: bytes | Path, source: str, password: str | None = None) -> 
     except pdfium.PdfiumError as exc:
         raise _open_error(exc, source, password) from None
     pages: list[str] = []
+    outline: list[OutlineEntry] = []
     try:
         for index in range(len(doc)):
             try:
@@ -176,9 +240,10 @@ def read_pages(data: bytes | Path, source: str, password: str | None = None) -> 
             except pdfium.PdfiumError as exc:
                 raise InputError(f"{source}: page {index + 1} cannot be read (corrupt PDF)") from exc
             pages.append(clean_page_text(raw))
+        outline = read_outline(doc, len(pages))
     finally:
         doc.close()
-    return pages
+    return pages, outline
 
 
 def _page_ranges(pages: list[str]) -> str:
@@ -197,8 +262,9 @@ def _page_ranges(pages: list[str]) -> str:
 
 
 def pdf_document(data: bytes | Path, source: str, password: str | None = None) -> Document:
-    """A Document with one segment per page, or per (page, section) when the PDF has numbered clauses."""
-    texts = read_pages(data, source, password)
+    """A Document with one segment per page, or per (page, section) when sections are found
+    (the outline first, else numbered headings: see the module doc)."""
+    texts, outline = read_pdf(data, source, password)
     if not texts:
         raise InputError(f"{source}: PDF has no pages")
     if not any(t.strip() for t in texts):
@@ -211,7 +277,83 @@ def pdf_document(data: bytes | Path, source: str, password: str | None = None) -
             f"and were skipped: page {_page_ranges(texts)}"
         )
     pages, _removed = strip_repeated_edges([t.split("\n") if t.strip() else [] for t in texts])
-    return Document(source, "pdf", page_segments(pages, source), warnings)
+    if len(outline) >= 2:
+        segments, method = _cut(pages, outline_starts(pages, outline), source), "outline"
+    else:
+        segments = page_segments(pages, source)
+        method = "numbered headings" if any(s.location.section for s in segments) else "none"
+    return Document(source, "pdf", segments, warnings, heading_source=method)
+
+
+# -- Outline: where each bookmark's heading sits on its page, and its label ---------------------
+
+_NOT_ALNUM = re.compile(r"[\W_]+")
+# A heading's number or prefix before its title: "2.1 ", "6.3.4. ", "A ", "Chapter 3: ", "Appendix B "
+_NUMBER_PREFIX = re.compile(
+    r"\s*(?:(?:chapter|appendix|part|section)\s+)?(?:(?:\d{1,3}|[A-Z])(?:\.\d{1,3})*|[IVXLC]{1,6})\.?:?\s+",
+    re.IGNORECASE,
+)
+_MAX_LABEL = 80
+_WRAPPED_MIN = 12  # characters of a title's first line, to accept a heading wrapped onto two lines
+
+
+def _norm(text: str) -> str:
+    return _NOT_ALNUM.sub("", text.casefold())
+
+
+def _unnumbered(text: str) -> str:
+    m = _NUMBER_PREFIX.match(text)
+    return text[m.end() :] if m else text
+
+
+def _title_matches(line: str, title: str) -> bool:
+    have, want = _norm(line), _norm(title)
+    if not have or not want:
+        return False
+    have_bare, want_bare = _norm(_unnumbered(line)), _norm(_unnumbered(title))
+    for h, w in ((have, want), (have_bare, want_bare), (have_bare, want)):
+        if not h or not w:
+            continue
+        if h == w or (h.startswith(w) and len(h) - len(w) <= 4):  # a page number after the title
+            return True
+        if len(h) >= _WRAPPED_MIN and w.startswith(h):  # the title wraps onto the next line
+            return True
+    return False
+
+
+def _find_title(lines: list[str], title: str, begin: int) -> int | None:
+    order: list[int] = [*range(begin, len(lines)), *range(begin)]
+    for i in order:
+        if _title_matches(lines[i], title):
+            return i
+    return None
+
+
+def outline_label(title: str, line: str | None) -> str:
+    """The entry's number, else the number of its heading line on the page, else its title."""
+    parsed = parse_heading(title)
+    if parsed is not None:
+        return parsed[0]
+    if line is not None:
+        parsed = parse_heading(line)
+        if parsed is not None and _norm(parsed[2]).startswith(_norm(_unnumbered(title))[:_WRAPPED_MIN]):
+            return parsed[0]
+    label = title.translate(str.maketrans("[]", "()"))
+    return label if len(label) <= _MAX_LABEL else label[: _MAX_LABEL - 1].rstrip() + "…"
+
+
+def outline_starts(pages: list[list[str]], outline: list[OutlineEntry]) -> dict[int, dict[int, str]]:
+    """page -> {line -> label}: where each outline entry starts (module doc)."""
+    starts: dict[int, dict[int, str]] = {}
+    last: dict[int, int] = {}  # page -> line where the previous entry on it starts
+    for entry in outline:
+        lines = pages[entry.page]
+        begin = last.get(entry.page, 0)
+        at = _find_title(lines, entry.title, begin)
+        where = at if at is not None else begin
+        starts.setdefault(entry.page, {})[where] = outline_label(entry.title, lines[at] if at is not None else None)
+        last[entry.page] = where
+    return starts
 
 
 def page_segments(pages: list[list[str]], source: str) -> list[Segment]:
@@ -222,6 +364,11 @@ def page_segments(pages: list[list[str]], source: str) -> list[Segment]:
     for h in headings:
         p, i = flat[h.line]
         starts.setdefault(p, {})[i] = h.label
+    return _cut(pages, starts, source)
+
+
+def _cut(pages: list[list[str]], starts: dict[int, dict[int, str]], source: str) -> list[Segment]:
+    """Segments per page, split where a section starts; a section runs on until the next starts."""
     segments: list[Segment] = []
     section: str | None = None
     for p, lines in enumerate(pages):

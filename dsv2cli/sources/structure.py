@@ -136,30 +136,45 @@ def _is_blankish(line: str) -> bool:
     return not line.strip() or _BARE_NUMBER.fullmatch(line) is not None
 
 
+def _trailing_number(line: str) -> int | None:
+    tail = line.split()[-1] if line.split() else ""
+    return int(tail) if tail.isdigit() else None
+
+
+def _next_page_entry(before: str, after: str) -> bool:
+    """Both lines end in a page number, the second no lower: ``after`` reads as the next contents line."""
+    a, b = _trailing_number(before), _trailing_number(after)
+    return a is not None and b is not None and b >= a
+
+
 def toc_lines(lines: Sequence[str], parsed: Sequence[tuple[str, tuple[int, ...], str] | None]) -> set[int]:
     """Indices of contents lines and table rows that must not be read as headings (module doc)."""
     toc = {i for i, line in enumerate(lines) if is_toc_entry(line)}
-    # Runs of numbered lines with nothing but blank lines or bare page numbers between them.
+    paged = {i for i in toc} | {i for i, line in enumerate(lines) if _TRAILING_PAGE.search(line.strip())}
+    # Runs of numbered lines with nothing but blank lines, bare page numbers or contents lines
+    # between them. When body text ends the run, its last line may be the first real heading
+    # (the contents run straight into the body): it is kept unless it ends in a page number.
     run: list[int] = []
 
-    def close(run: list[int]) -> None:
-        if len(run) >= _LONG_RUN:
-            toc.update(run)
-        elif len(run) >= _TOC_RUN:
-            paged = sum(1 for i in run if _TRAILING_PAGE.search(lines[i].strip()) or i in toc)
-            if paged * 2 > len(run):
-                toc.update(run)
+    def close(run: list[int], body_after: bool) -> None:
+        if len(run) < _TOC_RUN:
+            return
+        with_page = [i for i in run if i in paged]
+        if len(run) < _LONG_RUN and len(with_page) * 2 <= len(run):
+            return
+        keep_last = body_after and not _next_page_entry(lines[run[-2]], lines[run[-1]])
+        toc.update(run[:-1] if keep_last else run)
 
     for i, line in enumerate(lines):
         p = parsed[i]
+        if i in toc or _is_blankish(line):
+            continue
         if p is not None and not _self_bodied(p[2]):
             run.append(i)
-        elif i in toc or _is_blankish(line):
-            continue
         else:
-            close(run)
+            close(run, body_after=True)
             run = []
-    close(run)
+    close(run, body_after=False)
     # The same number on 3+ lines close together: table rows ("4 CARD32 N_ALIASES").
     by_number: dict[tuple[int, ...], list[int]] = {}
     for i, p in enumerate(parsed):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -58,5 +59,81 @@ def write_pdf(
         pdf.multi_cell(0, 6, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     if password is not None:
         pdf.set_encryption(owner_password=password + "-owner", user_password=password)
+    pdf.output(str(path))
+    return path
+
+
+@dataclass(frozen=True)
+class Part:
+    """One section of a generated manual: its number, title and how many body lines it holds."""
+
+    number: str  # "2.1"
+    title: str
+    body_lines: int = 3
+
+    @property
+    def mark(self) -> str:
+        """A word in every body line of this section (and nowhere else): "mark2x1"."""
+        return "mark" + self.number.replace(".", "x")
+
+
+def manual_parts(chapters: int, subsections: int, body_lines: int = 3) -> list[Part]:
+    parts: list[Part] = []
+    for c in range(1, chapters + 1):
+        parts.append(Part(str(c), f"Chapter about topic {c}", body_lines))
+        parts.extend(Part(f"{c}.{s}", f"Details of item {c}-{s}", body_lines) for s in range(1, subsections + 1))
+    return parts
+
+
+def write_manual(
+    path: Path,
+    parts: Sequence[Part],
+    *,
+    toc: str | None = "leaders",
+    outline: bool = False,
+    outline_numbers: bool = True,
+    heading_numbers: bool = True,
+    chapter_pages: bool = True,
+) -> Path:
+    """A manual: a title page, a table of contents, then the body, one heading per part.
+
+    ``toc``: "leaders" ("2.1 Title . . . . 5"), "numbers" ("2.1 Title 5"), "plain" (titles
+    only), or None (no contents page). ``outline`` writes PDF bookmarks (fpdf2's
+    start_section); ``outline_numbers`` puts the number in the bookmark title too, and
+    ``heading_numbers`` in the heading line of the body. Each chapter starts a page when
+    ``chapter_pages``. Body lines carry ``Part.mark``, so a test can tell whose text a segment holds.
+    """
+    pdf = _Pdf(None, False)
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=16)
+    title = "Harbour Operations Manual\nEdition for the northern ports"
+    pdf.multi_cell(0, 10, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if toc is not None:
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=10)
+        pdf.multi_cell(0, 6, "Table of Contents", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        for n, part in enumerate(parts):
+            entry = f"{part.number} {part.title}"
+            page = 3 + n // 4
+            if toc == "leaders":
+                entry = f"{entry} {'. ' * 20}{page}"
+            elif toc == "numbers":
+                entry = f"{entry} {page}"
+            pdf.multi_cell(0, 5, entry, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", size=11)
+    first = True
+    for part in parts:
+        chapter = "." not in part.number
+        if first or (chapter and chapter_pages):
+            pdf.add_page()
+        first = False
+        if outline:
+            level = part.number.count(".")
+            pdf.start_section(f"{part.number} {part.title}" if outline_numbers else part.title, level=level)
+        heading = f"{part.number} {part.title}" if heading_numbers else part.title
+        pdf.multi_cell(0, 7, heading, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        for k in range(part.body_lines):
+            line = f"The harbour office logs {part.mark} readings on day {k + 1} of the season."
+            pdf.multi_cell(0, 6, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.output(str(path))
     return path
