@@ -705,6 +705,8 @@ class Session:
                 {
                     "source": doc.source,
                     "kind": doc.kind,
+                    # how sections were found: "outline" (PDF bookmarks), "numbered headings", "none"
+                    "headings": doc.headings,
                     "segments": [{**seg.location.to_dict(), "tokens": tokens.get(id(seg), 0)} for seg in doc.segments],
                 }
                 for doc in docs
