@@ -85,3 +85,21 @@ def test_a_pdf_without_outline_or_numbered_headings_has_no_sections(tmp_path: Pa
     doc = load(str(write_manual(tmp_path / "plain.pdf", parts, toc=None, heading_numbers=False)))
     assert doc.headings == "none"
     assert all(seg.location.section is None for seg in doc.segments)
+
+
+def test_pack_json_says_how_each_documents_headings_were_found(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from dsv2cli.cli import app
+
+    parts = manual_parts(chapters=2, subsections=1, body_lines=2)
+    outlined = write_manual(tmp_path / "outlined.pdf", parts, outline=True)
+    numbered = write_manual(tmp_path / "numbered.pdf", parts)
+    plain = write_manual(tmp_path / "plain.pdf", parts, toc=None, heading_numbers=False)
+    result = CliRunner().invoke(app, ["pack", str(outlined), str(numbered), str(plain), "--json"])
+    assert result.exit_code == 0, result.output
+    documents = json.loads(result.stdout)["documents"]
+    assert [d["headings"] for d in documents] == ["outline", "numbered headings", "none"]
+    assert {s["section"] for s in documents[0]["segments"]} >= {"1", "1.1", "2", "2.1"}
