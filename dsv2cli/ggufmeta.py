@@ -8,6 +8,7 @@ string arrays, whose lengths must be walked (the vocabulary). Reading the header
 from __future__ import annotations
 
 import mmap
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,19 @@ from typing import Any
 from .errors import ModelError
 
 MAGIC = b"GGUF"
+
+# Split GGUFs (llama.cpp's gguf-split): NAME-00001-of-00005.gguf, loaded through the first part.
+SPLIT_NAME = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+
+# Architectures llama.cpp runs as encoders (embeddings), not for generation.
+EMBEDDING_ARCHITECTURES = frozenset(
+    ("bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert", "modern-bert", "t5encoder")
+)
+
+
+class TruncatedHeader(ModelError):
+    """The bytes end inside the header: read more (a header fetched with a range request)."""
+
 
 # GGUF value types -> struct format (scalars only). These three tables follow the ``gguf`` package's
 # GGUFValueType, LlamaFileType and GGMLQuantizationType: tests/test_ggufmeta.py compares them.
@@ -116,6 +130,7 @@ class GGUFInfo:
     tensor_types: dict[str, int] = field(default_factory=dict)  # type name -> tensor count
     tensor_count: int = 0
     header_size: int = 0  # bytes before tensor data alignment: what a header-only read touches
+    size: int | None = None  # total bytes when known without the file (a header read over HTTP)
 
     @property
     def architecture(self) -> str:
@@ -160,12 +175,32 @@ class GGUFInfo:
         return "unknown"
 
     @property
+    def split_count(self) -> int:
+        value = self.metadata.get("split.count")
+        return int(value) if isinstance(value, int) and value > 1 else 1
+
+    @property
+    def is_embedding_model(self) -> bool:
+        return self.architecture in EMBEDDING_ARCHITECTURES
+
+    @property
     def file_size(self) -> int:
-        return self.path.stat().st_size
+        """Bytes of weights: the whole model, all parts of a split GGUF (found beside the first)."""
+        if self.size is not None:
+            return self.size
+        total = self.path.stat().st_size
+        match = SPLIT_NAME.match(self.path.name)
+        if self.split_count > 1 and match is not None and int(match["part"]) == 1:
+            count = int(match["count"])
+            for part in range(2, count + 1):
+                sibling = self.path.with_name(f"{match['stem']}-{part:05d}-of-{count:05d}.gguf")
+                if sibling.is_file():
+                    total += sibling.stat().st_size
+        return total
 
 
 class _Reader:
-    def __init__(self, buf: mmap.mmap, path: Path) -> None:
+    def __init__(self, buf: mmap.mmap | bytes, path: Path) -> None:
         self.buf = buf
         self.pos = 0
         self.path = path
@@ -173,7 +208,7 @@ class _Reader:
     def take(self, fmt: str) -> Any:
         size = struct.calcsize("<" + fmt)
         if self.pos + size > len(self.buf):
-            raise ModelError(f"{self.path}: truncated GGUF header")
+            raise TruncatedHeader(f"{self.path}: truncated GGUF header")
         (value,) = struct.unpack_from("<" + fmt, self.buf, self.pos)
         self.pos += size
         return value
@@ -182,7 +217,7 @@ class _Reader:
         length = self.take("Q")
         end = self.pos + length
         if end > len(self.buf):
-            raise ModelError(f"{self.path}: truncated GGUF header")
+            raise TruncatedHeader(f"{self.path}: truncated GGUF header")
         raw = bytes(self.buf[self.pos : end])
         self.pos = end
         return raw.decode("utf-8", errors="replace")
@@ -191,6 +226,8 @@ class _Reader:
         self.pos += 8 + self.take_peek_len()
 
     def take_peek_len(self) -> int:
+        if self.pos + 8 > len(self.buf):
+            raise TruncatedHeader(f"{self.path}: truncated GGUF header")
         (length,) = struct.unpack_from("<Q", self.buf, self.pos)
         return int(length)
 
@@ -216,7 +253,7 @@ class _Reader:
         else:
             raise ModelError(f"{self.path}: unsupported GGUF array type {item_type}")
         if pos > len(buf):
-            raise ModelError(f"{self.path}: truncated GGUF header")
+            raise TruncatedHeader(f"{self.path}: truncated GGUF header")
         self.pos = pos
         return items
 
@@ -236,7 +273,7 @@ class _Reader:
             else:  # nested arrays do not occur in practice; refuse rather than guess
                 raise ModelError(f"{self.path}: unsupported GGUF array type {item_type}")
             if self.pos > len(self.buf):
-                raise ModelError(f"{self.path}: truncated GGUF header")
+                raise TruncatedHeader(f"{self.path}: truncated GGUF header")
             return ArrayInfo(item_type, length)
         raise ModelError(f"{self.path}: unknown GGUF value type {vtype}")
 
@@ -287,7 +324,20 @@ def read_gguf(path: str | Path) -> GGUFInfo:
         raise ModelError(f"{path}: cannot read GGUF header ({exc})") from exc
 
 
-def _parse(buf: mmap.mmap, path: Path) -> GGUFInfo:
+def parse_header(data: bytes, name: str, size: int) -> GGUFInfo:
+    """Parse a GGUF header from its first bytes (an HTTP range request): ``name`` is what errors
+    show, ``size`` the whole file's. TruncatedHeader when ``data`` ends inside the header."""
+    path = Path(name)
+    if data[:4] != MAGIC:
+        if len(data) < 4:
+            raise TruncatedHeader(f"{name}: truncated GGUF header")
+        raise ModelError(f"{name}: not a GGUF file (bad magic bytes)")
+    info = _parse(data, path)
+    info.size = size
+    return info
+
+
+def _parse(buf: mmap.mmap | bytes, path: Path) -> GGUFInfo:
     reader = _Reader(buf, path)
     reader.pos = 4
     version = reader.take("I")

@@ -444,3 +444,31 @@ def validate(s: Settings) -> None:
             raise bad("tensor_split", "must be non-negative shares per GPU with a positive sum, e.g. 3,1")
         if s.split_mode == "none":
             raise bad("tensor_split", "splits the model over several GPUs: use --split-mode layer or row")
+
+
+def set_config_value(path: Path, key: str, value: str) -> None:
+    """Set one top-level string setting in ``path`` (``dsv2 models default``), keeping every other
+    line and comment as it is; the result is read back before it replaces the file."""
+    import json
+    import re
+
+    from .fsutil import write_atomic
+
+    if key not in SETTING_NAMES:
+        raise ConfigError(f"unknown setting {key!r}")
+    _read_config(path)  # a broken file is reported, not rewritten
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    top = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+    entry = f"{key} = {json.dumps(value)}"  # a JSON string is a valid TOML basic string
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for i in range(top):
+        if pattern.match(lines[i]):
+            lines[i] = entry
+            break
+    else:
+        lines.insert(top, entry)
+    text = "\n".join(lines) + "\n"
+    if tomllib.loads(text).get(key) != value:  # pragma: no cover - a multi-line value we did not replace
+        raise ConfigError(f"{path}: could not set {key}; edit the file by hand")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text)

@@ -132,12 +132,14 @@ def write_deepseek2(
     *,
     seed: int = 0,
     chat_template: str | None = DEEPSEEK_V2_CHAT_TEMPLATE,
+    split_max_tensors: int = 0,
 ) -> Path:
     """Write a random-weight deepseek2 GGUF of ``shape`` (tensor names and shapes as llama.cpp loads them)."""
     rng = np.random.default_rng(seed)
     n_vocab = len(tokenizer_keys["tokenizer.ggml.tokens"][0])
     s = shape
-    w = gguf.GGUFWriter(str(path), "deepseek2")
+    # split_max_tensors > 0: a split GGUF (path-00001-of-0000N.gguf ...), as llama.cpp's gguf-split writes
+    w = gguf.GGUFWriter(str(path), "deepseek2", split_max_tensors=split_max_tensors)
     w.add_name(f"tiny-deepseek2-{s.name}")
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     w.add_vocab_size(n_vocab)

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("packing", ("packing", "engines.base")),
     ("strategies", ("strategies", "index")),
     ("engines", ("engines", "memory", "models", "remote", "hub")),
-    ("tasks", ("summarize", "ask", "citations", "extract", "planning", "chat_session", "logs")),
+    ("tasks", ("summarize", "ask", "citations", "extract", "planning", "chat_session", "logs", "batch")),
     ("api", ("api",)),
     ("render", ("render",)),
     ("cli", ("cli", "__main__")),

@@ -91,3 +91,47 @@ def test_help_imports_neither_llama_cpp_nor_chromadb() -> None:
     proc = subprocess.run([dsv2_cmd()[0], "-c", code], capture_output=True, text=True, timeout=60)
     assert "LOADED False False" in proc.stdout, proc.stdout + proc.stderr
     assert "summarize" in proc.stdout
+
+
+def _header_only(path: Path, arch: str, **values: int) -> Path:
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(f"a {arch} header")
+    for key, value in values.items():
+        w.add_uint32(f"{arch}.{key}", value)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize(("arch", "values"), [("qwen2", {"block_count": 24}), ("made-up-arch", {})])
+def test_models_on_an_unknown_architecture_is_a_whole_report(tmp_path: Path, arch: str, values: dict[str, int]) -> None:
+    path = _header_only(tmp_path / f"{arch}.gguf", arch, **values)
+    proc = subprocess.run([*dsv2_cmd(), "models", "-m", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "unexpected" not in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("model:") and lines[-1].startswith("memory:")  # the whole report, in order
+    assert f"architecture:    {arch}" in lines
+    assert "trained context: unknown" in lines and "vocabulary:      unknown" in lines
+    assert any(line.startswith("KV cache:") and "unknown" in line for line in lines)
+    as_json = subprocess.run(
+        [*dsv2_cmd(), "models", "-m", str(path), "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["kv_format"] is None
+
+
+def test_an_embedding_model_as_model_is_refused_up_front(minilm_gguf: Path, tmp_path: Path) -> None:
+    sample = tmp_path / "doc.txt"
+    sample.write_text("Some text to summarize.")
+    for args in (["summarize", str(sample)], ["models"]):
+        proc = subprocess.run(
+            [*dsv2_cmd(), *args, "--model", str(minilm_gguf)], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 4, proc.stderr
+        assert proc.stdout == ""
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "this is an embedding model (bert); use --embed-model" in lines[0], proc.stderr

@@ -1,4 +1,7 @@
-"""``dsv2 pack``, ``dsv2 plan``, ``dsv2 models``: what would be sent and how, without running the model."""
+"""``dsv2 pack``, ``dsv2 plan``: what would be sent and how, without running the model.
+
+``dsv2 models`` lives in cli/models.py.
+"""
 
 from __future__ import annotations
 
@@ -193,58 +196,3 @@ def _print_plan(env: Env, report: PlanReport) -> None:
     out.write("largest:\n")
     for s in planning.largest(sizes, top):
         out.write(f"  {s.tokens:>9,}  {s.location.cite()}\n")
-
-
-@app.command()
-@uses(ENGINE)
-def models(json_out: JsonOpt = False, *, flags: Flags, env: Env) -> None:
-    """Show the resolved model and what it is, without loading its weights.
-
-    The window is the one a run would use (--ctx, DSV2_CTX or ctx in config.toml, else the
-    model's default, lowered to what fits in free memory), with the memory estimate at it.
-
-    Examples:
-
-    \b
-      dsv2 models
-      dsv2 models --model ~/models/DeepSeek-V2-Lite-Chat.Q4_K_M.gguf --ctx 32768
-      dsv2 models --json | jq .window
-    """
-    info, choice = env.session(flags).model_info()
-    if json_out:
-        env.write_json(info)
-        return
-    labels = {
-        "path": "model",
-        "resolved_from": "resolved from",
-        "name": "name",
-        "architecture": "architecture",
-        "trained_context": "trained context",
-        "window": "dsv2 window",
-        "layers": "layers",
-        "vocab_size": "vocabulary",
-        "chat_template": "chat template",
-        "quantization": "quantization",
-        "file_size_bytes": "file size",
-        "gguf_version": "GGUF version",
-        "gpu_offload": "GPU offload",
-        "kv_format": "KV cache",
-        "memory": "memory",
-    }
-    for key, label in labels.items():
-        value = info[key]
-        if key == "window":
-            default = info["default_context"]
-            shown = f"{value:,} ({info['window_from']}"
-            value = shown + (")" if value == default else f"; model default {default:,})")
-        elif key == "kv_format":
-            value = f"{value} format, {info['kv_bytes_per_token']:,} bytes/token at f16"
-        elif key == "memory":
-            value = memory_line(choice)
-        elif key == "file_size_bytes":
-            value = f"{int(value) / 1e6:,.1f} MB ({value} bytes)"
-        elif isinstance(value, bool):
-            value = "yes" if value else "no"
-            if key == "gpu_offload":
-                value += " (this llama.cpp build)" if value == "yes" else " (CPU-only llama.cpp build)"
-        env.stdout.write(f"{label + ':':<17}{value}\n")

@@ -1,0 +1,301 @@
+"""``dsv2 models pull / list / rm / default`` against a real HTTP server speaking the Hub's API.
+
+The CLI runs as a real subprocess with HF_ENDPOINT pointed at tests/hubserver.py on loopback and
+HF_HOME in a temporary directory; the models served are the tiny random-weight deepseek2 GGUFs
+of tests/deepseek2.py, whole and split into parts, so a pulled model really runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import gguf
+import pytest
+
+from dsv2cli.errors import UsageError
+from dsv2cli.hub import ModelRef, RemoteFile, parse_ref, quant_of, select_files
+
+from .conftest import dsv2_cmd
+from .hubserver import COMMIT, FakeHub
+
+WHOLE, SPLIT = "test/tiny-deepseek2-GGUF", "test/tiny-deepseek2-split-GGUF"
+
+
+def legacy_v2_header(path: Path) -> Path:
+    """A GGUF header with DeepSeek-V2's (236B) shape in the pre-MLA format and no tensors: what a
+    2024 conversion's first megabytes say. Its KV cache is ~4.9 MB per token: ~600 GiB at 128k."""
+    w = gguf.GGUFWriter(str(path), "deepseek2")
+    w.add_name("DeepSeek-V2-Chat (legacy header)")
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_K_M)
+    w.add_context_length(163840)
+    w.add_embedding_length(5120)
+    w.add_block_count(60)
+    w.add_head_count(128)
+    w.add_head_count_kv(128)
+    w.add_key_length(192)
+    w.add_value_length(128)
+    w.add_q_lora_rank(1536)
+    w.add_kv_lora_rank(512)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(
+    deepseek_vocab: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[FakeHub, Path, list[Path]]]:
+    from .deepseek2 import SHAPES, read_tokenizer_keys, write_deepseek2
+
+    folder = tmp_path_factory.mktemp("hub-files")
+    keys = read_tokenizer_keys(deepseek_vocab)
+    whole = write_deepseek2(folder / "tiny-deepseek2-lite-F16.gguf", SHAPES["lite"], keys)
+    (folder / "split").mkdir()
+    write_deepseek2(folder / "split" / "tiny-deepseek2-lite-F16.gguf", SHAPES["lite"], keys, split_max_tensors=20)
+    parts = sorted((folder / "split").glob("*.gguf"))
+    assert len(parts) > 1 and parts[0].name.endswith("-00001-of-" + f"{len(parts):05d}.gguf")
+    hub = FakeHub()
+    hub.add(WHOLE, whole.name, whole)
+    hub.add(WHOLE, "README.md", b"# tiny\n")
+    for part in parts:
+        hub.add(SPLIT, f"F16/{part.name}", part)
+    hub.add("test/gated-GGUF", whole.name, whole)
+    hub.gated.add("test/gated-GGUF")
+    hub.add("test/legacy-v2-GGUF", "legacy-v2-Q4_K_M.gguf", legacy_v2_header(folder / "legacy.gguf"))
+    hub.add("test/huge-GGUF", whole.name, whole, claim_size=10**15)
+    hub.add("test/badsum-GGUF", whole.name, whole, claim_sha256="0" * 64)
+    hub.start()
+    yield hub, whole, parts
+    hub.stop()
+
+
+@pytest.fixture
+def hub(served: tuple[FakeHub, Path, list[Path]], tmp_path: Path) -> Iterator[FakeHub]:
+    fake = served[0]
+    fake.log.clear()
+    yield fake
+
+
+def run(tmp_path: Path, hub: FakeHub, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_XET="1")
+    return subprocess.run([*dsv2_cmd(), *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()) if path.exists() else []
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- names and files (no server) -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "repo", "quant", "filename", "name"),
+    [
+        ("deepseek-v2-lite", "mradermacher/DeepSeek-V2-Lite-Chat-GGUF", "Q4_K_M", None, "deepseek-v2-lite:Q4_K_M"),
+        ("deepseek-v2-lite:q8_0", "mradermacher/DeepSeek-V2-Lite-Chat-GGUF", "Q8_0", None, "deepseek-v2-lite:Q8_0"),
+        ("owner/Repo-GGUF:IQ4_XS", "owner/Repo-GGUF", "IQ4_XS", None, "owner/Repo-GGUF:IQ4_XS"),
+        ("hf://owner/repo/dir/m-00001-of-00002.gguf", "owner/repo", None, "dir/m-00001-of-00002.gguf", None),
+    ],
+)
+def test_model_names(text: str, repo: str, quant: str | None, filename: str | None, name: str | None) -> None:
+    ref = parse_ref(text)
+    assert (ref.repo, ref.quant, ref.filename) == (repo, quant, filename)
+    assert ref.name == (name or f"{repo}/{filename}")
+
+
+def test_unknown_name_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="deepseek-v2-lite"):
+        parse_ref("deepseek-v9")
+
+
+def test_quant_and_split_selection() -> None:
+    assert quant_of("DeepSeek-V2.5.Q4_K_M_split/DeepSeek-V2.5.Q4_K_M-00001-of-00010.gguf") == "Q4_K_M"
+    assert quant_of("deepseek-v2-lite-chat-q4_k_m.gguf") == "Q4_K_M"
+    assert quant_of("DeepSeek-Coder-V2-Instruct-IQ4_XS.gguf") == "IQ4_XS"
+    listing = [
+        RemoteFile("m.Q8_0.gguf", 8, "a"),
+        RemoteFile("Q4/m.Q4_K_M-00002-of-00002.gguf", 2, "c"),
+        RemoteFile("Q4/m.Q4_K_M-00001-of-00002.gguf", 4, "b"),
+        RemoteFile("m.Q4_K_S.gguf", 3, "d"),
+    ]
+    chosen = select_files(listing, ModelRef("o/r", "Q4_K_M", None, "o/r:Q4_K_M"))
+    assert [f.path for f in chosen] == ["Q4/m.Q4_K_M-00001-of-00002.gguf", "Q4/m.Q4_K_M-00002-of-00002.gguf"]
+    with pytest.raises(UsageError, match="quantizations there: Q4_K_M, Q4_K_S, Q8_0"):
+        select_files(listing, ModelRef("o/r", "Q2_K", None, "o/r:Q2_K"))
+
+
+# --- pull, list, use, rm -------------------------------------------------------------------------------------
+
+
+def test_pull_verifies_and_lists(hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path) -> None:
+    whole = served[1]
+    proc = run(tmp_path, hub, "models", "pull", f"{WHOLE}:F16")
+    assert proc.returncode == 0, proc.stderr
+    path = Path(proc.stdout.strip().split(": ", 1)[1])
+    assert path == tmp_path / "hf" / "hub" / "models--test--tiny-deepseek2-GGUF" / "snapshots" / COMMIT / whole.name
+    assert sha256(path) == sha256(whole)
+    assert "MLA format" in proc.stderr
+    # only the header was read before the download: a range request, then one full GET
+    resolves = hub.requests("resolve")
+    assert resolves[0][2] is not None and resolves[0][2].startswith("bytes=0-")
+    assert [r for r in resolves if r[2] is None] == [("GET", f"/{WHOLE}/resolve/{COMMIT}/{whole.name}", None)]
+
+    listed = run(tmp_path, hub, "models", "list", "--json")
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["quant"], r["window"], r["kv_format"], r["path"]) for r in rows] == [
+        (f"{WHOLE}:F16", "F16", 32768, "mla", str(path))
+    ]
+    text = run(tmp_path, hub, "models", "list").stdout
+    assert text.splitlines()[0].split() == ["NAME", "QUANT", "SIZE", "WINDOW", "FORMAT", "DEFAULT", "PATH"]
+    assert f"{WHOLE}:F16" in text and "32,768" in text and "MLA" in text
+
+    # a second pull finds it in place and downloads nothing
+    hub.log.clear()
+    again = run(tmp_path, hub, "models", "pull", f"{WHOLE}:F16")
+    assert again.returncode == 0, again.stderr
+    assert [r for r in hub.requests("resolve") if r[2] is None] == []
+
+    # rm: the files and the name go; -m NAME no longer resolves
+    removed = run(tmp_path, hub, "models", "rm", WHOLE)
+    assert removed.returncode == 0, removed.stderr
+    assert not path.exists() and not any(p.name == sha256(whole) for p in files_under(tmp_path / "hf"))
+    assert json.loads(run(tmp_path, hub, "models", "list", "--json").stdout) == []
+    gone = run(tmp_path, hub, "models", "-m", WHOLE, "--json")
+    assert gone.returncode == 4 and "model file not found" in gone.stderr
+
+
+@pytest.mark.slow
+def test_split_model_pulled_then_used_by_name(
+    hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path
+) -> None:
+    parts = served[2]
+    proc = run(tmp_path, hub, "models", "pull", f"{SPLIT}:F16")
+    assert proc.returncode == 0, proc.stderr
+    first = Path(proc.stdout.strip().split(": ", 1)[1])
+    assert first.name == parts[0].name
+    assert sorted(p.name for p in first.parent.iterdir()) == [p.name for p in parts]
+    info = json.loads(run(tmp_path, hub, "models", "-m", SPLIT, "--json").stdout)
+    assert info["resolved_from"] == f"flag, pulled model {SPLIT}:F16"
+    assert info["file_size_bytes"] == sum(p.stat().st_size for p in parts)
+
+    # the default, written to the config file, then a real summarize by name through llama.cpp
+    assert run(tmp_path, hub, "models", "default", SPLIT).returncode == 0
+    config = (tmp_path / "dsv2-home" / "config.toml").read_text()
+    assert config == f'model = "{SPLIT}"\n'
+    doc = tmp_path / "doc.txt"
+    doc.write_text("The pump station moved 40 litres per second through the night.\n")
+    listed = json.loads(run(tmp_path, hub, "models", "list", "--json").stdout)
+    assert [r["default"] for r in listed] == [True]
+    summary = run(
+        tmp_path,
+        hub,
+        "summarize",
+        str(doc),
+        "--threads",
+        "1",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "8",
+        "--ctx",
+        "1024",
+    )
+    assert summary.returncode == 0, summary.stderr
+    assert "embedded test model" not in summary.stderr
+
+
+def test_resume_after_the_connection_drops(
+    hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path
+) -> None:
+    # huggingface-hub writes in 10 MB chunks (the bytes of an unfinished chunk are fetched again), so
+    # the file served is padded to 3 chunks: the drop comes after the first chunk was written.
+    data = served[1].read_bytes() + bytes(30 * 1024**2 - served[1].stat().st_size)
+    hub.add("test/drop-GGUF", "tiny-F16.gguf", data, drop_once=True)
+    proc = run(tmp_path, hub, "models", "pull", "test/drop-GGUF:F16")
+    assert proc.returncode == 0, proc.stderr
+    assert hashlib.sha256(Path(proc.stdout.strip().split(": ", 1)[1]).read_bytes()).hexdigest() == (
+        hashlib.sha256(data).hexdigest()
+    )
+    gets = [r for r in hub.requests("resolve") if r[0] == "GET" and not (r[2] or "").startswith("bytes=0-")]
+    assert gets[0][2] is None  # the first full GET was cut halfway ...
+    assert len(gets) == 2 and gets[1][2] is not None  # ... and the rest came with a Range from where it stopped
+    assert int(gets[1][2].removeprefix("bytes=").rstrip("-")) > 0
+
+
+def test_interrupted_pull_resumes_from_its_partial_file(
+    hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path
+) -> None:
+    whole = served[1]
+    data = whole.read_bytes()
+    blobs = tmp_path / "hf" / "hub" / "models--test--tiny-deepseek2-GGUF" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / (sha256(whole) + ".dsv2-partial")).write_bytes(data[: len(data) // 3])  # what a killed pull leaves
+    proc = run(tmp_path, hub, "models", "pull", f"{WHOLE}:F16")
+    assert proc.returncode == 0, proc.stderr
+    assert [r[2] for r in hub.requests("resolve") if r[0] == "GET"][-1] == f"bytes={len(data) // 3}-"
+    assert sha256(blobs / sha256(whole)) == sha256(whole)
+    assert not (blobs / (sha256(whole) + ".dsv2-partial")).exists()
+
+
+# --- refused, with nothing left behind ---------------------------------------------------------------------
+
+
+def one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    return lines[-1]
+
+
+def test_checksum_mismatch_leaves_no_file_under_the_final_name(hub: FakeHub, tmp_path: Path) -> None:
+    proc = run(tmp_path, hub, "models", "pull", "test/badsum-GGUF:F16")
+    assert proc.returncode == 6, proc.stderr
+    assert "sha256 mismatch" in one_line(proc)
+    storage = tmp_path / "hf" / "hub" / "models--test--badsum-GGUF"
+    assert [p.name for p in files_under(storage)] == []  # no blob, no partial, no snapshot link
+    assert json.loads(run(tmp_path, hub, "models", "list", "--json").stdout) == []
+
+
+def test_too_big_for_the_disk_is_refused_before_any_byte(hub: FakeHub, tmp_path: Path) -> None:
+    proc = run(tmp_path, hub, "models", "pull", "test/huge-GGUF:F16")
+    assert proc.returncode == 7, proc.stderr
+    line = one_line(proc)
+    assert "free" in line and "HF_HOME" in line and "1,000,000,000,000,000 bytes" in line
+    assert files_under(tmp_path / "hf") == []
+    assert hub.requests("resolve") == []  # not even the header was read
+
+
+def test_gated_repository_is_one_clear_line(hub: FakeHub, tmp_path: Path) -> None:
+    proc = run(tmp_path, hub, "models", "pull", "test/gated-GGUF:F16")
+    assert proc.returncode == 6, proc.stderr
+    line = one_line(proc)
+    assert "gated" in line and "HF_TOKEN" in line
+
+
+def test_legacy_format_refused_at_128k_before_download(hub: FakeHub, tmp_path: Path) -> None:
+    proc = run(tmp_path, hub, "models", "pull", "test/legacy-v2-GGUF:Q4_K_M", "--ctx", "131072")
+    assert proc.returncode == 7, proc.stderr
+    line = one_line(proc)
+    assert "predates llama.cpp's MLA format" in line and "--force" in line
+    assert "legacy format" in proc.stderr
+    assert all(r[2] is not None for r in hub.requests("resolve"))  # the header's range request only
+    assert files_under(tmp_path / "hf") == []
+
+
+def test_offline_means_no_pull(hub: FakeHub, tmp_path: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run([*dsv2_cmd(), "models", "pull", f"{WHOLE}:F16"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 6 and "HF_HUB_OFFLINE" in proc.stderr
+    assert hub.log == []
