@@ -13,10 +13,13 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gguf
 import pytest
+from typer.testing import CliRunner
 
+from dsv2cli.cli import app
 from dsv2cli.errors import UsageError
 from dsv2cli.hub import ModelRef, RemoteFile, parse_ref, quant_of, select_files
 
@@ -84,9 +87,26 @@ def hub(served: tuple[FakeHub, Path, list[Path]], tmp_path: Path) -> Iterator[Fa
 
 
 def run(tmp_path: Path, hub: FakeHub, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The CLI as a real process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
     env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_XET="1")
     return subprocess.run([*dsv2_cmd(), *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def cli(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The CLI in this process (the same app and error handler, without ~1 s of start-up per call):
+    the Hub settings come from the environment each run reads, as in a real process."""
+    for name in [n for n in os.environ if n.startswith("HF_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+
+    def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+        result = CliRunner().invoke(app, list(args))
+        return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+    return invoke
 
 
 def files_under(path: Path) -> list[Path]:
@@ -139,7 +159,9 @@ def test_quant_and_split_selection() -> None:
 # --- pull, list, use, rm -------------------------------------------------------------------------------------
 
 
-def test_pull_verifies_and_lists(hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path) -> None:
+def test_pull_verifies_and_lists(
+    hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path, cli: Any
+) -> None:
     whole = served[1]
     proc = run(tmp_path, hub, "models", "pull", f"{WHOLE}:F16")
     assert proc.returncode == 0, proc.stderr
@@ -152,27 +174,27 @@ def test_pull_verifies_and_lists(hub: FakeHub, served: tuple[FakeHub, Path, list
     assert resolves[0][2] is not None and resolves[0][2].startswith("bytes=0-")
     assert [r for r in resolves if r[2] is None] == [("GET", f"/{WHOLE}/resolve/{COMMIT}/{whole.name}", None)]
 
-    listed = run(tmp_path, hub, "models", "list", "--json")
+    listed = cli("models", "list", "--json")
     rows = json.loads(listed.stdout)
     assert [(r["name"], r["quant"], r["window"], r["kv_format"], r["path"]) for r in rows] == [
         (f"{WHOLE}:F16", "F16", 32768, "mla", str(path))
     ]
-    text = run(tmp_path, hub, "models", "list").stdout
+    text = cli("models", "list").stdout
     assert text.splitlines()[0].split() == ["NAME", "QUANT", "SIZE", "WINDOW", "FORMAT", "DEFAULT", "PATH"]
     assert f"{WHOLE}:F16" in text and "32,768" in text and "MLA" in text
 
     # a second pull finds it in place and downloads nothing
     hub.log.clear()
-    again = run(tmp_path, hub, "models", "pull", f"{WHOLE}:F16")
+    again = cli("models", "pull", f"{WHOLE}:F16")
     assert again.returncode == 0, again.stderr
     assert [r for r in hub.requests("resolve") if r[2] is None] == []
 
     # rm: the files and the name go; -m NAME no longer resolves
-    removed = run(tmp_path, hub, "models", "rm", WHOLE)
+    removed = cli("models", "rm", WHOLE)
     assert removed.returncode == 0, removed.stderr
     assert not path.exists() and not any(p.name == sha256(whole) for p in files_under(tmp_path / "hf"))
-    assert json.loads(run(tmp_path, hub, "models", "list", "--json").stdout) == []
-    gone = run(tmp_path, hub, "models", "-m", WHOLE, "--json")
+    assert json.loads(cli("models", "list", "--json").stdout) == []
+    gone = cli("models", "-m", WHOLE, "--json")
     assert gone.returncode == 4 and "model file not found" in gone.stderr
 
 
@@ -217,13 +239,13 @@ def test_split_model_pulled_then_used_by_name(
 
 
 def test_resume_after_the_connection_drops(
-    hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path
+    hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path, cli: Any
 ) -> None:
     # huggingface-hub writes in 10 MB chunks (the bytes of an unfinished chunk are fetched again), so
     # the file served is padded to 3 chunks: the drop comes after the first chunk was written.
     data = served[1].read_bytes() + bytes(30 * 1024**2 - served[1].stat().st_size)
     hub.add("test/drop-GGUF", "tiny-F16.gguf", data, drop_once=True)
-    proc = run(tmp_path, hub, "models", "pull", "test/drop-GGUF:F16")
+    proc = cli("models", "pull", "test/drop-GGUF:F16")
     assert proc.returncode == 0, proc.stderr
     assert hashlib.sha256(Path(proc.stdout.strip().split(": ", 1)[1]).read_bytes()).hexdigest() == (
         hashlib.sha256(data).hexdigest()
@@ -235,14 +257,14 @@ def test_resume_after_the_connection_drops(
 
 
 def test_interrupted_pull_resumes_from_its_partial_file(
-    hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path
+    hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path, cli: Any
 ) -> None:
     whole = served[1]
     data = whole.read_bytes()
     blobs = tmp_path / "hf" / "hub" / "models--test--tiny-deepseek2-GGUF" / "blobs"
     blobs.mkdir(parents=True)
     (blobs / (sha256(whole) + ".dsv2-partial")).write_bytes(data[: len(data) // 3])  # what a killed pull leaves
-    proc = run(tmp_path, hub, "models", "pull", f"{WHOLE}:F16")
+    proc = cli("models", "pull", f"{WHOLE}:F16")
     assert proc.returncode == 0, proc.stderr
     assert [r[2] for r in hub.requests("resolve") if r[0] == "GET"][-1] == f"bytes={len(data) // 3}-"
     assert sha256(blobs / sha256(whole)) == sha256(whole)
@@ -259,17 +281,17 @@ def one_line(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[-1]
 
 
-def test_checksum_mismatch_leaves_no_file_under_the_final_name(hub: FakeHub, tmp_path: Path) -> None:
-    proc = run(tmp_path, hub, "models", "pull", "test/badsum-GGUF:F16")
+def test_checksum_mismatch_leaves_no_file_under_the_final_name(hub: FakeHub, tmp_path: Path, cli: Any) -> None:
+    proc = cli("models", "pull", "test/badsum-GGUF:F16")
     assert proc.returncode == 6, proc.stderr
     assert "sha256 mismatch" in one_line(proc)
     storage = tmp_path / "hf" / "hub" / "models--test--badsum-GGUF"
     assert [p.name for p in files_under(storage)] == []  # no blob, no partial, no snapshot link
-    assert json.loads(run(tmp_path, hub, "models", "list", "--json").stdout) == []
+    assert json.loads(cli("models", "list", "--json").stdout) == []
 
 
-def test_too_big_for_the_disk_is_refused_before_any_byte(hub: FakeHub, tmp_path: Path) -> None:
-    proc = run(tmp_path, hub, "models", "pull", "test/huge-GGUF:F16")
+def test_too_big_for_the_disk_is_refused_before_any_byte(hub: FakeHub, tmp_path: Path, cli: Any) -> None:
+    proc = cli("models", "pull", "test/huge-GGUF:F16")
     assert proc.returncode == 7, proc.stderr
     line = one_line(proc)
     assert "free" in line and "HF_HOME" in line and "1,000,000,000,000,000 bytes" in line
@@ -277,15 +299,15 @@ def test_too_big_for_the_disk_is_refused_before_any_byte(hub: FakeHub, tmp_path:
     assert hub.requests("resolve") == []  # not even the header was read
 
 
-def test_gated_repository_is_one_clear_line(hub: FakeHub, tmp_path: Path) -> None:
-    proc = run(tmp_path, hub, "models", "pull", "test/gated-GGUF:F16")
+def test_gated_repository_is_one_clear_line(hub: FakeHub, tmp_path: Path, cli: Any) -> None:
+    proc = cli("models", "pull", "test/gated-GGUF:F16")
     assert proc.returncode == 6, proc.stderr
     line = one_line(proc)
     assert "gated" in line and "HF_TOKEN" in line
 
 
-def test_legacy_format_refused_at_128k_before_download(hub: FakeHub, tmp_path: Path) -> None:
-    proc = run(tmp_path, hub, "models", "pull", "test/legacy-v2-GGUF:Q4_K_M", "--ctx", "131072")
+def test_legacy_format_refused_at_128k_before_download(hub: FakeHub, tmp_path: Path, cli: Any) -> None:
+    proc = cli("models", "pull", "test/legacy-v2-GGUF:Q4_K_M", "--ctx", "131072")
     assert proc.returncode == 7, proc.stderr
     line = one_line(proc)
     assert "predates llama.cpp's MLA format" in line and "--force" in line
@@ -294,8 +316,8 @@ def test_legacy_format_refused_at_128k_before_download(hub: FakeHub, tmp_path: P
     assert files_under(tmp_path / "hf") == []
 
 
-def test_offline_means_no_pull(hub: FakeHub, tmp_path: Path) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf")}
-    proc = subprocess.run([*dsv2_cmd(), "models", "pull", f"{WHOLE}:F16"], capture_output=True, text=True, env=env)
-    assert proc.returncode == 6 and "HF_HUB_OFFLINE" in proc.stderr
+def test_offline_means_no_pull(hub: FakeHub, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    proc = cli("models", "pull", f"{WHOLE}:F16")
+    assert proc.returncode == 6 and "HF_HUB_OFFLINE" in one_line(proc)
     assert hub.log == []

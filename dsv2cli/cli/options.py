@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 # Options shared by model-running commands.
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", "-m", help="GGUF model file (env DSV2_MODEL).", show_default=False)
+    str | None,
+    typer.Option(
+        "--model", "-m", help="GGUF model file, or a pulled model's name (env DSV2_MODEL).", show_default=False
+    ),
 ]
 
 
