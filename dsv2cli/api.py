@@ -57,6 +57,10 @@ class Progress(Protocol):
 
     def on_output(self, done: int, total: int) -> None: ...
 
+    def on_batch(self, status: Any) -> None:
+        """Where a batch (``summarize_each``) stands: a ``batch.BatchStatus`` after each document."""
+        ...
+
 
 def _quiet(_message: str) -> None:
     pass
@@ -283,51 +287,172 @@ class Session:
         prompt_file: Path | None = None,
         strategy: str | None = None,
         dry_run: bool = False,
-    ) -> list[SummaryRun]:
-        """A summary per document, ``settings.parallel`` at once; ``on_result(i, run or error)`` in
-        input order as each is ready. A document that fails is reported and skipped."""
+        out: Path | None = None,
+        force: bool = False,
+        pack: bool = False,
+        record: Callable[[SummaryRun], dict[str, Any]] | None = None,
+    ) -> Any:
+        """A summary per document, ``settings.parallel`` requests at once; ``on_result(i, run or
+        error)`` in input order as each is ready (see :mod:`dsv2cli.batch`). A document that fails
+        is reported and skipped. Returns the final ``batch.BatchStatus``.
+
+        ``out``: a folder of summaries (``record(run)`` is what ``summaries.jsonl`` gets): documents
+        already there with the same settings are skipped (``force``: start it afresh).
+        ``pack``: consecutive short documents share a request; a document the answer misses is
+        summarized again on its own.
+        """
+        import threading
+
+        from . import batch
         from . import summarize as summ
-        from .errors import Dsv2Error
+        from .errors import PER_INPUT_ERRORS, Dsv2Error
         from .remote import classify_input
+        from .strategies import WHOLE
 
         spec = self._spec(prompt_file)
         routing = self.routing
+        settings = self.settings
+        if pack and prompt_file is not None:
+            raise UsageError("--pack asks for summaries in the --style given; it cannot use --prompt-file")
 
         def plan_on(handle: ModelHandle, doc: Document) -> Any:
             # Documents run settings.parallel at once; each one's map-reduce calls run one at a time.
             tok = handle.tokenizer(dry_run)
-            return summ.plan([doc], tok, handle.facts, spec, handle.window, self.settings.max_tokens, strategy, 1)
+            return summ.plan([doc], tok, handle.facts, spec, handle.window, settings.max_tokens, strategy, 1)
 
-        runs: list[SummaryRun] = []
-        for doc in docs:
+        def route(doc: Document) -> tuple[Any, ModelHandle, dict[str, Any]]:
             the_plan = plan_on(routing.first, doc)
             reason = classify_input(the_plan.document_tokens, the_plan.budget.document)
             handle, answered_by = routing.choose(f"{doc.source}: {reason}" if reason else None, "input fits one window")
             if handle is not routing.first:
                 the_plan = plan_on(handle, doc)
-            runs.append(SummaryRun(the_plan, [doc], handle, answered_by))
-        if dry_run:
-            for i, run in enumerate(runs):
-                on_result(i, run)
-            return runs
-        for handle in {id(r.handle): r.handle for r in runs}.values():
-            mine = [r for r in runs if r.handle is handle]
-            tokens = sum(r.plan.sent_estimate()[0] for r in mine)
-            calls = sum(r.plan.sent_estimate()[1] for r in mine)
-            guard_outgoing(handle, [r.docs[0] for r in mine], tokens, calls, self.send, self.notify)
-        jobs: list[summ.Job] = [(r.plan, r.docs, r.handle.runner()) for r in runs]
+            return the_plan, handle, answered_by
 
-        def each(i: int, outcome: Any) -> None:
-            if isinstance(outcome, Dsv2Error):
-                on_result(i, outcome)
-            else:
-                runs[i].result = outcome
-                on_result(i, runs[i])
+        status = batch.BatchStatus(total=len(docs))
+        if dry_run:
+            for i, doc in enumerate(docs):
+                the_plan, handle, answered_by = route(doc)
+                on_result(i, SummaryRun(the_plan, [doc], handle, answered_by))
+            return status
+        first = routing.first
+        key = batch.settings_key(spec.system, spec.template, first.name, settings.max_tokens, settings.temperature)
+        folder = batch.OutDir(out, key, force=force) if out is not None else None
+        for note in folder.notes if folder is not None else []:
+            self.notify(note)
+        pending = [i for i, doc in enumerate(docs) if folder is None or not folder.has(doc)]
+        status.skipped = len(docs) - len(pending)
+        if status.skipped:
+            self.notify(f"{status.skipped} of {len(docs)} document(s) already summarized in {out}: skipped")
+        # One pass over what will be sent: where each document goes, what it costs, what may be packed.
+        # Only numbers are kept; each document is planned again when its turn comes.
+        routed: dict[int, tuple[ModelHandle, dict[str, Any]]] = {}
+        sizes: list[int | None] = []
+        estimate: dict[int, list[Any]] = {}
+        for i in pending:
+            the_plan, handle, answered_by = route(docs[i])
+            routed[i] = (handle, answered_by)
+            tokens, calls = the_plan.sent_estimate()
+            entry = estimate.setdefault(id(handle), [handle, [], 0, 0])
+            entry[1].append(docs[i])
+            entry[2] += tokens
+            entry[3] += calls
+            packable = handle is first and the_plan.strategy == WHOLE and docs[i].kind != "repo"
+            sizes.append(the_plan.document_tokens + 8 if packable else None)  # 8: its number and tags
+        per_document = min(settings.max_tokens, batch.PACK_OUTPUT_PER_DOCUMENT)
+        units: list[list[int]] = [[i] for i in pending]
+        if pack and pending:
+            tok = first.tokenizer()
+            room = first.window - len(batch.packed_prompt(tok, first.facts, spec.system, settings.style, []).ids)
+            groups = batch.pack_groups(sizes, room, per_document, batch.PACK_MAX_DOCUMENTS)
+            units = [[pending[k] for k in group] for group in groups]
+            packed = sum(1 for u in units if len(u) > 1)
+            self.notify(
+                f"packing: {len(pending)} document(s) in {len(units)} request(s) "
+                f"({packed} packed, at most {batch.PACK_MAX_DOCUMENTS} documents and {per_document} output "
+                "tokens each)"
+            )
+        for handle, sent, tokens, calls in estimate.values():
+            if handle is first and pack:
+                calls = len(units) + sum(1 for i in pending if routed[i][0] is not first)
+            guard_outgoing(handle, sent, tokens, calls, self.send, self.notify)
+        params = self._params()
+        lock = threading.Lock()
+
+        def one(i: int) -> tuple[list[tuple[int, Any]], int, float | None]:
+            """(outcomes, requests, cost) of one document on its own."""
+            doc = docs[i]
+            handle, answered_by = routed[i]
+            try:
+                with lock:  # planning opens the escalation backend on first need: once
+                    the_plan = plan_on(handle, doc)
+                result = summ.run(the_plan, [doc], handle.runner(), params)
+            except PER_INPUT_ERRORS as exc:  # a server or model failure stops the batch instead
+                return [(i, exc)], 0, None
+            run = SummaryRun(the_plan, [doc], handle, answered_by, result)
+            usd = handle.cost(result.input_tokens, result.output_tokens, result.cache_hit_tokens)
+            return [(i, run)], result.calls, usd
+
+        def unit_of(indexes: list[int]) -> tuple[list[tuple[int, Any]], int, float | None, int]:
+            if len(indexes) == 1:
+                alone, calls, usd = one(indexes[0])
+                return alone, calls, usd, 0
+            got = batch.run_pack(
+                [docs[i] for i in indexes],
+                first.runner(),
+                first.tokenizer(),
+                first.facts,
+                spec.system,
+                settings.style,
+                first.window,
+                per_document,
+                params,
+            )
+            answered = routed[indexes[0]][1]
+            outcomes: list[tuple[int, Any]] = [
+                (indexes[k], SummaryRun(None, [docs[indexes[k]]], first, answered, result))
+                for k, result in got.results.items()
+            ]
+            requests = 1 if got.usage.prompt_tokens or got.results else 0
+            usage = got.usage
+            cost = first.cost(usage.prompt_tokens, usage.output_tokens, int(usage.extra.get("cache_hit_tokens", 0)))
+            for k in got.missing:
+                more, calls, usd = one(indexes[k])
+                outcomes += more
+                requests += calls
+                cost = None if cost is None and usd is None else (cost or 0.0) + (usd or 0.0)
+            outcomes.sort(key=lambda pair: pair[0])
+            return outcomes, requests, cost, len(got.missing)
 
         progress = self.progress
+        on_batch = progress.on_batch if progress is not None else None
+
+        def each(_unit: int, outcome: tuple[list[tuple[int, Any]], int, float | None, int]) -> None:
+            outcomes, requests, cost, rerun = outcome
+            status.requests += requests
+            status.rerun += rerun
+            status.add_cost(cost)
+            for i, result in outcomes:
+                if isinstance(result, Dsv2Error):
+                    status.failed += 1
+                else:
+                    status.done += 1
+                    status.prompt_tokens += result.result.input_tokens
+                    status.output_tokens += result.result.output_tokens
+                    if folder is not None:
+                        folder.write(docs[i], record(result) if record else _record(result))
+                on_result(i, result)
+            if on_batch is not None:
+                on_batch(status)
+
+        runner = batch.Ordered(unit_of, settings.parallel, on_abort=closer_of(routing))
         with self._scope(resumable=True):
-            summ.run_many(jobs, self._params(), self.settings.parallel, each, progress.on_stage if progress else None)
-        return runs
+            if on_batch is not None:
+                on_batch(status)
+            runner.run(units, each)
+        for handle in routing.handles():
+            for notice in handle.notices():
+                self.notify(notice)
+        return status
 
     def _spec(self, prompt_file: Path | None) -> Any:
         from . import prompts
@@ -771,3 +896,24 @@ def _cache_outcome(usage: Usage, no_cache: bool) -> str:
     if usage.extra.get("prefix_cache_misses"):
         return "miss"
     return "short"
+
+
+def _record(run: SummaryRun) -> dict[str, Any]:
+    """What ``summaries.jsonl`` holds per document when the caller gives no record builder."""
+    result = run.result
+    return {
+        "source": run.docs[0].source,
+        "summary": result.summary,
+        "model": result.model,
+        "strategy": result.strategy,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "cost_usd": run.handle.cost(result.input_tokens, result.output_tokens, result.cache_hit_tokens),
+    }
+
+
+def closer_of(routing: Routing) -> Callable[[], None]:
+    """Close the opened backends' connections: requests in flight end now (Ctrl-C, a failure)."""
+    from .parallel import closer
+
+    return closer(*(h.backend for h in routing.handles() if h.backend is not None))

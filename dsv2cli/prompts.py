@@ -20,6 +20,7 @@ FILLED: dict[str, frozenset[str]] = {
     "summarize_brief": frozenset({"document"}),
     "summarize_detailed": frozenset({"document"}),
     "summarize_bullets": frozenset({"document"}),
+    "summarize_packed": frozenset({"document", "count", "style"}),  # summarize --each --pack (batch.py)
     "map": frozenset({"document", "part", "parts"}),
     "reduce": frozenset({"document"}),
     "ask": frozenset({"document", "question", "example"}),

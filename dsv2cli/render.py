@@ -62,6 +62,32 @@ DOCUMENTS = StepKind("summarizing", "documents", 0.1)
 OUTPUT = StepKind("writing the answer", "tokens", 10.0)
 
 
+# A batch on a plain stderr: a progress line at most this often (and one at the end).
+BATCH_LINE_EVERY_S = 10.0
+
+
+def batch_line(status: Any) -> str:
+    """``batch: 120 of 1,000 documents (3 failed, 10 skipped), 34 requests, 2.1 documents/s, about
+    7 min left, $0.0123 so far``."""
+    total = status.total
+    extra = [f"{n} {what}" for n, what in ((status.failed, "failed"), (status.skipped, "skipped")) if n]
+    extra += [f"{status.rerun} re-run alone"] if status.rerun else []
+    line = f"batch: {status.finished:,} of {total:,} documents" + (f" ({', '.join(extra)})" if extra else "")
+    line += f", {status.requests:,} request(s)"
+    sent = status.done + status.failed
+    elapsed = status.elapsed_s
+    if sent and elapsed > 0:
+        line += f", {sent / elapsed:,.2f} documents/s"
+    eta = status.eta_s
+    if status.finished >= total:
+        line += f", done in {duration(elapsed)}"
+    elif eta is not None:
+        line += f", about {duration(eta)} left"
+    if status.cost_usd is not None:
+        line += f", ${status.cost_usd:.4f} so far" if status.finished < total else f", ${status.cost_usd:.4f}"
+    return line
+
+
 def duration(seconds: float) -> str:
     """3.2 s, 48 s, 2 min 5 s, 1 h 3 min."""
     if seconds < 10:
@@ -107,6 +133,7 @@ class Screen:
     _live: bool = False  # _progress is drawn right now
     _resumable: bool = False  # may the live display come back after output (complete blocks only)?
     _steps: dict[str, _Step] = field(default_factory=dict)
+    _batch_line_at: float = field(default_factory=time.perf_counter)  # the last plain batch line (or the start)
 
     # --- what the streams are ------------------------------------------------------------------
 
@@ -312,6 +339,25 @@ class Screen:
 
     def on_index(self, done: int, total: int) -> None:
         self.report(INDEX, "indexing (embedding chunks)", done, total)
+
+    def on_batch(self, status: Any) -> None:
+        """A batch (``summarize --each``; a ``batch.BatchStatus``): the documents' bar with the cost so
+        far on a terminal; elsewhere a line every ``BATCH_LINE_EVERY_S`` and one at the end."""
+        total = status.total
+        if self._progress is not None:
+            self.report(DOCUMENTS, "summarizing documents", status.finished, total)
+            step = self._steps.get("summarizing documents")
+            if step is not None and step.task is not None and status.cost_usd is not None:
+                self._progress.update(step.task, description=f"summarizing documents, ${status.cost_usd:.4f} so far")
+            return
+        if self.animate:
+            return
+        now = time.perf_counter()
+        ending = status.finished >= total
+        if not status.finished or (not ending and now - self._batch_line_at < BATCH_LINE_EVERY_S):
+            return
+        self._batch_line_at = now
+        print(f"dsv2: {batch_line(status)}", file=self.stderr, flush=True)
 
     def on_stage(self, stage: str, done: int, total: int) -> None:
         if stage == "documents":

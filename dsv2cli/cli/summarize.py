@@ -54,6 +54,24 @@ def summarize(
             "with --json one object per line. A remote backend summarizes --concurrency of them at once.",
         ),
     ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="With --each: write summaries to this folder (summaries.jsonl and one .md per document); "
+            "a rerun skips documents already there, so an interrupted batch resumes.",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --out: summarize every document again.")] = False,
+    pack: Annotated[
+        bool,
+        typer.Option(
+            "--pack",
+            help="With --each: put several short documents in one request (fewer requests, fewer prompt "
+            "tokens); the answer is split back per document and any it missed are summarized alone.",
+        ),
+    ] = False,
     *,
     flags: Flags,
     env: Env,
@@ -69,6 +87,7 @@ def summarize(
       dsv2 summarize report.pdf --json | jq .summary
       dsv2 summarize annual-report.pdf --dry-run
       dsv2 summarize --each contracts/*.pdf --json
+      dsv2 summarize --each notes/ --backend deepseek --pack --out summaries/ --yes
     """
     from .. import render
 
@@ -78,8 +97,12 @@ def summarize(
         logs.begin(env, flags, "summarize", prompt=what, paths=paths or [])
     docs = env.load(session, flags, paths)
     screen = env.screen
+    if (out is not None or pack or force) and not each:
+        from ..errors import UsageError
+
+        raise UsageError("--out, --pack and --force go with --each (one summary per document)")
     if each:
-        _summarize_each(env, session, docs, prompt_file, strategy, dry_run, json_out)
+        _summarize_each(env, session, docs, prompt_file, strategy, dry_run, json_out, out, force, pack)
         return
     streaming = not json_out and (stream or env.stdout_isatty)
     run = session.summarize(
@@ -115,8 +138,12 @@ def _summarize_each(
     strategy: str | None,
     dry_run: bool,
     json_out: bool,
+    out: Path | None = None,
+    force: bool = False,
+    pack: bool = False,
 ) -> None:
-    """``summarize --each``: a summary per document, in input order; a failed one is reported and skipped."""
+    """``summarize --each``: a summary per document, in input order; a failed one is reported and
+    skipped. With ``--out`` the summaries go to that folder, not stdout."""
     from .. import render
     from ..errors import Dsv2Error
 
@@ -133,16 +160,31 @@ def _summarize_each(
             failed.append(outcome)
             return
         logs.record_summary(env, outcome)
-        if outcome.result.finish_reason == "length":
+        if outcome.result.finish_reason == "length" and outcome.result.strategy != "packed":
             env.note(f"warning: {source}: the summary reached --max-tokens ({max_tokens})")
+        if out is not None and not dry_run:
+            return
         if json_out:
             env.screen.block(render.json_line(render.summary_record(outcome)))
         else:
             env.screen.block(("\n" if i else "") + f"## {source}\n\n{outcome.result.summary}\n")
 
-    runs = session.summarize_each(docs, on_result, prompt_file=prompt_file, strategy=strategy, dry_run=dry_run)
+    status = session.summarize_each(
+        docs,
+        on_result,
+        prompt_file=prompt_file,
+        strategy=strategy,
+        dry_run=dry_run,
+        out=out,
+        force=force,
+        pack=pack,
+        record=render.summary_record,
+    )
+    if out is not None and not dry_run:
+        env.note(f"{status.done} summarized, {status.skipped} already there, {status.failed} failed: {out}")
+    elif failed:
+        env.note(f"{status.done} summarized, {len(failed)} failed")
     if failed:
-        env.note(f"{len(runs) - len(failed)} summarized, {len(failed)} failed")
         raise typer.Exit(int(failed[0].exit_code))
 
 

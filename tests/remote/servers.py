@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class Server:
     usage: Callable[[dict[str, Any]], dict[str, Any] | None] = lambda body: None
     # statuses (with headers) to answer the next chat requests with, before answering normally
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    delay_s: float = 0.0  # before each chat answer (a slow server)
     requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -90,6 +92,8 @@ def serve(**config: Any) -> Iterator[Server]:
                     error = json.dumps({"error": {"message": f"status {status}"}}).encode()
                     self._reply(status, error, "application/json", headers)
                     return
+                if state.delay_s:
+                    time.sleep(state.delay_s)
                 self._reply(200, sse(state.answer(body), state.usage(body)), "text/event-stream")
                 return
             found = state.routes.get((method, self.path))
