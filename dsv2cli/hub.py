@@ -302,7 +302,7 @@ class _HubErrors:
             raise RemoteError(f"{where}: HTTP {status} from the Hub") from exc
         if isinstance(exc, (httpx2.HTTPError, OSError)):
             detail = str(exc).splitlines()[0] if str(exc) else "no detail"
-            raise RemoteError(f"{where}: download failed ({exc.__class__.__name__}: {detail})") from exc
+            raise RemoteError(f"{where}: network error ({exc.__class__.__name__}: {detail})") from exc
 
 
 def _progress_class(what: str, on_bytes: OnBytes | None) -> type:

@@ -289,7 +289,7 @@ def pull(plan: PullPlan, hub: Hub, home: Path, on_bytes: OnBytes | None = None) 
         name=plan.ref.name,
         repo=plan.ref.repo,
         commit=plan.commit,
-        quant=plan.ref.quant or plan.info.quantization,
+        quant=plan.info.quantization if plan.info.quantization != "unknown" else (plan.ref.quant or "unknown"),
         files=[f.path for f in plan.files],
         path=str(paths[0]),
         size=plan.size,
