@@ -9,8 +9,9 @@ get_hf_file_metadata, utils._http.hf_raise_for_status):
 - errors the way hf_raise_for_status reads them: 401 with ``X-Error-Code: GatedRepo``.
 
 Faults a test can switch on per file: a reported size that is not the real one (``claim_size``),
-a wrong sha256 in the listing (``claim_sha256``), and a connection dropped halfway through the
-first full GET (``drop_once``). Every request is recorded in ``log`` as (method, path, Range).
+a wrong sha256 in the listing (``claim_sha256``), a connection dropped halfway through the
+first full GET (``drop_once``), a slow link (``seconds``). Every request is recorded in ``log``
+as (method, path, Range).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,6 +37,7 @@ class HubFile:
     claim_size: int | None = None
     claim_sha256: str | None = None
     drop_once: bool = False
+    seconds: float = 0.0  # spread the body over this long (a slow link, for the progress display)
 
     @property
     def sha256(self) -> str:
@@ -141,6 +144,13 @@ class FakeHub:
             h.wfile.flush()
             h.connection.shutdown(socket.SHUT_RDWR)  # the connection drops halfway
             h.close_connection = True
+            return
+        if entry.seconds:
+            step = max(len(body) // 20, 1)
+            for i in range(0, len(body), step):
+                h.wfile.write(body[i : i + step])
+                h.wfile.flush()
+                time.sleep(entry.seconds / 20)
             return
         h.wfile.write(body)
 

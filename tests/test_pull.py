@@ -321,3 +321,48 @@ def test_offline_means_no_pull(hub: FakeHub, cli: Any, monkeypatch: pytest.Monke
     proc = cli("models", "pull", f"{WHOLE}:F16")
     assert proc.returncode == 6 and "HF_HUB_OFFLINE" in one_line(proc)
     assert hub.log == []
+
+
+# --- what the user sees, and the planner's choice ------------------------------------------------------------
+
+
+def test_a_terminal_shows_size_speed_and_eta(
+    hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path
+) -> None:
+    from .terminal import child_env, run_in_pty
+
+    # 30 MB over ~3 s: huggingface-hub reports progress per 10 MB chunk, so the display updates twice
+    data = served[1].read_bytes() + bytes(30 * 1024**2 - served[1].stat().st_size)
+    hub.add("test/slow-GGUF", "slow-F16.gguf", data, seconds=3.0)
+    env = {**child_env(), "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf")}
+    shown = run_in_pty(["models", "pull", "test/slow-GGUF:F16"], env, timeout=120)
+    assert shown.exit_code == 0, shown.raw[-2000:]
+    drawn = shown.raw.decode("utf-8", "replace")
+    assert "downloading slow-F16.gguf" in drawn and "/31 MB" in drawn  # size
+    assert "MB/s" in drawn and "eta" in drawn  # speed and time left, on the live display
+    assert "slow-F16.gguf" in shown.text and "downloading" not in shown.text  # the display is gone at the end
+
+
+def test_the_planner_lowers_the_window_to_what_fits(hub: FakeHub, cli: Any) -> None:
+    from dsv2cli.memory import Resources, estimate, request_for
+    from dsv2cli.models import plan_pull
+    from dsv2cli.settings import resolve
+
+    settings = resolve({"gpu_layers": 0})
+    _, plan = plan_pull(f"{WHOLE}:F16", settings, dict(os.environ), resources=Resources(None, None))
+    assert (plan.choice.n_ctx, plan.rated, plan.kv_format, plan.problem) == (32768, 32768, "mla", None)
+    need_8k = estimate(plan.info, 8192, request_for(settings, False)).ram_bytes
+    _, small = plan_pull(f"{WHOLE}:F16", settings, dict(os.environ), resources=Resources(need_8k, None))
+    assert 8192 <= small.choice.n_ctx < 8192 + 256 and small.problem is None
+    assert small.notes == [f"fits here with a {small.choice.n_ctx:,}-token window, not the rated 32,768"]
+    assert hub.requests("resolve") and all(r[2] is not None for r in hub.requests("resolve"))  # headers only
+
+
+def test_list_shows_ggufs_other_tools_put_in_the_cache(smollm2: Path, tmp_path: Path, cli: Any) -> None:
+    snapshot = tmp_path / "hf" / "hub" / "models--someone--SmolLM2-GGUF" / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    (snapshot / smollm2.name).symlink_to(smollm2)
+    rows = json.loads(cli("models", "list", "--json").stdout)
+    assert [(r["name"], r["quant"], r["window"], r["kv_format"], r["pulled"]) for r in rows] == [
+        (f"hf://someone/SmolLM2-GGUF/{smollm2.name}", "Q4_1", 8192, "standard", False)
+    ]
