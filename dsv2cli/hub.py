@@ -228,31 +228,51 @@ class Hub:
         blob = storage / "blobs" / (file.sha256 or f"{commit}-{file.path.replace('/', '--')}")
         pointer = storage / "snapshots" / commit / file.path
         if not blob.is_file():
-            partial = blob.with_name(blob.name + PARTIAL)
+            from filelock import FileLock, Timeout
+
             blob.parent.mkdir(parents=True, exist_ok=True)
-            have = partial.stat().st_size if partial.is_file() else 0
-            if have > file.size:
-                partial.unlink()
-                have = 0
-            with self._errors(repo), partial.open("ab") as fh:
-                http_get(
-                    self.url(repo, commit, file.path),
-                    fh,
-                    resume_size=have,
-                    headers=self._headers(),
-                    expected_size=file.size,
-                    displayed_filename=file.path,
-                    tqdm_class=_progress_class(file.path, on_bytes),  # a duck-typed bar: http_get calls it
-                )
-            if file.sha256 is not None:
-                digest = _sha256(partial, file.size, lambda done: on_bytes and on_bytes("verifying", done, file.size))
-                if digest != file.sha256:
-                    partial.unlink(missing_ok=True)
-                    raise RemoteError(
-                        f"{repo}/{file.path}: sha256 mismatch (got {digest[:12]}..., the Hub says "
-                        f"{file.sha256[:12]}...); the download was deleted, run the pull again"
+            locks = self.config.cache_dir / ".locks" / storage.name  # where huggingface-hub keeps its own
+            locks.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(locks / (blob.name + ".dsv2.lock")))
+            try:
+                lock.acquire(timeout=1)
+            except Timeout:
+                raise RemoteError(f"{repo}/{file.path}: another dsv2 models pull is downloading it now") from None
+            try:
+                if blob.is_file():  # the other pull finished it while we waited
+                    return self._link(storage, blob, pointer, commit)
+                partial = blob.with_name(blob.name + PARTIAL)
+                have = partial.stat().st_size if partial.is_file() else 0
+                if have > file.size:
+                    partial.unlink()
+                    have = 0
+                with self._errors(repo), partial.open("ab") as fh:
+                    http_get(
+                        self.url(repo, commit, file.path),
+                        fh,
+                        resume_size=have,
+                        headers=self._headers(),
+                        expected_size=file.size,
+                        displayed_filename=file.path,
+                        tqdm_class=_progress_class(file.path, on_bytes),  # a duck-typed bar: http_get calls it
                     )
-            os.replace(partial, blob)
+                if file.sha256 is not None:
+                    digest = _sha256(
+                        partial, file.size, lambda done: on_bytes and on_bytes("verifying", done, file.size)
+                    )
+                    if digest != file.sha256:
+                        partial.unlink(missing_ok=True)
+                        raise RemoteError(
+                            f"{repo}/{file.path}: sha256 mismatch (got {digest[:12]}..., the Hub says "
+                            f"{file.sha256[:12]}...); the download was deleted, run the pull again"
+                        )
+                os.replace(partial, blob)
+            finally:
+                lock.release()
+        return self._link(storage, blob, pointer, commit)
+
+    def _link(self, storage: Path, blob: Path, pointer: Path, commit: str) -> Path:
+        """The snapshot's name for ``blob`` (a relative symlink, as huggingface-hub makes) and refs/main."""
         pointer.parent.mkdir(parents=True, exist_ok=True)
         if not pointer.exists():
             try:
@@ -300,6 +320,8 @@ class _HubErrors:
             if status in (401, 403):
                 raise RemoteError(f"{self.repo}: access refused (HTTP {status}; {token})") from exc
             raise RemoteError(f"{where}: HTTP {status} from the Hub") from exc
+        if isinstance(exc, ValueError) and "too large" in str(exc):  # http_get: over 50 GB needs hf_xet
+            raise RemoteError(f"{where}: {str(exc).strip()}") from exc
         if isinstance(exc, (httpx2.HTTPError, OSError)):
             detail = str(exc).splitlines()[0] if str(exc) else "no detail"
             raise RemoteError(f"{where}: network error ({exc.__class__.__name__}: {detail})") from exc

@@ -366,3 +366,42 @@ def test_list_shows_ggufs_other_tools_put_in_the_cache(smollm2: Path, tmp_path: 
     assert [(r["name"], r["quant"], r["window"], r["kv_format"], r["pulled"]) for r in rows] == [
         (f"hf://someone/SmolLM2-GGUF/{smollm2.name}", "Q4_1", 8192, "standard", False)
     ]
+
+
+def test_ctrl_c_leaves_only_a_partial_file_and_the_next_pull_resumes_it(
+    hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], tmp_path: Path, cli: Any
+) -> None:
+    import signal
+    import time
+
+    data = served[1].read_bytes() + bytes(30 * 1024**2 - served[1].stat().st_size)
+    entry = hub.add("test/interrupted-GGUF", "big-F16.gguf", data, seconds=8.0)
+    digest = hashlib.sha256(data).hexdigest()
+    blobs = tmp_path / "hf" / "hub" / "models--test--interrupted-GGUF" / "blobs"
+    partial = blobs / (digest + ".dsv2-partial")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"))
+    proc = subprocess.Popen(
+        [*dsv2_cmd(), "models", "pull", "test/interrupted-GGUF:F16"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert out == ""
+    kept = partial.stat().st_size
+    assert 0 < kept < len(data)
+    assert not (blobs / digest).exists() and not (blobs.parent / "snapshots").exists()  # nothing looks complete
+
+    entry.seconds = 0.0
+    hub.log.clear()
+    again = cli("models", "pull", "test/interrupted-GGUF:F16")
+    assert again.returncode == 0, again.stderr
+    assert [r[2] for r in hub.requests("resolve") if r[0] == "GET"][-1] == f"bytes={kept}-"
+    assert hashlib.sha256((blobs / digest).read_bytes()).hexdigest() == digest
