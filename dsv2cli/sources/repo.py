@@ -11,9 +11,12 @@ Precedence, per path:
    below for a path whose name they spell out (``--include poetry.lock``,
    ``--include 'node_modules/left-pad/**'``): a wildcard such as ``*.py`` alone never drags a
    virtual environment's thousands of files in;
-4. default skips: .gitignore / .dsv2ignore rules, vendored/build/cache folders, lockfiles,
-   minified or generated files, files that look like secret stores.
+4. default skips: .gitignore / .dsv2ignore rules, vendored code and cache folders at any depth,
+   build output (``build``/``dist``/``out``/``target``/``_build`` when ignored by the rules or,
+   at the root, holding artefacts; never when it holds source files its siblings import: see
+   ignore.py), lockfiles, minified or generated files, files that look like secret stores.
 Every file that is read has key-like values redacted, each one reported (path:line, kind).
+The report's notes list every vendored folder left out, with the ``--include`` that reads it.
 """
 
 from __future__ import annotations
@@ -25,35 +28,36 @@ from dataclasses import dataclass, field
 
 import pathspec
 
-from ..errors import InputError
-from .base import Document, Location, Segment
+from ..errors import InputError, UsageError
+from .base import Document, Location, Redaction, Segment
 from .encoding import decode, looks_binary, normalize_newlines
 from .ignore import (
+    BUILD_DIRS,
+    BUILD_REASON,
     IGNORE_FILES,
+    VENDORED_REASON,
     RulesFile,
+    build_dir_is_source,
+    compile_patterns,
     file_name_reason,
     git_info_exclude,
+    holds_build_artefacts,
     ignored_by,
     long_line_reason,
     read_rules,
     vendored_dir_reason,
 )
-from .secrets import is_secret_file, redact
+from .secrets import is_secret_file, redact, redact_name
 
 DEFAULT_MAX_FILE_BYTES = 1_000_000
+_LIST_VENDORED = 20  # vendored folders named one by one on stderr
+_MASK = "\ue000"  # a private-use character: no ignore pattern names it
 
 
 @dataclass(frozen=True)
 class Skipped:
     path: str  # display path; folders end with "/"
     reason: str
-
-
-@dataclass(frozen=True)
-class Redaction:
-    path: str
-    line: int
-    kind: str
 
 
 @dataclass
@@ -77,8 +81,14 @@ class RepoReport:
                 shown = ", ".join(paths[:examples]) + (", …" if len(paths) > examples else "")
                 parts.append(f"{len(paths)} {reason} ({shown})")
             lines.append(f"{self.root}: skipped {len(self.skipped)} paths: " + "; ".join(parts))
+        vendored = [s.path for s in self.skipped if s.reason == VENDORED_REASON]
+        if vendored:
+            shown = ", ".join(vendored[:_LIST_VENDORED]) + (", …" if len(vendored) > _LIST_VENDORED else "")
+            first = vendored[0] if self.root == "." else vendored[0].removeprefix(self.root.rstrip("/") + "/")
+            hint = f"to read it too: --include '**' --include '{first}**'"
+            lines.append(f"{self.root}: left out vendored code: {shown} ({hint})")
         for r in self.redactions:
-            lines.append(f"{r.path}:{r.line}: redacted a value that looks like a secret ({r.kind})")
+            lines.append(r.note())
         lines.extend(f"warning: {w}" for w in self.warnings)
         return lines
 
@@ -130,24 +140,44 @@ class _Walk:
         self.root = root
         self.root_display = posixpath.normpath(root.replace(os.sep, "/"))
         self.real_root = os.path.realpath(root)
-        self.filters = _Filters(
-            include=pathspec.GitIgnoreSpec.from_lines(include) if include else None,
-            include_patterns=tuple(include),
-            exclude=pathspec.GitIgnoreSpec.from_lines(exclude) if exclude else None,
-        )
+        try:
+            self.filters = _Filters(
+                include=compile_patterns(include, "--include") if include else None,
+                include_patterns=tuple(include),
+                exclude=compile_patterns(exclude, "--exclude") if exclude else None,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         self.max_file_bytes = max_file_bytes
         self.report = RepoReport(self.root_display)
         self.docs: list[Document] = []
+        # Folders entered although a rule matches their name: source named like build output
+        # ("a/build/"), or a folder --include spells out.
+        self.source_dirs: list[str] = []
+
+    def ignored(self, rules: list[RulesFile], rel: str, is_dir: bool) -> bool:
+        """Do the rules ignore ``rel``? Inside a folder entered although a rule matches its name
+        (``source_dirs``), a rule that matches by that folder's name ("build/") does not count:
+        the name is masked with characters no pattern spells (same length, so nested rules files
+        still line up)."""
+        for folder in self.source_dirs:
+            if rel.startswith(folder):
+                start = folder.rstrip("/").rfind("/") + 1
+                rel = rel[:start] + _MASK * (len(folder) - 1 - start) + rel[len(folder) - 1 :]
+        return ignored_by(rules, rel, is_dir) is not None
 
     def display(self, rel: str) -> str:
-        return rel if self.root_display == "." else posixpath.join(self.root_display, rel)
+        shown = rel if self.root_display == "." else posixpath.join(self.root_display, rel)
+        return redact_name(shown)[0]  # a token in a file name is not shown either
 
     def skip(self, rel: str, reason: str, is_dir: bool = False) -> None:
         self.report.skipped.append(Skipped(self.display(rel) + ("/" if is_dir else ""), reason))
 
     def run(self) -> None:
         # Depth-first, entries sorted by name: a deterministic order.
-        stack: list[tuple[str, str, list[RulesFile]]] = [(self.root, "", git_info_exclude(self.root))]
+        warnings = self.report.warnings
+        shown = self.display("")
+        stack: list[tuple[str, str, list[RulesFile]]] = [(self.root, "", git_info_exclude(self.root, warnings, shown))]
         while stack:
             dir_path, rel_dir, rules = stack.pop()
             try:
@@ -156,7 +186,8 @@ class _Walk:
             except OSError as exc:
                 self.skip(rel_dir.rstrip("/") or ".", f"unreadable folder ({exc.strerror})", is_dir=True)
                 continue
-            rules = rules + read_rules(dir_path, rel_dir, [e.name for e in entries])
+            names = [e.name for e in entries]
+            rules = rules + read_rules(dir_path, rel_dir, names, warnings, self.display(rel_dir))
             subdirs: list[tuple[str, str, list[RulesFile]]] = []
             for entry in entries:
                 rel = rel_dir + entry.name
@@ -202,13 +233,23 @@ class _Walk:
             self.skip(rel, "excluded by --exclude", is_dir=True)
             return False
         reason = vendored_dir_reason(entry.name)
-        if reason is None and ignored_by(rules, rel, True):
+        if reason is None and entry.name in BUILD_DIRS:
+            if build_dir_is_source(entry.path, os.path.dirname(entry.path)):
+                self.source_dirs.append(rel + "/")
+                return True  # source its siblings import, whatever a broad "build/" rule says
+            if self.ignored(rules, rel, True):
+                reason = f"{BUILD_REASON} (ignored by .gitignore/.dsv2ignore)"
+            elif "/" not in rel and holds_build_artefacts(entry.path):
+                reason = BUILD_REASON
+        if reason is None and self.ignored(rules, rel, True):
             reason = "ignored by .gitignore/.dsv2ignore"
         if reason is None and os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):
             reason = "virtual environment"
         if reason is not None and not self.filters.named(rel):
             self.skip(rel, reason, is_dir=True)
             return False
+        if reason is not None:  # --include spelled it out: its files are judged by their own names
+            self.source_dirs.append(rel + "/")
         return True
 
     def load_file(self, entry: os.DirEntry[str], rel: str, rules: list[RulesFile]) -> Document | None:
@@ -239,12 +280,14 @@ class _Walk:
                 self.skip(rel, long_reason)
                 return None
         text, findings = redact(text)
-        self.report.redactions.extend(Redaction(display, f.line, f.kind) for f in findings)
+        found = [Redaction(display, None, kind) for kind in redact_name(rel)[1]]
+        found += [Redaction(display, f.line, f.kind) for f in findings]
+        self.report.redactions.extend(found)
         text = text.rstrip("\n")
         self.report.files += 1
         self.report.bytes += len(data)
         segment = Segment(text, Location(display, line_start=1, line_end=text.count("\n") + 1))
-        return Document(display, "code", [segment])
+        return Document(display, "code", [segment], redactions=found)
 
     def file_skip_reason(self, entry: os.DirEntry[str], rel: str, rules: list[RulesFile]) -> str | None:
         if self.filters.excluded(rel, False):
@@ -254,7 +297,7 @@ class _Walk:
         reason = file_name_reason(entry.name)
         if reason == "binary":
             return reason
-        if reason is None and ignored_by(rules, rel, False):
+        if reason is None and self.ignored(rules, rel, False):
             reason = "ignored by .gitignore/.dsv2ignore"
         if reason is None and is_secret_file(rel):
             reason = "looks like a secrets file"

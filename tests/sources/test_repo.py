@@ -99,10 +99,10 @@ def test_every_skip_is_reported_with_its_reason(repo: Path) -> None:
     reasons = {s.path.removeprefix(str(repo) + "/"): s.reason for s in report.skipped}
     assert reasons["debug.log"] == "ignored by .gitignore/.dsv2ignore"
     assert reasons["secret_notes.txt"] == "ignored by .gitignore/.dsv2ignore"
-    assert reasons["build/"] == "vendored, build or cache folder"
-    assert reasons["node_modules/"] == "vendored, build or cache folder"
-    assert reasons[".venv/"] == "vendored, build or cache folder"
-    assert reasons[".git/"] == "vendored, build or cache folder"
+    assert reasons["build/"] == "build output (ignored by .gitignore/.dsv2ignore)"
+    assert reasons["node_modules/"] == "vendored code"
+    assert reasons[".venv/"] == "cache, tool or VCS folder"
+    assert reasons[".git/"] == "cache, tool or VCS folder"
     assert reasons["src/gen/auto.py"] == "ignored by .gitignore/.dsv2ignore"  # nested .gitignore
     assert reasons["docs/drafts/"] == "ignored by .gitignore/.dsv2ignore"  # nested .dsv2ignore
     assert reasons["package-lock.json"] == "lockfile"
