@@ -69,6 +69,10 @@ def resolve_model(settings: Settings) -> ResolvedModel:
                         f"dsv2 models pull {pulled.name} fetches it again"
                     )
                 return ResolvedModel(path, settings.origin("model") + f", pulled model {pulled.name}")
+            from .hub import registry
+
+            if settings.model.split(":", 1)[0].lower() in registry():
+                raise ModelError(f"{settings.model}: not pulled yet: dsv2 models pull {settings.model}")
         check_model_file(path)
         check_generative(path)
         return ResolvedModel(path, settings.origin("model"))

@@ -185,9 +185,16 @@ def test_pull_verifies_and_lists(
 
     # a second pull finds it in place and downloads nothing
     hub.log.clear()
-    again = cli("models", "pull", f"{WHOLE}:F16")
+    again = cli("models", "pull", f"{WHOLE}:F16", "--json")
     assert again.returncode == 0, again.stderr
     assert [r for r in hub.requests("resolve") if r[2] is None] == []
+    payload = json.loads(again.stdout)
+    assert (payload["path"], payload["kv_format"], payload["window"], payload["download_bytes"]) == (
+        str(path),
+        "mla",
+        32768,
+        0,
+    )
 
     # rm: the files and the name go; -m NAME no longer resolves
     removed = cli("models", "rm", WHOLE)
@@ -405,3 +412,9 @@ def test_ctrl_c_leaves_only_a_partial_file_and_the_next_pull_resumes_it(
     assert again.returncode == 0, again.stderr
     assert [r[2] for r in hub.requests("resolve") if r[0] == "GET"][-1] == f"bytes={kept}-"
     assert hashlib.sha256((blobs / digest).read_bytes()).hexdigest() == digest
+
+
+def test_a_known_name_not_pulled_yet_says_how_to_get_it(cli: Any) -> None:
+    proc = cli("models", "-m", "deepseek-v2-lite")
+    assert proc.returncode == 4
+    assert one_line(proc).endswith("deepseek-v2-lite: not pulled yet: dsv2 models pull deepseek-v2-lite")
