@@ -418,3 +418,26 @@ def test_a_known_name_not_pulled_yet_says_how_to_get_it(cli: Any) -> None:
     proc = cli("models", "-m", "deepseek-v2-lite")
     assert proc.returncode == 4
     assert one_line(proc).endswith("deepseek-v2-lite: not pulled yet: dsv2 models pull deepseek-v2-lite")
+
+
+def test_a_model_that_cannot_run_here_is_refused_with_a_smaller_choice(
+    hub: FakeHub, served: tuple[FakeHub, Path, list[Path]], cli: Any
+) -> None:
+    from dsv2cli.errors import RefusedError
+    from dsv2cli.memory import MIN_CONTEXT, Resources, estimate, request_for
+    from dsv2cli.models import check_plan, plan_pull
+    from dsv2cli.settings import resolve
+
+    whole = served[1]
+    hub.add("test/two-quants-GGUF", "m-F16.gguf", whole)
+    hub.add("test/two-quants-GGUF", "m-Q2_K.gguf", whole, claim_size=1024**2)  # only its listed size matters
+    settings = resolve({"gpu_layers": 0})
+    _, probe = plan_pull("test/two-quants-GGUF:F16", settings, dict(os.environ), resources=Resources(None, None))
+    # RAM for the 1 MiB quant at the smallest window, not for the 10 MiB one at any window
+    ram = estimate(probe.info, MIN_CONTEXT, request_for(settings, False), weights_bytes=1024**2).ram_bytes + 1024**2
+    _, plan = plan_pull("test/two-quants-GGUF:F16", settings, dict(os.environ), resources=Resources(ram, None))
+    assert plan.problem is not None
+    assert "test/two-quants-GGUF:Q2_K (1.0 MiB) at" in plan.problem and "tokens fits" in plan.problem
+    with pytest.raises(RefusedError, match=r"will not run here: .*--force"):
+        check_plan(plan, force=False)
+    check_plan(plan, force=True)  # --force: downloaded anyway
