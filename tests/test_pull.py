@@ -441,3 +441,18 @@ def test_a_model_that_cannot_run_here_is_refused_with_a_smaller_choice(
     with pytest.raises(RefusedError, match=r"will not run here: .*--force"):
         check_plan(plan, force=False)
     check_plan(plan, force=True)  # --force: downloaded anyway
+
+
+def test_a_header_longer_than_the_first_read_is_read_in_growing_ranges(
+    hub: FakeHub, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dsv2cli.hub
+    from dsv2cli.memory import Resources
+    from dsv2cli.models import plan_pull
+    from dsv2cli.settings import resolve
+
+    monkeypatch.setattr(dsv2cli.hub, "HEADER_FIRST_READ", 256 * 1024)  # the DeepSeek vocabulary alone is ~4 MB
+    _, plan = plan_pull(f"{WHOLE}:F16", resolve({}), dict(os.environ), resources=Resources(None, None))
+    assert plan.info.vocab_size == 102400 and plan.kv_format == "mla"
+    ranges = [r[2] for r in hub.requests("resolve")]
+    assert ranges == [f"bytes=0-{256 * 1024 * 4**i - 1}" for i in range(len(ranges))] and len(ranges) >= 3
