@@ -15,6 +15,9 @@ followed, these lines are set aside (``toc_lines``):
   most ending in a page number ("2 Methods 5"), or 5+ such lines whatever their ends (a
   contents page whose numbers came out elsewhere, a table's rows);
 - a number repeated on 3+ candidate lines close together: rows of a table ("4 CARD32 ...").
+Chapters keep one style: after "4 Function reference", "5. COMBINING DOCUMENTS" (a licence's
+clause list) is not chapter 5. "Appendix A ..." / "Annex II ..." ends the numbered body: it
+labels what follows ("Appendix A") and the numbering starts afresh after it.
 Then a heading counts only where body text follows it: the next line is body, a clause
 carrying its own text ("1.1 Agreement means this document."), or a first child heading that is
 itself followed by body. A heading on the last line of the text also counts.
@@ -37,6 +40,8 @@ _NAMED = re.compile(r"(?:SECTION|Section|Sec\.|CLAUSE|Clause|§+)\s*(\d{1,3}(?:\
 _DOTTED = re.compile(r"(\d{1,2}(?:\.\d{1,3})+)\.?\s+(\S.*)|(\d{1,2})\.\s+(\S.*)")
 # "2 Definitions" (LaTeX style): accepted only on a short line that does not read like a sentence
 _BARE = re.compile(r"(\d{1,2})\s+([A-Z].{0,60})")
+# "Appendix A Copying Information", "ANNEX II: Prices": ends the numbered body, labelled as written
+_APPENDIX = re.compile(r"(Appendix|APPENDIX|Annex|ANNEX)\s+([A-Z]|[IVX]{1,4}|\d{1,2})\b\s*[.:\-–—]?\s*(.*)")
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,25 @@ def parse_heading(line: str) -> tuple[str, tuple[int, ...], str] | None:
     if m and not s.endswith((".", ",", ";", ":")):
         return m.group(1), (int(m.group(1)),), m.group(2)
     return None
+
+
+def _top_style(line: str) -> str:
+    """How a top-level heading is written: "article", "named", "n." ("4. Term") or "bare" ("4 Term").
+    One document writes its chapters one way; a list "5. COMBINING DOCUMENTS" in an appendix
+    after chapters written "4 Function reference" is not chapter 5."""
+    s = line.strip()
+    if _ARTICLE.match(s):
+        return "article"
+    if _NAMED.match(s):
+        return "named"
+    return "n." if _DOTTED.match(s) else "bare"
+
+
+def _appendix(line: str) -> tuple[str, tuple[int, ...], str] | None:
+    m = _APPENDIX.match(line.strip())
+    if m is None or not _title_ok(m.group(3)) or len(line) > 200:
+        return None
+    return f"{m.group(1)} {m.group(2)}", (), m.group(3)
 
 
 def _continues(prev: tuple[int, ...] | None, cur: tuple[int, ...]) -> bool:
@@ -178,7 +202,7 @@ def toc_lines(lines: Sequence[str], parsed: Sequence[tuple[str, tuple[int, ...],
     # The same number on 3+ lines close together: table rows ("4 CARD32 N_ALIASES").
     by_number: dict[tuple[int, ...], list[int]] = {}
     for i, p in enumerate(parsed):
-        if p is not None and i not in toc:
+        if p is not None and p[1] and i not in toc:
             by_number.setdefault(p[1], []).append(i)
     for where in by_number.values():
         for k in range(len(where) - _REPEAT_COUNT + 1):
@@ -215,19 +239,31 @@ def _body_follows(
 
 def find_headings(lines: Sequence[str]) -> list[Heading]:
     """Numbered headings that form a consistent numbering and are followed by body text, in order."""
-    parsed = [parse_heading(line) for line in lines]
+    parsed = [parse_heading(line) or _appendix(line) for line in lines]
     if not any(parsed):
         return []
     toc = toc_lines(lines, parsed)
     body = _body_follows(lines, parsed, toc)
     found: list[Heading] = []
     prev: tuple[int, ...] | None = None
+    top_style: str | None = None
     for index, p in enumerate(parsed):
         if p is None or index in toc or not body[index]:
             continue
         label, number, title = p
+        if not number:  # an appendix: the numbering starts afresh after it, in the same style
+            if found:
+                found.append(Heading(index, label, title, number))
+                prev = None
+            continue
+        if len(number) == 1:
+            style = _top_style(lines[index])
+            if top_style is not None and style != top_style:
+                continue
         if _continues(prev, number):
             found.append(Heading(index, label, title, number))
             prev = number
+            if len(number) == 1:
+                top_style = _top_style(lines[index])
     # One isolated "1." is a list item more often than a structure.
-    return found if len(found) >= 2 else []
+    return found if sum(1 for h in found if h.number) >= 2 else []

@@ -80,3 +80,31 @@ def test_articles_with_roman_numerals_nest_sections() -> None:
 
 def test_a_single_numbered_line_is_not_a_structure() -> None:
     assert find_headings(["Intro", "1. Only item", "More text"]) == []
+
+
+def test_contents_lines_are_set_aside_and_the_body_headings_found() -> None:
+    lines = ["Contents", "1 Introduction . . . . . 1", "1.1 Scope . . . . . 1", "2 Usage . . . . . 3",
+             "14.4 Last entry . . . . . 98", "1 Introduction", "This manual says how.", "1.1 Scope",
+             "It covers ports.", "2 Usage", "Use it daily."]  # fmt: skip
+    assert [(h.line, h.label) for h in find_headings(lines)] == [(5, "1"), (7, "1.1"), (9, "2")]
+
+
+def test_a_heading_needs_body_text_after_it() -> None:
+    # Titles only, as in a contents page without page numbers: nothing here is a heading.
+    lines = ["1 Introduction", "1.1 Scope", "2 Usage", "2.1 Daily use", "3 Index", "Body text starts here."]
+    assert [h.label for h in find_headings(lines)] == []
+
+
+def test_a_licence_appendix_does_not_continue_the_chapters() -> None:
+    # libtasn1's manual without its outline: chapters "N Title", then the GFDL's "N. TITLE" clauses.
+    lines = ["1 Introduction", "Text.", "2 Usage", "Text.", "2.1 Details", "Text.",
+             "Appendix A Copying Information", "The licence follows.", "0. PREAMBLE", "Text.",
+             "1. APPLICABILITY AND DEFINITIONS", "Text.", "5. COMBINING DOCUMENTS", "Text."]  # fmt: skip
+    assert [(h.line, h.label) for h in find_headings(lines)] == [(0, "1"), (2, "2"), (4, "2.1"),
+                                                                 (6, "Appendix A")]  # fmt: skip
+
+
+def test_chapters_written_one_way_are_not_continued_by_a_list_written_another() -> None:
+    lines = ["1 Scope", "Text.", "2 Terms", "Text.", "3. Pay the fee", "Text.", "3 Fees", "Text."]
+    assert [h.label for h in find_headings(lines)] == ["1", "2", "3"]
+    assert find_headings(lines)[-1].line == 6
