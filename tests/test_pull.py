@@ -338,9 +338,9 @@ def test_a_terminal_shows_size_speed_and_eta(
 ) -> None:
     from .terminal import child_env, run_in_pty
 
-    # 30 MB over ~3 s: huggingface-hub reports progress per 10 MB chunk, so the display updates twice
+    # 30 MB over ~2 s: huggingface-hub reports progress per 10 MB chunk, so the display updates twice
     data = served[1].read_bytes() + bytes(30 * 1024**2 - served[1].stat().st_size)
-    hub.add("test/slow-GGUF", "slow-F16.gguf", data, seconds=3.0)
+    hub.add("test/slow-GGUF", "slow-F16.gguf", data, seconds=2.0)
     env = {**child_env(), "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf")}
     shown = run_in_pty(["models", "pull", "test/slow-GGUF:F16"], env, timeout=120)
     assert shown.exit_code == 0, shown.raw[-2000:]
