@@ -861,7 +861,9 @@ class Session:
 
         index = self.index(corpus)
         settings = self.settings
-        choice = resolve_embedder(settings.home, settings.embed_model, threads=settings.threads)
+        choice = resolve_embedder(
+            settings.home, settings.embed_model, threads=settings.threads, gpu_layers=settings.gpu_layers
+        )
         if choice.notice:
             self.notify(choice.notice)
         with self._scope():

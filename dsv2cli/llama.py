@@ -273,3 +273,55 @@ def json_schema_gbnf(schema_json: str) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     return str(json_schema_to_gbnf(schema_json))
+
+
+# --- embeddings ---------------------------------------------------------------------------------
+
+
+def embedding_limits(llm: Llama) -> tuple[int, int]:
+    """(tokens, sequences) one :func:`embed_batch` call may hold: ``n_batch`` tokens (with
+    ``n_ubatch = n_batch``, as encoders require) and llama.cpp's sequence limit for the context."""
+    return int(llm.n_batch), int(llm.context_params.n_seq_max)
+
+
+def ends_with_separator(llm: Llama) -> bool:
+    """Whether tokenizing with special tokens appends a closing one ([SEP] for BERT, EOS for some
+    models): a sequence cut to a length must keep it last."""
+    vocab = _vocab(llm)
+    lib = _lib()
+    return bool(lib.llama_vocab_get_add_eos(vocab) or lib.llama_vocab_get_add_sep(vocab))
+
+
+def embed_batch(llm: Llama, sequences: list[list[int]]) -> list[list[float]]:
+    """One pooled, unit-length vector per token sequence, all sequences in ONE llama.cpp batch
+    (one ``llama_decode``): what ``Llama.embed`` does per batch, without tokenizing the texts
+    again. The sequences must fit :func:`embedding_limits` (an encoder aborts the process when a
+    batch holds more tokens than ``n_ubatch``); none may be empty (llama.cpp returns NULL)."""
+    import numpy as np
+
+    lib = _lib()
+    n_tokens, n_seqs = embedding_limits(llm)
+    total = sum(len(s) for s in sequences)
+    if total > n_tokens or len(sequences) > n_seqs or any(not s for s in sequences):
+        raise ValueError(f"batch of {len(sequences)} sequences, {total} tokens exceeds {n_seqs} / {n_tokens}")
+    n_embd = llm.n_embd()
+    batch = llm._batch  # llama_cpp's LlamaBatch, sized n_batch tokens
+    batch.reset()  # type: ignore[no-untyped-call]  # unannotated in llama_cpp
+    for seq_id, ids in enumerate(sequences):
+        batch.add_sequence(ids, seq_id, True)  # every token an output: pooling reads them all
+    llm._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]  # unannotated in llama_cpp
+    try:
+        llm._ctx.decode(batch)
+    finally:
+        batch.reset()  # type: ignore[no-untyped-call]
+    vectors = np.empty((len(sequences), n_embd), dtype=np.float64)
+    for seq_id in range(len(sequences)):
+        pointer = lib.llama_get_embeddings_seq(llm.ctx, seq_id)
+        if not pointer:
+            raise RuntimeError("llama.cpp returned no pooled embedding (a model without pooling?)")
+        vectors[seq_id] = np.ctypeslib.as_array(pointer, shape=(n_embd,))
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors /= np.where(norms == 0.0, 1.0, norms)
+    llm._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]
+    rows: list[list[float]] = vectors.tolist()
+    return rows

@@ -90,20 +90,52 @@ def _file_fingerprint(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+# Tokens per llama.cpp batch (n_batch = n_ubatch; an encoder aborts the process when a batch
+# holds more tokens than n_ubatch). Chunks are packed into batches up to this many tokens; a batch
+# is one llama_decode. llama.cpp attends over the whole batch (a masked n x n attention for an
+# encoder), so bigger batches cost more per token, while each batch also has a fixed cost.
+# bench/index.py measures 256..4096 on the same chunks; on the project's 2-core machine
+# (MiniLM Q8_0, flash attention, 2 threads, CPU seconds for 64 chunks, 2026-11-30, other jobs
+# running): ~240-token code chunks 256: 9.1 s, 512: 9.7, 1024: 10.9; ~110-token chunks
+# 256: 4.1, 512: 4.3, 1024: 4.9, 2048: 5.5. 512 holds two full chunks or several short ones.
+DEFAULT_BATCH_TOKENS = 512
+
+
+def pack_batches(lengths: Sequence[int], max_tokens: int, max_sequences: int) -> list[range]:
+    """Consecutive runs of sequences (by index), each holding at most ``max_tokens`` tokens and
+    ``max_sequences`` sequences; every length must be 1..max_tokens."""
+    batches: list[range] = []
+    start = 0
+    tokens = 0
+    for i, length in enumerate(lengths):
+        if not 0 < length <= max_tokens:
+            raise ValueError(f"sequence of {length} tokens does not fit a batch of {max_tokens}")
+        if i > start and (tokens + length > max_tokens or i - start >= max_sequences):
+            batches.append(range(start, i))
+            start, tokens = i, 0
+        tokens += length
+    if start < len(lengths):
+        batches.append(range(start, len(lengths)))
+    return batches
+
+
 @dataclass
 class LlamaEmbedder:
     """An embedding GGUF run by llama-cpp-python; loaded on the first ``embed`` call.
 
-    Texts longer than ``max_tokens`` are cut on the text side so the model still sees its closing
-    separator token: ``Llama.embed(truncate=True)`` drops it, and MiniLM's vectors for long chunks
-    then fell to cosine 0.84-0.86 against sentence-transformers' (measured on a 2-core x86-64 build).
+    Each text is tokenized once; the ids of a text longer than ``max_tokens`` are cut so the model
+    still sees its closing separator token (``Llama.embed(truncate=True)`` drops it, and MiniLM's
+    vectors for long chunks then fell to cosine 0.84-0.86 against sentence-transformers'; cut ids
+    + [SEP] match). Many texts go into one llama.cpp batch of up to ``batch_tokens`` tokens.
     """
 
     path: Path
     max_tokens: int | None = None  # default: the model's trained context
     threads: int | None = None
-    gpu_layers: int = 0
+    gpu_layers: int | None = None  # the generator's rule: None = all when the build can offload
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
     calls: int = 0  # texts embedded by this instance (tests count re-embedding with it)
+    tokens: int = 0  # tokens embedded by this instance (bench/index.py reports tokens/s)
 
     def __post_init__(self) -> None:
         self._llm: Any = None
@@ -115,7 +147,9 @@ class LlamaEmbedder:
 
     @property
     def fingerprint(self) -> str:
-        return f"{self._fingerprint}-{self.max_tokens or 'ctx'}"
+        # "-ids": texts are cut on token ids (up to 2026-11-30 on text, a slightly different vector
+        # for long chunks), so indexes built before are embedded again.
+        return f"{self._fingerprint}-{self.max_tokens or 'ctx'}-ids"
 
     def _load(self) -> Any:
         if self._llm is None:
@@ -126,33 +160,37 @@ class LlamaEmbedder:
             info = read_gguf(self.path)
             n_ctx_train = info.context_length or 512
             limit = min(self.max_tokens or n_ctx_train, n_ctx_train)
+            n_batch = max(limit, self.batch_tokens)
             # A GGUF that names no pooling (e.g. a generative model) is mean-pooled.
             pooling = -1 if info.arch_value("pooling_type") is not None else 1  # LLAMA_POOLING_TYPE_*
+            gpu_layers = self.gpu_layers
+            if gpu_layers is None:
+                gpu_layers = -1 if llama.supports_gpu_offload() else 0
             try:
                 self._llm = llama.load(
                     self.path,
                     embedding=True,
-                    n_ctx=limit,
-                    n_batch=limit,
-                    n_ubatch=limit,
+                    n_ctx=n_batch,
+                    n_batch=n_batch,
+                    n_ubatch=n_batch,  # equal: an encoder aborts when a batch exceeds n_ubatch
                     n_threads=self.threads or default_threads(),  # the language model's rule: bench/threads.py
-                    n_gpu_layers=self.gpu_layers,
+                    n_gpu_layers=gpu_layers,
                     pooling_type=pooling,
                     flash_attn=True,  # MiniLM f16 on 2 threads: ~20 chunks/s with it, 13 without
                 )
             except (ValueError, RuntimeError, OSError) as exc:
                 raise ModelError(f"{self.path}: cannot load the embedding model ({exc})") from exc
             self._limit = limit
+            self._keep_last = llama.ends_with_separator(self._llm)
         return self._llm
 
-    def _fit(self, text: str) -> str:
-        """Cut ``text`` so it tokenizes to at most the context (special tokens included)."""
-        llm = self._llm
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
-        while len(tokens) + 1 > self._limit:  # +1: a closing [SEP]/EOS the model may add
-            text = text[: max(1, int(len(text) * (self._limit - 2) / (len(tokens) + 1)))]
-            tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
-        return text
+    def token_ids(self, text: str) -> list[int]:
+        """``text`` as the model sees it: special tokens added, cut to ``max_tokens`` keeping the
+        closing separator."""
+        ids: list[int] = self._load().tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        if len(ids) > self._limit:
+            ids = [*ids[: self._limit - 1], ids[-1]] if self._keep_last else ids[: self._limit]
+        return ids
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if any(not t.strip() for t in texts):
@@ -161,14 +199,23 @@ class LlamaEmbedder:
             raise ValueError("refusing to embed empty text")
         if not texts:
             return []
+        return self.embed_ids([self.token_ids(t) for t in texts])
+
+    def embed_ids(self, sequences: Sequence[list[int]]) -> list[list[float]]:
+        """Unit vectors for token sequences (each from :meth:`token_ids`), many per llama.cpp batch."""
+        from .. import llama
+
         llm = self._load()
-        fitted = [self._fit(t) for t in texts]
+        max_tokens, max_sequences = llama.embedding_limits(llm)
+        vectors: list[list[float]] = []
         try:
-            vectors = llm.embed(fitted, normalize=True, truncate=False)
+            for run in pack_batches([len(s) for s in sequences], max_tokens, max_sequences):
+                vectors += llama.embed_batch(llm, [sequences[i] for i in run])
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{self.path}: embedding failed ({exc})") from exc
-        self.calls += len(texts)
-        return [list(map(float, v)) for v in vectors]
+        self.calls += len(sequences)
+        self.tokens += sum(len(s) for s in sequences)
+        return vectors
 
 
 @dataclass(frozen=True)
@@ -177,7 +224,9 @@ class EmbedderChoice:
     notice: str | None  # one line for the user when dense retrieval is off
 
 
-def resolve_embedder(home: Path, model: str | Path | None = None, *, threads: int | None = None) -> EmbedderChoice:
+def resolve_embedder(
+    home: Path, model: str | Path | None = None, *, threads: int | None = None, gpu_layers: int | None = None
+) -> EmbedderChoice:
     """``model`` (``--embed-model``) if given, else the default MiniLM; neither → BM25 alone + notice.
 
     A given path that does not exist is an error (the user asked for it); a missing default is not.
@@ -186,7 +235,7 @@ def resolve_embedder(home: Path, model: str | Path | None = None, *, threads: in
         path = Path(model).expanduser()
         if not path.is_file():
             raise ModelError(f"{path}: embedding model not found")
-        return EmbedderChoice(LlamaEmbedder(path, threads=threads), None)
+        return EmbedderChoice(LlamaEmbedder(path, threads=threads, gpu_layers=gpu_layers), None)
     default = default_model_path(home)
     if default is None:
         return EmbedderChoice(
@@ -194,7 +243,9 @@ def resolve_embedder(home: Path, model: str | Path | None = None, *, threads: in
             f"dense retrieval off (no embedding model): ranking with BM25 alone; install the default with "
             f"`{INSTALL_HINT}` or pass --embed-model",
         )
-    return EmbedderChoice(LlamaEmbedder(default, max_tokens=DEFAULT_MAX_TOKENS, threads=threads), None)
+    return EmbedderChoice(
+        LlamaEmbedder(default, max_tokens=DEFAULT_MAX_TOKENS, threads=threads, gpu_layers=gpu_layers), None
+    )
 
 
 # --- how fast this machine builds an index -------------------------------------------------------

@@ -64,6 +64,7 @@ def retrieve(
     embed_model: str | Path | None = None,
     embedder: Embedder | None = None,
     threads: int | None = None,
+    gpu_layers: int | None = None,
     fusion: Fusion = DEFAULT_FUSION,
     progress: Callable[[int, int], None] | None = None,
 ) -> Retrieval:
@@ -77,7 +78,7 @@ def retrieve(
     """
     notices: list[str] = []
     if embedder is None:
-        choice = resolve_embedder(home, embed_model, threads=threads)
+        choice = resolve_embedder(home, embed_model, threads=threads, gpu_layers=gpu_layers)
         embedder = choice.embedder
         if choice.notice:
             notices.append(choice.notice)
