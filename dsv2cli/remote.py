@@ -303,9 +303,12 @@ class SecretHit:
 
 
 def find_secret_hits(docs: Sequence[Document], extra: Mapping[str, str] | None = None) -> list[SecretHit]:
-    """Content that matches a secret pattern, in documents and in other text sent (e.g. the question)."""
+    """Content that matches a secret pattern, in documents and in other text sent (e.g. the question),
+    and the secrets already redacted from the documents as they were read: where one was found,
+    more may sit nearby undetected, so sending is refused until the user says otherwise."""
     hits: list[SecretHit] = []
     for doc in docs:
+        hits.extend(SecretHit(r.path, r.where(), r.kind) for r in doc.redactions)
         for seg in doc.segments:
             for start, _end, kind in find_secrets(seg.text):
                 loc = seg.location
@@ -327,7 +330,7 @@ def refuse_secrets(hits: Sequence[SecretHit], to: RemoteTarget) -> None:
     shown = "; ".join(str(h) for h in hits[:5]) + (f"; and {len(hits) - 5} more" if len(hits) > 5 else "")
     raise RefusedError(
         f"not sending to {to.base_url}: {len(hits)} value(s) look like secrets ({shown}); "
-        "remove them, or pass --allow-secrets to send them anyway"
+        "remove them, or pass --allow-secrets to send anyway (values read from inputs stay redacted)"
     )
 
 

@@ -188,7 +188,12 @@ EscalateOpt = Annotated[
 
 
 AllowSecretsOpt = Annotated[
-    bool, typer.Option("--allow-secrets", help="Send content that looks like a secret to a remote backend.")
+    bool,
+    typer.Option(
+        "--allow-secrets",
+        help="Send to a remote backend even though secrets were found (values read from inputs stay "
+        "redacted; a question is sent as typed).",
+    ),
 ]
 
 

@@ -18,6 +18,7 @@ from .base import Document, Location, Segment
 from .encoding import looks_binary
 from .limits import DEFAULT_MAX_INPUT_FILE, DEFAULT_MAX_INPUT_TOTAL, InputLimits, read_capped
 from .repo import DEFAULT_MAX_FILE_BYTES, RepoReport, load_repo
+from .secrets import redact_document
 from .text import MARKDOWN_SUFFIXES, text_document
 
 __all__ = [
@@ -114,15 +115,16 @@ def load(
     ``limits``: bytes per file and in total (default: ``InputLimits()``), checked while reading."""
     limits = InputLimits() if limits is None else limits
     if path == "-":
-        return document_from_bytes(_read_stdin(stdin, limits), STDIN_NAME, password=password)
+        return redact_document(document_from_bytes(_read_stdin(stdin, limits), STDIN_NAME, password=password))
     if os.path.isdir(path):
         docs, report = load_repo(path)
         if not docs:
             raise InputError(f"{quote_name(path)}: no files to read ({len(report.skipped)} skipped)")
         limits.take_total(report.bytes, report.root)
         segments = [s for d in docs for s in d.segments]
-        return Document(report.root, "repo", segments, report.notes())
-    return document_from_bytes(_read_file(path, limits, stdin), path, Path(path).suffix.lower(), password)
+        return Document(report.root, "repo", segments, report.notes(), [r for d in docs for r in d.redactions])
+    data = _read_file(path, limits, stdin)
+    return redact_document(document_from_bytes(data, path, Path(path).suffix.lower(), password))
 
 
 def load_inputs(
@@ -163,5 +165,6 @@ def load_inputs(
             continue
         doc = load(target, stdin, password=password, limits=limits)
         docs.append(doc)
+        notes.extend(r.note() for r in doc.redactions)
         notes.extend(f"warning: {w}" for w in doc.warnings)
     return docs, notes

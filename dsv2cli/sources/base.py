@@ -47,12 +47,35 @@ class Segment:
     location: Location
 
 
+@dataclass(frozen=True)
+class Redaction:
+    """A secret value replaced by ``[REDACTED:kind]`` as the input was read (sources/secrets.py)."""
+
+    path: str
+    line: int | None  # 1-based; None: in the file's name
+    kind: str
+    page: int | None = None  # a PDF's page (line counts within the page's text)
+
+    def where(self) -> str:
+        """``line 12``, ``p. 3``, ``p. 3 line 4``, or ``name``."""
+        if self.line is None:
+            return "name"
+        return f"p. {self.page} line {self.line}" if self.page is not None else f"line {self.line}"
+
+    def note(self) -> str:
+        if self.line is None:
+            return f"{self.path}: redacted a value in the file name that looks like a secret ({self.kind})"
+        page = f" p. {self.page}" if self.page is not None else ""
+        return f"{self.path}{page}:{self.line}: redacted a value that looks like a secret ({self.kind})"
+
+
 @dataclass
 class Document:
     source: str  # display name
     kind: str  # "text", "markdown", "pdf", "html", "code", ...
     segments: list[Segment]
     warnings: list[str] = field(default_factory=list)
+    redactions: list[Redaction] = field(default_factory=list)  # secrets taken out of the text
     # How section labels were found, when the reader knows ("outline" for a PDF's bookmarks);
     # otherwise ``headings`` tells from the segments.
     heading_source: str | None = None

@@ -219,7 +219,9 @@ def test_content_that_looks_like_a_secret_is_not_sent(stub: Stub, report: Path, 
     allowed = dsv2(["summarize", str(leaky), *remote(stub.url), "--allow-secrets"], tmp_path / "home")
     assert allowed.rc == 0, allowed.stderr
     assert allowed.stdout.strip() == "A short summary."
-    assert "AKIAIOSFODNN7EXAMPLQ" in json.dumps(stub.bodies[0]["messages"])
+    # --allow-secrets lets the input go; the value itself was redacted as the file was read
+    sent = json.dumps(stub.bodies[0]["messages"])
+    assert "AKIAIOSFODNN7EXAMPLQ" not in sent and "[REDACTED:aws-access-key-id]" in sent
 
 
 def test_a_secret_in_the_question_is_not_sent_either(stub: Stub, report: Path, tmp_path: Path) -> None:
@@ -234,7 +236,12 @@ def test_repository_secrets_are_redacted_before_anything_is_sent(stub: Stub, tmp
     (repo / "app.py").write_text('API_KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"\nprint("hi")\n')
     (repo / ".env").write_text("PASSWORD=hunter2hunter2\n")
     stub.replies = ["It prints hi."]
-    run = dsv2(["ask", "What does it print?", "--repo", str(repo), *remote(stub.url)], tmp_path / "home")
+    refused = dsv2(["ask", "What does it print?", "--repo", str(repo), *remote(stub.url)], tmp_path / "home")
+    assert refused.rc == 7 and stub.bodies == [], refused.stderr  # secrets were found: nothing is sent
+    assert f"{repo}/app.py line 1: openai-key" in refused.stderr
+    run = dsv2(
+        ["ask", "What does it print?", "--repo", str(repo), *remote(stub.url), "--allow-secrets"], tmp_path / "home"
+    )
     assert run.rc == 0, run.stderr
     sent = json.dumps(stub.bodies[0]["messages"])
     assert "sk-proj-abcdefghijklmnopqrstuvwxyz123456" not in sent and "hunter2" not in sent
