@@ -112,6 +112,8 @@ def _top_style(line: str) -> str:
 
 
 def _appendix(line: str) -> tuple[str, tuple[int, ...], str] | None:
+    if not line.lstrip().startswith("A"):
+        return None
     m = _APPENDIX.match(line.strip())
     if m is None or not _title_ok(m.group(3)) or len(line) > 200:
         return None
@@ -144,10 +146,18 @@ _REPEAT_COUNT = 3
 _CLAUSE_TITLE = 70  # characters: a "title" this long is the clause's own text
 
 
+_PAGE_END = frozenset("0123456789ivxlcdmIVXLCDM")
+_MAX_TOC_LINE = 300  # characters: longer lines are never contents lines (and regexes stay linear)
+
+
+def _ends_like_a_page(s: str) -> bool:
+    return 0 < len(s) <= _MAX_TOC_LINE and s[-1] in _PAGE_END
+
+
 def is_toc_entry(line: str) -> bool:
     """A contents line by its shape alone: a title, dot leaders, a page number."""
     s = line.strip()
-    return 0 < len(s) <= 300 and _LEADERS.search(s) is not None
+    return _ends_like_a_page(s) and _LEADERS.search(s) is not None
 
 
 def _self_bodied(title: str) -> bool:
@@ -157,7 +167,8 @@ def _self_bodied(title: str) -> bool:
 
 
 def _is_blankish(line: str) -> bool:
-    return not line.strip() or _BARE_NUMBER.fullmatch(line) is not None
+    s = line.strip()
+    return not s or (len(s) <= 8 and _BARE_NUMBER.fullmatch(s) is not None)
 
 
 def _trailing_number(line: str) -> int | None:
@@ -171,10 +182,16 @@ def _next_page_entry(before: str, after: str) -> bool:
     return a is not None and b is not None and b >= a
 
 
-def toc_lines(lines: Sequence[str], parsed: Sequence[tuple[str, tuple[int, ...], str] | None]) -> set[int]:
+def toc_lines(
+    lines: Sequence[str],
+    parsed: Sequence[tuple[str, tuple[int, ...], str] | None],
+    blankish: Sequence[bool] | None = None,
+) -> set[int]:
     """Indices of contents lines and table rows that must not be read as headings (module doc)."""
-    toc = {i for i, line in enumerate(lines) if is_toc_entry(line)}
-    paged = {i for i in toc} | {i for i, line in enumerate(lines) if _TRAILING_PAGE.search(line.strip())}
+    blank = blankish if blankish is not None else [_is_blankish(line) for line in lines]
+    stripped = [line.strip() if _ends_like_a_page(line.strip()) else "" for line in lines]
+    toc = {i for i, s in enumerate(stripped) if s and _LEADERS.search(s)}
+    paged = toc | {i for i, s in enumerate(stripped) if s and _TRAILING_PAGE.search(s)}
     # Runs of numbered lines with nothing but blank lines, bare page numbers or contents lines
     # between them. When body text ends the run, its last line may be the first real heading
     # (the contents run straight into the body): it is kept unless it ends in a page number.
@@ -189,9 +206,8 @@ def toc_lines(lines: Sequence[str], parsed: Sequence[tuple[str, tuple[int, ...],
         keep_last = body_after and not _next_page_entry(lines[run[-2]], lines[run[-1]])
         toc.update(run[:-1] if keep_last else run)
 
-    for i, line in enumerate(lines):
-        p = parsed[i]
-        if i in toc or _is_blankish(line):
+    for i, p in enumerate(parsed):
+        if i in toc or blank[i]:
             continue
         if p is not None and not _self_bodied(p[2]):
             run.append(i)
@@ -212,10 +228,10 @@ def toc_lines(lines: Sequence[str], parsed: Sequence[tuple[str, tuple[int, ...],
 
 
 def _body_follows(
-    lines: Sequence[str], parsed: Sequence[tuple[str, tuple[int, ...], str] | None], toc: set[int]
+    blank: Sequence[bool], parsed: Sequence[tuple[str, tuple[int, ...], str] | None], toc: set[int]
 ) -> list[bool]:
     """For each line: is it followed by body text (see module doc)? Computed back to front."""
-    n = len(lines)
+    n = len(parsed)
     ok = [False] * n
     next_line: int | None = None  # the next line that is not blank (nor a bare page number)
     for i in range(n - 1, -1, -1):
@@ -232,7 +248,7 @@ def _body_follows(
                 else:
                     child = len(q[1]) > len(p[1]) and q[1][: len(p[1])] == p[1]
                     ok[i] = child and ok[next_line]
-        if not _is_blankish(lines[i]):
+        if not blank[i]:
             next_line = i
     return ok
 
@@ -242,8 +258,9 @@ def find_headings(lines: Sequence[str]) -> list[Heading]:
     parsed = [parse_heading(line) or _appendix(line) for line in lines]
     if not any(parsed):
         return []
-    toc = toc_lines(lines, parsed)
-    body = _body_follows(lines, parsed, toc)
+    blank = [_is_blankish(line) for line in lines]
+    toc = toc_lines(lines, parsed, blank)
+    body = _body_follows(blank, parsed, toc)
     found: list[Heading] = []
     prev: tuple[int, ...] | None = None
     top_style: str | None = None
