@@ -161,6 +161,9 @@ def run_batch(
         """One input's result, its per-input error, or None when it is already done."""
         try:
             doc = load(path)
+            for redaction in doc.redactions:  # a directory's report lists them among its warnings
+                if redaction.note() not in doc.warnings:
+                    notify(redaction.note())
             for warning in doc.warnings:
                 notify(f"warning: {warning}")
             if (doc.content_hash, schema_digest) in sink.done:

@@ -190,9 +190,15 @@ def test_secrets_in_the_inputs_refuse_a_remote_backend_before_any_request(server
     assert "config/aws.ini line 3: aws-secret-access-key" in asked.stderr and "--allow-secrets" in asked.stderr
     assert "name: github-token" in asked.stderr  # the token in a file name counts too
     assert all(s not in asked.stderr for s in (AWS_ID, AWS_SECRET, GITHUB, PASSWORD))
-    named = _dsv2(["summarize", str(_notes(tmp_path)), *_remote(server.url)], tmp_path / "home")
+    notes = _notes(tmp_path)
+    named = _dsv2(["summarize", str(notes), *_remote(server.url)], tmp_path / "home")
     assert named.returncode == 7 and server.requests == [], named.stderr
     assert "deploy.md line 3: aws-access-key-id" in named.stderr
+    schema = tmp_path / "owner.schema.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"owner": {"type": "string"}}}))
+    extracted = _dsv2(["extract", str(notes), "--schema", str(schema), *_remote(server.url)], tmp_path / "home")
+    assert extracted.returncode == 7 and server.requests == [], extracted.stderr
+    assert "deploy.md:3: redacted a value that looks like a secret (aws-access-key-id)" in extracted.stderr
 
 
 def test_allow_secrets_sends_the_inputs_with_their_values_still_redacted(server: Server, tmp_path: Path) -> None:
