@@ -23,8 +23,9 @@ edge are dropped when they follow the page order on 3+ pages. The page index is 
 ("Chapter 2: Usage") stay: they are rare enough to be cheap and they say where the page belongs.
 
 Sections (``Location.section``), in this order of trust:
-1. the PDF's outline (bookmarks), when it has 2+ entries that point at pages: the author's own
-   structure in most manuals and annual reports. Each entry starts where its title is found on
+1. the PDF's outline (bookmarks), when it has 2+ entries that point at pages and at least a
+   third of their titles are found on those pages: the author's own structure in most manuals
+   and annual reports. Each entry starts where its title is found on
    its destination page (else at the top of that page) and governs until the next entry starts.
    The label is the entry's number ("6.3.4"), else the number the heading line carries on the
    page ("2.1 ASN.1 syntax" for the bookmark "ASN.1 syntax"), else its title ("Concept Index",
@@ -277,8 +278,9 @@ def pdf_document(data: bytes | Path, source: str, password: str | None = None) -
             f"and were skipped: page {_page_ranges(texts)}"
         )
     pages, _removed = strip_repeated_edges([t.split("\n") if t.strip() else [] for t in texts])
-    if len(outline) >= 2:
-        segments, method = _cut(pages, outline_starts(pages, outline), source), "outline"
+    starts, located = outline_starts(pages, outline)
+    if len(outline) >= 2 and located * _OUTLINE_FOUND >= len(outline):
+        segments, method = _cut(pages, starts, source), "outline"
     else:
         segments = page_segments(pages, source)
         method = "numbered headings" if any(s.location.section for s in segments) else "none"
@@ -294,6 +296,9 @@ _NUMBER_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _MAX_LABEL = 80
+# An outline is trusted when at least 1 in this many entries' titles is found on its page: a
+# title may differ from its heading, but an outline whose titles are nowhere points elsewhere.
+_OUTLINE_FOUND = 3
 _WRAPPED_MIN = 12  # characters of a title's first line, to accept a heading wrapped onto two lines
 
 
@@ -342,18 +347,21 @@ def outline_label(title: str, line: str | None) -> str:
     return label if len(label) <= _MAX_LABEL else label[: _MAX_LABEL - 1].rstrip() + "…"
 
 
-def outline_starts(pages: list[list[str]], outline: list[OutlineEntry]) -> dict[int, dict[int, str]]:
-    """page -> {line -> label}: where each outline entry starts (module doc)."""
+def outline_starts(pages: list[list[str]], outline: list[OutlineEntry]) -> tuple[dict[int, dict[int, str]], int]:
+    """page -> {line -> label}: where each outline entry starts (module doc); and how many
+    entries' titles were found on their pages."""
     starts: dict[int, dict[int, str]] = {}
+    located = 0
     last: dict[int, int] = {}  # page -> line where the previous entry on it starts
     for entry in outline:
         lines = pages[entry.page]
         begin = last.get(entry.page, 0)
         at = _find_title(lines, entry.title, begin)
         where = at if at is not None else begin
+        located += at is not None
         starts.setdefault(entry.page, {})[where] = outline_label(entry.title, lines[at] if at is not None else None)
         last[entry.page] = where
-    return starts
+    return starts, located
 
 
 def page_segments(pages: list[list[str]], source: str) -> list[Segment]:

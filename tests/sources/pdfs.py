@@ -94,13 +94,15 @@ def write_manual(
     outline_numbers: bool = True,
     heading_numbers: bool = True,
     chapter_pages: bool = True,
+    bookmarks: dict[str, str] | None = None,
 ) -> Path:
     """A manual: a title page, a table of contents, then the body, one heading per part.
 
     ``toc``: "leaders" ("2.1 Title . . . . 5"), "numbers" ("2.1 Title 5"), "plain" (titles
     only), or None (no contents page). ``outline`` writes PDF bookmarks (fpdf2's
     start_section); ``outline_numbers`` puts the number in the bookmark title too, and
-    ``heading_numbers`` in the heading line of the body. Each chapter starts a page when
+    ``heading_numbers`` in the heading line of the body; ``bookmarks`` (number -> title)
+    replaces bookmark titles. Each chapter starts a page when
     ``chapter_pages``. Body lines carry ``Part.mark``, so a test can tell whose text a segment holds.
     """
     pdf = _Pdf(None, False)
@@ -129,7 +131,8 @@ def write_manual(
         first = False
         if outline:
             level = part.number.count(".")
-            pdf.start_section(f"{part.number} {part.title}" if outline_numbers else part.title, level=level)
+            title = f"{part.number} {part.title}" if outline_numbers else part.title
+            pdf.start_section((bookmarks or {}).get(part.number, title), level=level)
         heading = f"{part.number} {part.title}" if heading_numbers else part.title
         pdf.multi_cell(0, 7, heading, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         for k in range(part.body_lines):

@@ -103,3 +103,12 @@ def test_pack_json_says_how_each_documents_headings_were_found(tmp_path: Path) -
     documents = json.loads(result.stdout)["documents"]
     assert [d["headings"] for d in documents] == ["outline", "numbered headings", "none"]
     assert {s["section"] for s in documents[0]["segments"]} >= {"1", "1.1", "2", "2.1"}
+
+
+def test_an_outline_whose_titles_are_nowhere_on_their_pages_is_not_trusted(tmp_path: Path) -> None:
+    parts = manual_parts(chapters=3, subsections=2, body_lines=4)
+    bogus = {p.number: f"Bookmark {n}" for n, p in enumerate(parts)}
+    path = write_manual(tmp_path / "bogus.pdf", parts, outline=True, bookmarks=bogus)
+    doc = load(str(path))
+    assert doc.headings == "numbered headings"
+    _check_governing(doc, {p.number: p.number for p in parts})
