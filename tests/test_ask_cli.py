@@ -106,8 +106,8 @@ TIMETABLE = "Timetable. The first ferry leaves the harbour at 06:10 on weekdays.
 # A real marker with a quote that is on its page, an invented page, and the example the old
 # prompt template showed (`[src/app.py:12-20]`), which a small model copied into answers about PDFs.
 ANSWER = (
-    'Residents pay at most 4.50 euros: "pay at most 4.50 euros per crossing" [fares.pdf p. 1]. '
-    "Children travel free [fares.pdf p. 7]. The cap is applied in code [src/app.py:12-20]."
+    'Residents "pay at most 4.50 euros per crossing" [fares.pdf p. 1], kids nothing [fares.pdf p. 7] '
+    "[src/app.py:12-20]."
 )
 
 
