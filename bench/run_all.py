@@ -58,6 +58,13 @@ SUITE: list[tuple[str, str, list[str], list[str], list[str]]] = [
         [r"^CPUs:", r"\s(spin|passive)\s"],
     ),
     (
+        "batch: concurrency, packing, resume",
+        "batch.py",
+        [],
+        ["--docs", "12", "--concurrency", "1,4"],
+        [r"^one request per document", r"^packed", r"^packing:", r"^resume:"],
+    ),
+    (
         "300-page PDF: coverage, peak RSS",
         "summarize_300_pages.py",
         [],

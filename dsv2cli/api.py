@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Answer",
+    "ChatRun",
     "PlanReport",
     "Progress",
     "SendPolicy",
@@ -230,13 +231,16 @@ class Session:
         strategy: str | None = None,
         dry_run: bool = False,
         on_text: Callable[[str], None] | None = None,
+        system: str | None = None,
+        template: str | None = None,
     ) -> SummaryRun:
         """One summary of ``docs`` in the configured style (or with the template in ``prompt_file``,
-        which holds ``{{ document }}``): the whole input in one pass when it fits, else map-reduce."""
+        or the text ``template``, which holds ``{{ document }}``): the whole input in one pass when
+        it fits, else map-reduce. ``system`` is added to the built-in system prompt."""
         from . import summarize as summ
         from .remote import classify_input
 
-        spec = self._spec(prompt_file)
+        spec = self._spec(prompt_file, system, template)
         started = time.perf_counter()
         routing = self.routing
 
@@ -378,8 +382,8 @@ class Session:
         params = self._params()
         lock = threading.Lock()
 
-        def one(i: int) -> tuple[list[tuple[int, Any]], int, float | None]:
-            """(outcomes, requests, cost) of one document on its own."""
+        def one(i: int) -> batch.Sent:
+            """One document on its own: its run (or its error), and what was sent for it."""
             doc = docs[i]
             handle, answered_by = routed[i]
             try:
@@ -387,15 +391,14 @@ class Session:
                     the_plan = plan_on(handle, doc)
                 result = summ.run(the_plan, [doc], handle.runner(), params)
             except PER_INPUT_ERRORS as exc:  # a server or model failure stops the batch instead
-                return [(i, exc)], 0, None
+                return batch.Sent([(i, exc)])
             run = SummaryRun(the_plan, [doc], handle, answered_by, result)
             usd = handle.cost(result.input_tokens, result.output_tokens, result.cache_hit_tokens)
-            return [(i, run)], result.calls, usd
+            return batch.Sent([(i, run)], result.calls, usd, result.input_tokens, result.output_tokens)
 
-        def unit_of(indexes: list[int]) -> tuple[list[tuple[int, Any]], int, float | None, int]:
+        def unit_of(indexes: list[int]) -> batch.Sent:
             if len(indexes) == 1:
-                alone, calls, usd = one(indexes[0])
-                return alone, calls, usd, 0
+                return one(indexes[0])
             got = batch.run_pack(
                 [docs[i] for i in indexes],
                 first.runner(),
@@ -408,36 +411,43 @@ class Session:
                 params,
             )
             answered = routed[indexes[0]][1]
-            outcomes: list[tuple[int, Any]] = [
-                (indexes[k], SummaryRun(None, [docs[indexes[k]]], first, answered, result))
-                for k, result in got.results.items()
-            ]
-            requests = 1 if got.usage.prompt_tokens or got.results else 0
             usage = got.usage
-            cost = first.cost(usage.prompt_tokens, usage.output_tokens, int(usage.extra.get("cache_hit_tokens", 0)))
+            sent = batch.Sent(
+                [
+                    (indexes[k], SummaryRun(None, [docs[indexes[k]]], first, answered, r))
+                    for k, r in got.results.items()
+                ],
+                1 if usage.prompt_tokens or got.results else 0,
+                first.cost(usage.prompt_tokens, usage.output_tokens, int(usage.extra.get("cache_hit_tokens", 0))),
+                usage.prompt_tokens,
+                usage.output_tokens,
+            )
+            if sent.requests:
+                sent.packed = (len(indexes), usage.prompt_tokens)
             for k in got.missing:
-                more, calls, usd = one(indexes[k])
-                outcomes += more
-                requests += calls
-                cost = None if cost is None and usd is None else (cost or 0.0) + (usd or 0.0)
-            outcomes.sort(key=lambda pair: pair[0])
-            return outcomes, requests, cost, len(got.missing)
+                sent.add(one(indexes[k]))
+                sent.rerun += 1
+            sent.outcomes.sort(key=lambda pair: pair[0])
+            return sent
 
         progress = self.progress
         on_batch = progress.on_batch if progress is not None else None
 
-        def each(_unit: int, outcome: tuple[list[tuple[int, Any]], int, float | None, int]) -> None:
-            outcomes, requests, cost, rerun = outcome
-            status.requests += requests
-            status.rerun += rerun
-            status.add_cost(cost)
-            for i, result in outcomes:
+        def each(_unit: int, sent: batch.Sent) -> None:
+            status.requests += sent.requests
+            status.rerun += sent.rerun
+            if sent.packed[0]:
+                status.packed_requests += 1
+                status.packed_documents += sent.packed[0]
+                status.packed_prompt_tokens += sent.packed[1]
+            status.prompt_tokens += sent.prompt_tokens
+            status.output_tokens += sent.output_tokens
+            status.add_cost(sent.cost_usd)
+            for i, result in sent.outcomes:
                 if isinstance(result, Dsv2Error):
                     status.failed += 1
                 else:
                     status.done += 1
-                    status.prompt_tokens += result.result.input_tokens
-                    status.output_tokens += result.result.output_tokens
                     if folder is not None:
                         folder.write(docs[i], record(result) if record else _record(result))
                 on_result(i, result)
@@ -454,13 +464,19 @@ class Session:
                 self.notify(notice)
         return status
 
-    def _spec(self, prompt_file: Path | None) -> Any:
+    def _spec(self, prompt_file: Path | None, system: str | None = None, template: str | None = None) -> Any:
         from . import prompts
         from . import summarize as summ
+        from .chat_session import system_prompt
 
         spec = summ.style_spec(self.settings.style)
         if prompt_file is not None:
             spec = summ.PromptSpec(spec.system, prompts.load_user_template(prompt_file, frozenset({"document"})))
+        elif template is not None:
+            prompts.check(template, frozenset({"document"}), frozenset({"document"}), "template")
+            spec = summ.PromptSpec(spec.system, template)
+        if system:
+            spec = summ.PromptSpec(system_prompt(system, True) or spec.system, spec.template)
         return spec
 
     # --- ask ---------------------------------------------------------------------------------
@@ -489,10 +505,15 @@ class Session:
         dry_run: bool = False,
         on_text: Callable[[str], None] | None = None,
         on_question: Callable[[int, str], None] | None = None,
+        system: str | None = None,
+        template: str | None = None,
     ) -> Iterator[Answer]:
         """Answers in order, one evaluated document prefix for all: each is yielded when done.
-        ``on_question(number, question)`` is called before a question's answer streams."""
+        ``on_question(number, question)`` is called before a question's answer streams.
+        ``system`` is added to the built-in system prompt; ``template`` replaces the user
+        message's (it holds ``{{ document }}`` and ``{{ question }}``)."""
         from . import ask as asking
+        from .chat_session import ASK_REQUIRED, system_prompt
         from .remote import classify_input, classify_question
 
         if not questions:
@@ -516,8 +537,14 @@ class Session:
                     embed_model=self.settings.embed_model,
                     threads=self.settings.threads,
                     on_index_progress=progress.on_index if progress else None,
+                    system=system_prompt(system, True) if system else None,
+                    template=template,
                 )
 
+        if template is not None:
+            from . import prompts
+
+            prompts.check(template, ASK_REQUIRED, prompts.FILLED["ask"], "template")
         confirmed: set[int] = set()
         for number, question in enumerate(questions, 1):
             started = time.perf_counter()
@@ -562,6 +589,47 @@ class Session:
             answer.cache_outcome = _cache_outcome(answer.usage, self.no_cache)
             answer.citations = asking.verify(answer.answer, the_plan)
             yield answer
+
+    # --- conversations: chat, ask -c, prompt ----------------------------------------------------
+
+    def chat(
+        self,
+        docs: Sequence[Document] = (),
+        *,
+        corpus: Sequence[str | Path] = (),
+        system: str | None = None,
+        template: str | None = None,
+        history: Sequence[Any] = (),
+        summary: str | None = None,
+        strategy: str | None = None,
+        dry_run: bool = False,
+    ) -> ChatRun:
+        """A conversation over ``docs`` (or over nothing) on this session's first backend:
+        ``turn(question)`` answers after the whole history (``history``: chat_session.Exchange
+        turns to continue from). ``system`` is added to the built-in instructions when there are
+        documents, and is the whole system prompt when there are none."""
+        from .chat_session import Conversation
+
+        handle = self.routing.first
+        progress = self.progress
+        conversation = Conversation(
+            docs,
+            handle.tokenizer(dry_run),
+            handle.facts,
+            handle.window,
+            self.settings.max_tokens,
+            system=system,
+            template=template,
+            corpus=corpus,
+            home=self.settings.home,
+            strategy=strategy,
+            embed_model=self.settings.embed_model,
+            threads=self.settings.threads,
+            history=history,
+            summary=summary,
+            on_index_progress=progress.on_index if progress else None,
+        )
+        return ChatRun(self, handle, conversation)
 
     # --- extract -----------------------------------------------------------------------------
 
@@ -666,6 +734,8 @@ class Session:
             overhead = len(summ.build_prompt(counter.tokenizer, session.facts, summ.style_spec(settings.style), "").ids)
         finally:
             counter.close()
+            for notice in counter.notices:  # a damaged or unwritable token-count cache
+                self.notify(notice)
         budget = Budget(window=session.window, output=settings.max_tokens, overhead=overhead)
         strategy = {task: choose(task, context_tokens, budget.document) for task in ("summarize", "ask")}
         chunks = -(-context_tokens // max(budget.document, 1))
@@ -821,6 +891,8 @@ class Session:
             counted = count_context(docs, counter.count_joined)
         finally:
             counter.close()
+            for notice in counter.notices:  # a damaged or unwritable token-count cache
+                self.notify(notice)
         tokens = counted.segment_tokens()
         return {
             "model": str(resolved.path) if resolved is not None else None,
@@ -875,6 +947,55 @@ class Session:
         from .engines.handle import prefix_cache_store
 
         return prefix_cache_store(self.settings)
+
+
+@dataclass
+class ChatRun:
+    """A conversation (chat_session.Conversation) bound to a session's model."""
+
+    session: Session
+    handle: ModelHandle
+    conversation: Any  # chat_session.Conversation
+    confirmed: bool = False
+
+    def plan(self, question: str) -> Any:
+        """What the next turn would send (chat_session.TurnPlan), without running the model."""
+        from .errors import ContextOverflowError
+
+        with self.session._scope():
+            the_plan = self.conversation.plan(question)
+        if the_plan.overflow > 0 and not self.conversation.history:
+            raise ContextOverflowError(
+                f"the prompt is {len(the_plan.prompt.ids):,} tokens + {the_plan.max_tokens:,} reserved for the "
+                f"answer: over the {the_plan.window:,}-token window by {the_plan.overflow:,}",
+                input_tokens=len(the_plan.prompt.ids),
+                window=the_plan.window,
+                budget=the_plan.window - the_plan.max_tokens,
+            )
+        return the_plan
+
+    def turn(self, question: str, *, on_text: Callable[[str], None] | None = None) -> Any:
+        """Answer ``question`` after the history (chat_session.TurnResult); Ctrl-C during the
+        answer stops it and keeps the conversation."""
+        session, conv = self.session, self.conversation
+        policy = session.send if not self.confirmed else SendPolicy(session.send.allow_secrets, True)
+        estimate = conv.context_tokens + len(question) // 3 + 64
+        guard_outgoing(self.handle, conv.docs, estimate, 1, policy, session.notify, extra={"the question": question})
+        self.confirmed = True
+        progress = session.progress
+        with session._scope():
+            result = conv.turn(
+                question,
+                self.handle.runner(),
+                session._params(),
+                notify=session.notify,
+                on_text=on_text,
+                on_prompt_progress=progress.on_prompt if progress else None,
+            )
+        for notice in [*conv.notices, *self.handle.notices()]:
+            session.notify(notice)
+        conv.notices.clear()
+        return result
 
 
 def _llama(handle: ModelHandle) -> Any:

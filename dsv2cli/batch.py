@@ -71,8 +71,11 @@ class BatchStatus:
     failed: int = 0
     requests: int = 0  # model calls made (a packed request counts once; retries are not calls)
     rerun: int = 0  # documents a packed answer missed, summarized again on their own
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # as the server counted them, over every request
     output_tokens: int = 0
+    packed_requests: int = 0  # requests that carried several documents
+    packed_documents: int = 0  # documents in them (summarized there or re-run)
+    packed_prompt_tokens: int = 0  # the prompt tokens of those requests alone
     cost_usd: float | None = None
     started: float = field(default_factory=time.perf_counter)
 
@@ -101,6 +104,29 @@ class BatchStatus:
 
 
 BatchProgress = Callable[[BatchStatus], None]
+
+
+@dataclass
+class Sent:
+    """What one unit (a document, or a pack and its re-runs) produced and cost: outcomes are
+    (document position, its run or its per-input error); tokens are the server's counts."""
+
+    outcomes: list[tuple[int, Any]]
+    requests: int = 0
+    cost_usd: float | None = None
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    rerun: int = 0
+    packed: tuple[int, int] = (0, 0)  # a packed request: (documents in it, its prompt tokens)
+
+    def add(self, other: Sent) -> None:
+        self.outcomes += other.outcomes
+        self.requests += other.requests
+        self.prompt_tokens += other.prompt_tokens
+        self.output_tokens += other.output_tokens
+        self.rerun += other.rerun
+        if other.cost_usd is not None:
+            self.cost_usd = (self.cost_usd or 0.0) + other.cost_usd
 
 
 # --- the output folder ----------------------------------------------------------------------------
