@@ -239,7 +239,7 @@ _REFERENCE = re.compile(r"\$\{|\$\(|^\$|\{[^}]*\}|%\(|^%|<[^>]*>|[()\[\]`\\]|^[@
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # settings.API_KEY2
 # Words with a short number, class names: password1, parent_10, V1SecretReference.
 _WORDS_NUMBERED = re.compile(r"[A-Za-z]+(?:[_-][A-Za-z]+)*[_-]?\d{1,4}|(?:[A-Z]\d+)?(?:[A-Z][a-z]{2,}){2,}")
-_CAMEL = re.compile(r"(?:[A-Z]?[a-z]+|[A-Z]+)+(?:[-_.][A-Za-z]+)*")
+_CAMEL = re.compile(r"(?:[A-Z]?[a-z]+|[A-Z]+)+(?:[-_.:/](?:[A-Z]?[a-z]+|[A-Z]+)+)*")  # serverlessrepo:applicationId
 
 
 def _name_is_secret(name: str) -> bool:

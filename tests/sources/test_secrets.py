@@ -272,6 +272,7 @@ def test_key_like_values_are_redacted_in_place(line: str, kind: str | None, secr
         "    password: The password to use for the connection.",
         '"secret_ref": "V1SecretReference",',
         'key = "content-type"',
+        '_SAR_APP_KEY = "serverlessrepo:applicationId"',
         'headers["X-Api-Key"] = api_key',
         "sk-learn is not a key",
         "AKIA is a prefix, AKIASHORT is not a key",
