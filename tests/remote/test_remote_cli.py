@@ -271,6 +271,17 @@ def test_summarize_each_sends_documents_in_parallel_and_prints_them_in_order(
     assert run.stderr.count("sending to") == 1 and "3 input(s)" in run.stderr
 
 
+def test_llama_cpp_python_server_does_not_state_its_window_so_ctx_is_asked_for(
+    llama_server: str, report: Path, tmp_path: Path
+) -> None:
+    """llama-cpp-python's server has no /props and no max_model_len: dsv2 says what it asked."""
+    args = ["--backend", "openai", "--base-url", llama_server, "--api-model", "smollm2"]
+    run = dsv2(["summarize", str(report), *args, "--dry-run"], tmp_path / "home")
+    assert run.rc == 2 and run.stdout == ""
+    assert "the context window of 'smollm2' is unknown and the server does not say" in run.stderr
+    assert "pass --ctx N" in run.stderr and "Traceback" not in run.stderr
+
+
 def test_an_unreachable_server_is_a_remote_error(report: Path, tmp_path: Path) -> None:
     import socket
 
