@@ -33,7 +33,8 @@ from ..fsutil import write_atomic
 from ..sources.base import Document, Location
 from .chunking import CHUNKER_VERSION, Chunk, chunk_document
 from .embedder import Embedder
-from .vectors import EmbeddedChroma, VectorStoreFactory
+from .server import EMBEDDED, default_vectors, vectors_location
+from .vectors import VectorStoreFactory
 
 MANIFEST_VERSION = 1
 EMBED_BATCH = 32
@@ -98,6 +99,7 @@ class IndexStatus:
     updated_at: float | None = None  # POSIX time of the last completed update
     embedder: str | None = None
     roots: list[str] = field(default_factory=list)
+    store: str | None = None  # where its vectors are: "embedded" or an index server's URL
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +112,7 @@ class IndexStatus:
             "updated_at": self.updated_at,
             "embedder": self.embedder,
             "roots": self.roots,
+            "store": self.store,
         }
 
 
@@ -146,7 +149,8 @@ def _chunk_record(chunk: Chunk) -> dict[str, Any]:
 
 class CorpusIndex:
     """The index of one corpus (a set of root paths) under ``home``; its vectors are kept by
-    ``vectors`` (default: an embedded chromadb in the index directory)."""
+    ``vectors`` (default: an embedded chromadb in the index directory, or the index server in
+    use: server.py)."""
 
     def __init__(
         self,
@@ -158,7 +162,8 @@ class CorpusIndex:
     ) -> None:
         self.home = Path(home)
         self.embed_batch = embed_batch  # texts per embedder call (and per vector store write)
-        self.vectors: VectorStoreFactory = vectors if vectors is not None else EmbeddedChroma()
+        self.vectors: VectorStoreFactory = vectors if vectors is not None else default_vectors()
+        self.location = vectors_location(self.vectors)  # recorded in the manifest as "store"
         self.roots = [Path(r).expanduser().resolve() for r in roots]
         self.corpus_id = corpus_id(self.roots)
         self.directory = self.home / "index" / self.corpus_id
@@ -230,6 +235,7 @@ class CorpusIndex:
         removed = [name for name in old_files if name not in new_files]
 
         vectors_ok = old is not None and old.get("vectors") == fingerprint and not recovered
+        vectors_ok = vectors_ok and old is not None and old.get("store", EMBEDDED) == self.location
         if old is not None and not (added or changed or removed) and vectors_ok:
             return UpdateReport(files=len(new_files))
 
@@ -265,6 +271,7 @@ class CorpusIndex:
             "corpus_id": self.corpus_id,
             "roots": [str(r) for r in self.roots],
             "vectors": fingerprint,
+            "store": self.location,  # where the vectors are: "embedded" or an index server's URL
             "embedder": embedder.name if embedder is not None else None,
             "updated_at": time.time(),
             "files": new_files,
@@ -306,6 +313,7 @@ class CorpusIndex:
         stale += sum(1 for name in old_files if name not in names)
         recovered = self.marker_path.exists()
         vectors_ok = old is not None and fingerprint is not None and old.get("vectors") == fingerprint
+        vectors_ok = vectors_ok and old is not None and old.get("store", EMBEDDED) == self.location
         present = {c["h"] for r in old_files.values() for c in r["chunks"]} if vectors_ok and not recovered else set()
         state = "missing" if old is None else ("interrupted" if recovered else "ready")
         return PendingWork(state, len(documents), chunks, stale, len(wanted - present))
@@ -330,6 +338,8 @@ class CorpusIndex:
             return {}
         manifest = self._read_manifest()
         if manifest is None or manifest.get("vectors") != embedder.fingerprint:
+            return {}
+        if manifest.get("store", EMBEDDED) != self.location:
             return {}
         store = self.vectors.open(self.directory, embedder.fingerprint)
         if store is None:
@@ -362,6 +372,7 @@ class CorpusIndex:
             updated_at=manifest.get("updated_at"),
             embedder=manifest.get("embedder"),
             roots=list(manifest.get("roots", [])),
+            store=manifest.get("store", EMBEDDED),
         )
 
     def rebuild(
