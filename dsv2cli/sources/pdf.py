@@ -334,15 +334,37 @@ def _find_title(lines: list[str], title: str, begin: int) -> int | None:
     return None
 
 
+# The number a heading line carries, once the outline vouches that the line is a heading: any
+# case after the number ("6.3.2 attach() and detach()"), lettered ("B.1 Invoking R"), appendices.
+_LINE_NUMBERS = (
+    re.compile(r"(\d{1,3}(?:\.\d{1,3})*)\.?\s+(\S.*)"),
+    re.compile(r"([A-Z](?:\.\d{1,3})+)\.?\s+(\S.*)"),
+    re.compile(r"((?:Appendix|APPENDIX|Annex|ANNEX)\s+(?:[A-Z]|[IVX]{1,4}|\d{1,2}))\b[.:]?\s*(.*)"),
+)
+
+
+def _line_number(line: str, title: str) -> str | None:
+    s = line.strip()
+    # "R and statistics" also reads as lettered heading "R" + "and statistics": compare both ways
+    wanted = {w for w in (_norm(title)[:_WRAPPED_MIN], _norm(_unnumbered(title))[:_WRAPPED_MIN]) if w}
+    for pattern in _LINE_NUMBERS:
+        m = pattern.match(s)
+        if m is None:
+            continue
+        rest = _norm(m.group(2))
+        if any(rest.startswith(w) for w in wanted) or (not rest and not _norm(_unnumbered(title))):
+            return m.group(1)
+    return None
+
+
 def outline_label(title: str, line: str | None) -> str:
     """The entry's number, else the number of its heading line on the page, else its title."""
     parsed = parse_heading(title)
     if parsed is not None:
         return parsed[0]
-    if line is not None:
-        parsed = parse_heading(line)
-        if parsed is not None and _norm(parsed[2]).startswith(_norm(_unnumbered(title))[:_WRAPPED_MIN]):
-            return parsed[0]
+    number = _line_number(line, title) if line is not None else None
+    if number is not None:
+        return number
     label = title.translate(str.maketrans("[]", "()"))
     return label if len(label) <= _MAX_LABEL else label[: _MAX_LABEL - 1].rstrip() + "…"
 

@@ -17,7 +17,8 @@ followed, these lines are set aside (``toc_lines``):
 - a number repeated on 3+ candidate lines close together: rows of a table ("4 CARD32 ...").
 Chapters keep one style: after "4 Function reference", "5. COMBINING DOCUMENTS" (a licence's
 clause list) is not chapter 5. "Appendix A ..." / "Annex II ..." ends the numbered body: it
-labels what follows ("Appendix A") and the numbering starts afresh after it.
+labels what follows ("Appendix A") and the numbering starts afresh after it; so does back
+matter on a line of its own ("Concept Index", "References", "Glossary").
 Then a heading counts only where body text follows it: the next line is body, a clause
 carrying its own text ("1.1 Agreement means this document."), or a first child heading that is
 itself followed by body. A heading on the last line of the text also counts.
@@ -68,10 +69,14 @@ def _title_ok(title: str) -> bool:
     return not title or title[0].isupper() or title[0].isdigit() or title[0] in "(\"'“‘["
 
 
+# A cross-reference wrapped to the start of a line: "Section 3.3 [Getting attributes], page 15."
+_XREF = re.compile(r"\[[^\]]*\],?\s*(?:page|p\.)\s*\d+")
+
+
 def parse_heading(line: str) -> tuple[str, tuple[int, ...], str] | None:
     """``(label, number, title)`` when ``line`` starts like a numbered heading, else None."""
     s = line.strip()
-    if not s or len(s) > 400:
+    if not s or len(s) > 400 or ("], p" in s and _XREF.search(s)):
         return None
     m = _ARTICLE.match(s)
     if m:
@@ -111,13 +116,23 @@ def _top_style(line: str) -> str:
     return "n." if _DOTTED.match(s) else "bare"
 
 
+# Back matter on a line of its own: "Concept Index", "Function and variable index", "References"
+_BACK_MATTER = re.compile(
+    r"(?:[A-Z][\w-]*\s+(?:[\w-]+\s+){0,3})?(?:Index|index|INDEX)|Bibliography|References|Glossary"
+)
+
+
 def _appendix(line: str) -> tuple[str, tuple[int, ...], str] | None:
-    if not line.lstrip().startswith("A"):
+    """An appendix or back-matter heading: ``(label, (), title)``; it ends the numbered body."""
+    s = line.strip()
+    if not s or len(s) > 200 or not s[0].isupper():
         return None
-    m = _APPENDIX.match(line.strip())
-    if m is None or not _title_ok(m.group(3)) or len(line) > 200:
-        return None
-    return f"{m.group(1)} {m.group(2)}", (), m.group(3)
+    m = _APPENDIX.match(s) if s[0] == "A" else None
+    if m is not None and _title_ok(m.group(3)):
+        return f"{m.group(1)} {m.group(2)}", (), m.group(3)
+    if len(s) <= 40 and _BACK_MATTER.fullmatch(s):
+        return s, (), s
+    return None
 
 
 def _continues(prev: tuple[int, ...] | None, cur: tuple[int, ...]) -> bool:

@@ -36,6 +36,7 @@ def test_numbered_heading_forms_are_recognised(line: str, label: str) -> None:
         "4.82 million passengers were carried in 2025.",
         "2025 was the year the company grew.",
         "Section 8.2 of this Agreement applies.",  # a wrapped cross-reference, not a heading
+        "Section 3.3 [Getting and setting attributes], page 15. Because the",  # texinfo's cross-references
         "3 vessels were sold to a buyer in Norway, which closed the deal.",
         "1.5 2.3 4.4",
         "",
@@ -102,6 +103,11 @@ def test_a_licence_appendix_does_not_continue_the_chapters() -> None:
              "1. APPLICABILITY AND DEFINITIONS", "Text.", "5. COMBINING DOCUMENTS", "Text."]  # fmt: skip
     assert [(h.line, h.label) for h in find_headings(lines)] == [(0, "1"), (2, "2"), (4, "2.1"),
                                                                  (6, "Appendix A")]  # fmt: skip
+
+
+def test_an_index_after_the_last_chapter_is_not_part_of_it() -> None:
+    lines = ["1 Scope", "Text.", "2 Terms", "Text.", "Concept Index", "apple: 3", "banana: 4"]
+    assert [(h.line, h.label) for h in find_headings(lines)] == [(0, "1"), (2, "2"), (4, "Concept Index")]
 
 
 def test_chapters_written_one_way_are_not_continued_by_a_list_written_another() -> None:
