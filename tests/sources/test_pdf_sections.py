@@ -112,3 +112,22 @@ def test_an_outline_whose_titles_are_nowhere_on_their_pages_is_not_trusted(tmp_p
     doc = load(str(path))
     assert doc.headings == "numbered headings"
     _check_governing(doc, {p.number: p.number for p in parts})
+
+
+@pytest.mark.parametrize(
+    ("title", "line", "label"),
+    [
+        ("6.3.4 Attaching arbitrary lists", "6.3.4 Attaching arbitrary lists", "6.3.4"),
+        ("ASN.1 syntax", "2.1 ASN.1 syntax", "2.1"),  # texinfo: the bookmark has no number
+        ("R and statistics", "1.3 R and statistics", "1.3"),  # not a lettered heading "R"
+        ("attach() and detach()", "6.3.2 attach() and detach()", "6.3.2"),
+        ("Invoking R from the command line", "B.1 Invoking R from the command line", "B.1"),
+        ("A A sample session", "Appendix A A sample session", "Appendix A"),
+        ("Concept Index", "Concept Index", "Concept Index"),
+        ("Notes [draft]", None, "Notes (draft)"),  # brackets would end a citation marker early
+    ],
+)
+def test_outline_labels_are_numbers_where_the_page_gives_one(title: str, line: str | None, label: str) -> None:
+    from dsv2cli.sources.pdf import outline_label
+
+    assert outline_label(title, line) == label
