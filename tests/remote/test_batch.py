@@ -193,3 +193,21 @@ def test_batch_line_says_what_is_left_and_what_it_cost() -> None:
     line = batch_line(status)
     assert line.startswith("batch: 130 of 1,000 documents (3 failed, 10 skipped), 40 request(s), 2.00 documents/s")
     assert line.endswith(", about 7 min 15 s left, $0.0123 so far")
+
+
+def test_on_a_terminal_the_batch_bar_shows_the_cost_and_never_covers_the_summaries(
+    dsv2_home: Path, tmp_path: Path
+) -> None:
+    from ..terminal import child_env, run_in_pty
+
+    paths = write_docs(tmp_path / "notes", 4)
+    env = {**child_env(), "DSV2_PRICE_INPUT": "1.0", "DSV2_PRICE_OUTPUT": "2.0"}
+    usage = {"prompt_tokens": 100, "completion_tokens": 10}
+    with serve(delay_s=0.5, usage=lambda body: usage, answer=lambda body: "Summary " + "x" * 20) as server:
+        run = run_in_pty(["summarize", "--each", *map(str, paths), *remote(server.url), "--concurrency", "1"], env)
+    assert run.exit_code == 0, run.text
+    headings = [line for line in run.screen if line.startswith("## ")]
+    assert headings == [f"## {p}" for p in paths]  # every block, in order, none drawn over
+    assert run.text.count("Summary " + "x" * 20) == 4
+    assert b"summarizing documents, $0.0001 so far" in run.raw  # the live bar carried the cost
+    assert "summarizing documents" not in run.text  # and it was cleared at the end
