@@ -51,6 +51,13 @@ SUITE: list[tuple[str, str, list[str], list[str], list[str]]] = [
     ),
     ("prefix cache", "prefix_cache.py", [], ["--runs", "1"], [r"^whole process", r"^prompt evaluation"]),
     (
+        "index build vs raw llama.cpp embedding",
+        "index.py",
+        [],
+        ["--pages", "40", "--max-chunks", "150", "--batches", "256,512"],
+        [r"^## ", r"^dsv2 index build", r"^old per-chunk build", r"^no-change re-index", r"^stages:"],
+    ),
+    (
         "llama.cpp threads and wait policy",
         "threads.py",
         [],

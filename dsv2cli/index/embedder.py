@@ -91,14 +91,17 @@ def _file_fingerprint(path: Path) -> str:
 
 
 # Tokens per llama.cpp batch (n_batch = n_ubatch; an encoder aborts the process when a batch
-# holds more tokens than n_ubatch). Chunks are packed into batches up to this many tokens; a batch
-# is one llama_decode. llama.cpp attends over the whole batch (a masked n x n attention for an
-# encoder), so bigger batches cost more per token, while each batch also has a fixed cost.
-# bench/index.py measures 256..4096 on the same chunks; on the project's 2-core machine
-# (MiniLM Q8_0, flash attention, 2 threads, CPU seconds for 64 chunks, 2026-11-30, other jobs
-# running): ~240-token code chunks 256: 9.1 s, 512: 9.7, 1024: 10.9; ~110-token chunks
-# 256: 4.1, 512: 4.3, 1024: 4.9, 2048: 5.5. 512 holds two full chunks or several short ones.
-DEFAULT_BATCH_TOKENS = 512
+# holds more tokens than n_ubatch), widened to the longest chunk (max_tokens) when smaller.
+# Chunks are packed into batches up to this many tokens; a batch is one llama_decode. llama.cpp
+# attends over the whole batch (a masked n x n attention for an encoder), so a bigger batch costs
+# more per token on a CPU. Measured on the project's 2-core machine (MiniLM Q8_0, flash attention,
+# 2 threads, CPU seconds, other jobs running, 2026-11-30): 64 code chunks of ~240 tokens 256: 9.1,
+# 512: 9.7, 1024: 10.9; 64 chunks of ~110 tokens 256: 4.1, 512: 4.3, 1024: 4.9, 2048: 5.5;
+# bench/index.py, 29 report chunks: 256: 3.54, 512: 3.79, 1024: 4.40. So on a CPU: the 256-token
+# chunk cut, which still packs short chunks together.
+DEFAULT_BATCH_TOKENS = 256
+# With layers on a GPU, wide batches keep it busy; not measured here (no GPU on these machines).
+GPU_BATCH_TOKENS = 2048
 
 
 def pack_batches(lengths: Sequence[int], max_tokens: int, max_sequences: int) -> list[range]:
@@ -133,7 +136,7 @@ class LlamaEmbedder:
     max_tokens: int | None = None  # default: the model's trained context
     threads: int | None = None
     gpu_layers: int | None = None  # the generator's rule: None = all when the build can offload
-    batch_tokens: int = DEFAULT_BATCH_TOKENS
+    batch_tokens: int | None = None  # None: DEFAULT_BATCH_TOKENS, or GPU_BATCH_TOKENS when offloading
     calls: int = 0  # texts embedded by this instance (tests count re-embedding with it)
     tokens: int = 0  # tokens embedded by this instance (bench/index.py reports tokens/s)
 
@@ -160,12 +163,13 @@ class LlamaEmbedder:
             info = read_gguf(self.path)
             n_ctx_train = info.context_length or 512
             limit = min(self.max_tokens or n_ctx_train, n_ctx_train)
-            n_batch = max(limit, self.batch_tokens)
             # A GGUF that names no pooling (e.g. a generative model) is mean-pooled.
             pooling = -1 if info.arch_value("pooling_type") is not None else 1  # LLAMA_POOLING_TYPE_*
             gpu_layers = self.gpu_layers
             if gpu_layers is None:
                 gpu_layers = -1 if llama.supports_gpu_offload() else 0
+            batch_tokens = self.batch_tokens or (GPU_BATCH_TOKENS if gpu_layers != 0 else DEFAULT_BATCH_TOKENS)
+            n_batch = max(limit, batch_tokens)
             try:
                 self._llm = llama.load(
                     self.path,
