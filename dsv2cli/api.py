@@ -820,6 +820,8 @@ class Session:
             "prompt_overhead": overhead,
             "budget": budget.document,
             "context_tokens": context_tokens,
+        for notice in speed_cache.notices:
+            self.notify(notice)
             "fits": budget.fits(context_tokens),
             "strategy": strategy,
             "largest": [{**s.location.to_dict(), "tokens": s.tokens} for s in planning.largest(sizes, top)],

@@ -8,6 +8,7 @@ model, a prefix-cache entry) is written this way.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -31,6 +32,12 @@ def replacing(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        # name the file being written, not its temporary (a failed flush names no file at all)
+        if exc.filename == str(tmp) or (exc.filename is None and exc.errno == errno.ENOSPC):
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

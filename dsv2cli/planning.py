@@ -47,6 +47,7 @@ def speed_key(model_path: Path, threads: int, gpu_layers: int | None, flash_attn
 class SpeedCache:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.notices: list[str] = []  # a speed that could not be saved (full disk): the caller says so
 
     def get(self, key: str) -> float | None:
         entry = self.entry(key)
@@ -77,8 +78,11 @@ class SpeedCache:
         except (OSError, ValueError):
             data = {}
         data[key] = {**record, "measured_at": time.time()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps(data, indent=1))  # a concurrent reader sees the old or the new file
+        try:  # a cache is optional: a full disk costs the next run a measurement, not this run its answer
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, json.dumps(data, indent=1))  # a concurrent reader sees the old or the new file
+        except OSError as exc:
+            self.notices.append(f"speed cache {self.path}: {exc.strerror or exc}; the speed measured is not saved")
 
 
 def measure_prompt_speed(backend: LlamaCppBackend, tokens: int = SPEED_PROBE_TOKENS) -> float:

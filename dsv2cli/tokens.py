@@ -234,21 +234,17 @@ class CountCache:
         tokenizer_key: str,
         vocab: Path | None = None,
     ) -> None:
-        import sqlite3
-
         self._tokenizer = tokenizer if isinstance(tokenizer, Tokenizer) else None
         self._loader = None if isinstance(tokenizer, Tokenizer) else tokenizer
         self._vocab = vocab
         self.key = tokenizer_key
         self.hits = 0
         self.misses = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS counts (tokenizer TEXT, sha256 TEXT, tokens INTEGER,"
-            " PRIMARY KEY (tokenizer, sha256))"
-        )
+        self.path = path
+        # One-line notices for the user (a damaged cache moved aside, a full disk): the caller
+        # passes them on. The cache is optional: whatever goes wrong with it, counting goes on.
+        self.notices: list[str] = []
+        self._db = _open_count_db(path, self.notices)
         self._pending: list[tuple[str, str, int]] = []
 
     @property
@@ -289,9 +285,8 @@ class CountCache:
         import hashlib
 
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        row = self._db.execute(
-            "SELECT tokens FROM counts WHERE tokenizer = ? AND sha256 = ?", (self.key, digest)
-        ).fetchone()
+        rows = self._query("SELECT tokens FROM counts WHERE tokenizer = ? AND sha256 = ?", (self.key, digest))
+        row = rows[0] if rows else None
         if row is None:
             self.misses += 1
             return digest, None
@@ -299,10 +294,36 @@ class CountCache:
         return digest, int(row[0])
 
     def flush(self) -> None:
-        if self._pending:
+        if not self._pending:
+            return
+        import sqlite3
+
+        try:
             with self._db:
                 self._db.executemany("INSERT OR REPLACE INTO counts VALUES (?, ?, ?)", self._pending)
-            self._pending.clear()
+        except sqlite3.Error as exc:
+            self._give_up(exc)
+        self._pending.clear()
+
+    def _query(self, sql: str, args: tuple[str, ...]) -> list[Any]:
+        """Rows of a read; none once the cache has failed (a count is then a miss, not an error)."""
+        import sqlite3
+
+        try:
+            rows: list[Any] = self._db.execute(sql, args).fetchall()
+            return rows
+        except sqlite3.Error as exc:
+            self._give_up(exc)
+            return []
+
+    def _give_up(self, exc: Exception) -> None:
+        """Go on without the file: counts are kept in memory for this run, with one notice."""
+        import sqlite3
+
+        self.notices.append(f"token-count cache {self.path}: {_cache_problem(exc)}; counting without it")
+        self._db.close()
+        self._db = sqlite3.connect(":memory:")
+        _create_counts(self._db)
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         """Counts of many texts, in order: one cache query per batch, misses tokenized in parallel."""
@@ -316,7 +337,7 @@ class CountCache:
         for start in range(0, len(keys), 500):
             batch = keys[start : start + 500]
             marks = ",".join("?" * len(batch))
-            for digest, tokens in self._db.execute(
+            for digest, tokens in self._query(
                 f"SELECT sha256, tokens FROM counts WHERE tokenizer = ? AND sha256 IN ({marks})", (self.key, *batch)
             ):
                 for i in digests.pop(digest, []):
@@ -377,6 +398,110 @@ class CountCache:
     def close(self) -> None:
         self.flush()
         self._db.close()
+
+
+# The token-count cache's layout: ``PRAGMA user_version``. A file of another version (or of no
+# version and other columns) is moved aside and rebuilt; version 0 with these columns is this one
+# from before it was numbered.
+COUNT_CACHE_SCHEMA = 1
+_COUNT_COLUMNS = ["tokenizer", "sha256", "tokens"]
+
+
+def _create_counts(db: Any) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS counts"
+        " (tokenizer TEXT, sha256 TEXT, tokens INTEGER, PRIMARY KEY (tokenizer, sha256))"
+    )
+    db.execute(f"PRAGMA user_version = {COUNT_CACHE_SCHEMA}")
+
+
+def _cache_problem(exc: BaseException) -> str:
+    """What went wrong with a cache file, in words: "no space left on device" for a full disk."""
+    import errno
+
+    text = str(exc)
+    if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text or "No space left" in text:
+        return "no space left on device"
+    return getattr(exc, "strerror", None) or text
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a damaged cache (file or directory, with its -wal/-shm files) out of the way."""
+    import time
+
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = aside.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    path.rename(aside)
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            extra.rename(aside.with_name(aside.name + suffix))
+    return aside
+
+
+def _open_count_db(path: Path, notices: list[str]) -> Any:
+    """The cache's sqlite database at ``path``, checked; a damaged one (not a database, a garbage
+    header, another schema, a directory in its place) is moved aside with a notice and rebuilt.
+    Where the file cannot be used at all (a full disk, no permission), an in-memory database."""
+    import sqlite3
+
+    for _ in range(2):
+        db = None
+        existed = True
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir() or (path.exists() and not path.is_file()):
+                raise _Damaged("not a file")
+            existed = path.exists()
+            db = sqlite3.connect(str(path), timeout=30)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            columns = [row[1] for row in db.execute("PRAGMA table_info(counts)")]
+            if columns and (columns != _COUNT_COLUMNS or version not in (0, COUNT_CACHE_SCHEMA)):
+                raise _Damaged(
+                    f"schema {version} with columns {', '.join(columns)}; "
+                    f"this version writes schema {COUNT_CACHE_SCHEMA}"
+                )
+            tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            if tables and not columns:
+                raise _Damaged(f"no counts table (tables: {', '.join(tables)})")
+            db.execute("PRAGMA journal_mode=WAL")
+            if version != COUNT_CACHE_SCHEMA:
+                with db:
+                    _create_counts(db)
+            db.execute("SELECT tokenizer, sha256, tokens FROM counts LIMIT 1").fetchall()
+            return db
+        except (_Damaged, sqlite3.DatabaseError) as exc:
+            if db is not None:
+                db.close()
+            problem = _cache_problem(exc)
+            if isinstance(exc, sqlite3.OperationalError) and problem == "no space left on device":
+                notices.append(f"token-count cache {path}: {problem}; counting without it")
+                if not existed:  # leave no empty file behind to be taken for a cache
+                    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                        leftover.unlink(missing_ok=True)
+                break
+            try:
+                aside = _move_aside(path)
+            except OSError as move_error:
+                notices.append(
+                    f"token-count cache {path}: damaged ({problem}) and cannot be moved aside "
+                    f"({move_error.strerror}); counting without it"
+                )
+                break
+            notices.append(f"token-count cache {path}: damaged ({problem}); moved aside to {aside.name}, rebuilding it")
+        except OSError as exc:
+            notices.append(f"token-count cache {path}: {_cache_problem(exc)}; counting without it")
+            break
+    db = sqlite3.connect(":memory:")
+    _create_counts(db)
+    return db
+
+
+class _Damaged(Exception):
+    """A cache file that is not what this version writes."""
 
 
 def _workers() -> int:

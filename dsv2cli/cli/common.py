@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
-from ..errors import Dsv2Error, ExitCode, one_line
+from ..errors import Dsv2Error, ExitCode, one_line, quote_name
 from ..render import Screen
 
 if TYPE_CHECKING:
@@ -113,6 +113,10 @@ def report_error(env: Env, exc: BaseException) -> int | None:
     if isinstance(exc, KeyboardInterrupt):
         env.note("interrupted")
         return int(ExitCode.INTERRUPTED)
+    if _disk_full(exc) and not env.debug:
+        where = getattr(exc, "filename", None)
+        env.note(f"error: {quote_name(str(where)) + ': ' if where else ''}no space left on device")
+        return int(ExitCode.INPUT)
     if isinstance(exc, BrokenPipeError):
         # the reader went away (e.g. `| head`): not an error of ours
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
@@ -121,6 +125,15 @@ def report_error(env: Env, exc: BaseException) -> int | None:
         env.note(f"unexpected error: {type(exc).__name__}: {one_line(str(exc))} (rerun with --debug for a traceback)")
         return int(ExitCode.UNEXPECTED)
     return None
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """A write that failed for want of space (ENOSPC, or sqlite's "database or disk is full")."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return type(exc).__name__ == "OperationalError" and "disk is full" in str(exc)
 
 
 def memory_line(choice: ContextChoice) -> str:
