@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from .engines.base import GenerationParams, Usage
-from .engines.handle import ModelHandle, Notify, Routing, SendPolicy, guard_outgoing, open_model
+from .engines.handle import (
+    ModelHandle,
+    Notify,
+    Routing,
+    SendPolicy,
+    guard_outgoing,
+    open_model,
+    refuse_secrets_early,
+)
 from .errors import UsageError
 from .settings import Settings, resolve
 from .sources.base import Document
@@ -221,6 +229,11 @@ class Session:
             self.notify(line)
         return docs
 
+    def _sendable(self, doc: Document) -> Document:
+        """``doc``, or RefusedError when it held secrets and a remote backend would get it."""
+        refuse_secrets_early(self.settings, self.environ, [doc], self.send)
+        return doc
+
     # --- summarize ---------------------------------------------------------------------------
 
     def summarize(
@@ -242,6 +255,8 @@ class Session:
 
         spec = self._spec(prompt_file, system, template)
         started = time.perf_counter()
+        if not dry_run:  # before the backend opens: a remote one may connect to ask for its window
+            refuse_secrets_early(self.settings, self.environ, docs, self.send)
         routing = self.routing
 
         def plan_on(handle: ModelHandle) -> Any:
@@ -314,6 +329,8 @@ class Session:
         from .strategies import WHOLE
 
         spec = self._spec(prompt_file)
+        if not dry_run:  # before the backend opens: a remote one may connect to ask for its window
+            refuse_secrets_early(self.settings, self.environ, docs, self.send)
         routing = self.routing
         settings = self.settings
         if pack and prompt_file is not None:
@@ -519,6 +536,10 @@ class Session:
         if not questions:
             raise UsageError("no question: give one as the first argument, or -q / --questions-file")
         corpus = list(corpus) or list(dict.fromkeys(d.source for d in docs))  # names the index
+        if not dry_run:  # before the backend opens: a remote one may connect to ask for its window
+            asked = {f"question {i}": q for i, q in enumerate(questions, 1)}
+            asked = {"the question": questions[0]} if len(questions) == 1 else asked
+            refuse_secrets_early(self.settings, self.environ, docs, self.send, extra=asked)
         routing = self.routing
         progress = self.progress
 
@@ -610,6 +631,8 @@ class Session:
         documents, and is the whole system prompt when there are none."""
         from .chat_session import Conversation
 
+        if not dry_run:  # before the backend opens: a remote one may connect to ask for its window
+            refuse_secrets_early(self.settings, self.environ, docs, self.send)
         handle = self.routing.first
         progress = self.progress
         conversation = Conversation(
@@ -689,7 +712,9 @@ class Session:
             report = ex.run_batch(
                 list(paths),
                 # one input at a time, each read and dropped: the caps apply per input
-                lambda p: sources.load(p, stdin, password=password, limits=sources.InputLimits(*settings.input_limits)),
+                lambda p: self._sendable(
+                    sources.load(p, stdin, password=password, limits=sources.InputLimits(*settings.input_limits))
+                ),
                 extractor,
                 sink,
                 fields.digest,
@@ -786,6 +811,8 @@ class Session:
                 thread_rows = planning.cached_threads(speed_cache, tkey)
             if output_rate is None and thread_rows:
                 output_rate = next((r.output_tokens_per_s for r in thread_rows if r.threads == threads_used), None)
+        for notice in speed_cache.notices:
+            self.notify(notice)
         sources = {
             "prompt_eval": "measured" if rate else None,
             "generation": "measured" if output_rate else None,
@@ -820,8 +847,6 @@ class Session:
             "prompt_overhead": overhead,
             "budget": budget.document,
             "context_tokens": context_tokens,
-        for notice in speed_cache.notices:
-            self.notify(notice)
             "fits": budget.fits(context_tokens),
             "strategy": strategy,
             "largest": [{**s.location.to_dict(), "tokens": s.tokens} for s in planning.largest(sizes, top)],

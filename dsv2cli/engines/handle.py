@@ -302,6 +302,27 @@ class SendPolicy:
     confirm: Confirm | None = None  # None: nobody to ask (a script): refuse unless yes
 
 
+def refuse_secrets_early(
+    settings: Settings,
+    environ: Mapping[str, str],
+    docs: Sequence[Document],
+    policy: SendPolicy,
+    *,
+    extra: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse (exit 7) before a remote backend is opened, when secrets were found in ``docs`` or
+    ``extra``: opening one may already connect (to ask the server for its window), and nothing at
+    all should reach a server that would be refused the content. ``guard_outgoing`` checks again
+    just before sending, with the same rules."""
+    if not settings.remote or policy.allow_secrets:
+        return
+    from .. import remote
+
+    hits = remote.find_secret_hits(docs, extra)
+    if hits:
+        remote.refuse_secrets(hits, remote.target(settings, environ, discover=False)[0])
+
+
 def guard_outgoing(
     handle: ModelHandle,
     docs: Sequence[Document],

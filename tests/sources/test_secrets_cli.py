@@ -178,8 +178,9 @@ def server() -> Iterator[Server]:
     httpd.server_close()
 
 
-def _remote(url: str) -> list[str]:
-    return ["--backend", "openai", "--base-url", url, "--api-model", "stub", "--ctx", "4096", "--max-tokens", "16"]
+def _remote(url: str, *, ctx: bool = True) -> list[str]:
+    window = ["--ctx", "4096"] if ctx else []  # without it, the server would be asked for its window
+    return ["--backend", "openai", "--base-url", url, "--api-model", "stub", *window, "--max-tokens", "16"]
 
 
 def test_secrets_in_the_inputs_refuse_a_remote_backend_before_any_request(server: Server, tmp_path: Path) -> None:
@@ -198,7 +199,11 @@ def test_secrets_in_the_inputs_refuse_a_remote_backend_before_any_request(server
     schema.write_text(json.dumps({"type": "object", "properties": {"owner": {"type": "string"}}}))
     extracted = _dsv2(["extract", str(notes), "--schema", str(schema), *_remote(server.url)], tmp_path / "home")
     assert extracted.returncode == 7 and server.requests == [], extracted.stderr
-    assert "deploy.md:3: redacted a value that looks like a secret (aws-access-key-id)" in extracted.stderr
+    assert "deploy.md line 3: aws-access-key-id" in extracted.stderr
+    # no window given: refused before the server is asked for one (GET /v1/models, /props, ...)
+    for command in (["summarize", str(notes)], ["ask", "Which key?", "--repo", str(repo)]):
+        run = _dsv2([*command, *_remote(server.url, ctx=False)], tmp_path / "home")
+        assert run.returncode == 7 and server.requests == [], (command, run.stderr)
 
 
 def test_allow_secrets_sends_the_inputs_with_their_values_still_redacted(server: Server, tmp_path: Path) -> None:
