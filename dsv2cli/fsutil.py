@@ -55,3 +55,27 @@ def write_atomic(path: Path, data: str | bytes, *, durable: bool = False) -> Non
         if durable:
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def write_problem(path: Path) -> str | None:
+    """Why ``path`` could not be written as a file, or None: checked before any long work (a model
+    run) so that its result is not lost at the end. The folder is tried with a real temporary file
+    (removed at once): permission bits say nothing for root, nor for a read-only or full file system."""
+    if path.is_dir():
+        return "is a directory; give a file name"
+    folder = path.parent
+    if not folder.exists():
+        return f"folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if path.exists() and not path.is_file():
+        return "is not a regular file"
+    probe = temp_beside(path)
+    try:
+        with open(probe, "xb") as handle:
+            handle.write(b"\0")
+    except OSError as exc:
+        return f"cannot write in {folder} ({exc.strerror})"
+    finally:
+        probe.unlink(missing_ok=True)
+    return None

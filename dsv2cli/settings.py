@@ -56,6 +56,25 @@ def default_home(environ: Mapping[str, str]) -> Path:
     return Path(user_data_dir("dsv2", appauthor=False))
 
 
+def check_home(home: Path, environ: Mapping[str, str]) -> None:
+    """Raise ConfigError (exit 2) naming DSV2_HOME when ``home`` is a file, lies under a file, or
+    cannot be created (its nearest existing folder is not writable). Nothing is created here."""
+    name = f"DSV2_HOME {home}" if environ.get("DSV2_HOME") else f"dsv2's data folder {home}"
+    if home.exists():
+        if not home.is_dir():
+            raise ConfigError(f"{name}: is a file, not a folder; point DSV2_HOME at a folder")
+        if not os.access(home, os.W_OK | os.X_OK):
+            raise ConfigError(f"{name}: is not writable")
+        return
+    above = home.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise ConfigError(f"{name}: cannot be created: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name}: cannot be created: {above} is not writable")
+
+
 @dataclass(frozen=True)
 class ConfigFile:
     """One place ``config.toml`` is looked for."""
@@ -343,6 +362,7 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         env_name = "DSV2_" + name.upper()
         if flags.get(name) is not None:
             values[name], origins[name] = _coerce(name, flags[name], f"--{name.replace('_', '-')}"), "flag"
+    check_home(home, environ)
         elif environ.get(env_name, "") != "":
             values[name], origins[name] = _coerce(name, environ[env_name], env_name), f"env {env_name}"
         elif name in config:

@@ -117,6 +117,10 @@ def report_error(env: Env, exc: BaseException) -> int | None:
         where = getattr(exc, "filename", None)
         env.note(f"error: {quote_name(str(where)) + ': ' if where else ''}no space left on device")
         return int(ExitCode.INPUT)
+    if (home := _under_home(env, exc)) is not None and not env.debug:
+        assert isinstance(exc, OSError)
+        env.note(f"error: DSV2_HOME {quote_name(home)}: cannot write {quote_name(str(exc.filename))} ({exc.strerror})")
+        return int(ExitCode.INPUT)
     if isinstance(exc, BrokenPipeError):
         # the reader went away (e.g. `| head`): not an error of ours
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
@@ -125,6 +129,14 @@ def report_error(env: Env, exc: BaseException) -> int | None:
         env.note(f"unexpected error: {type(exc).__name__}: {one_line(str(exc))} (rerun with --debug for a traceback)")
         return int(ExitCode.UNEXPECTED)
     return None
+
+
+def _under_home(env: Env, exc: BaseException) -> str | None:
+    """DSV2_HOME, when ``exc`` is an OSError about a path inside it (a folder that cannot be made)."""
+    home = env.environ.get("DSV2_HOME")
+    if not home or not isinstance(exc, OSError) or not exc.filename:
+        return None
+    return home if os.path.abspath(str(exc.filename)).startswith(os.path.abspath(home)) else None
 
 
 def _disk_full(exc: BaseException) -> bool:

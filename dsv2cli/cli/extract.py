@@ -87,13 +87,16 @@ def extract(
       dsv2 extract contract.pdf --fields governing_law,liability_cap
     """
     from .. import extract as ex
-    from ..errors import UsageError
+    from ..errors import UsageError, quote_name
+    from ..fsutil import write_problem
 
     # Everything that can be wrong with the request fails here, before any model work.
     field_set = ex.load_user_schema(schema) if schema is not None else ex.contract_fields()
     if fields is not None:
         field_set = field_set.subset([n.strip() for n in fields.split(",") if n.strip()])
     out_format = ex.pick_format(fmt, out, len(paths))
+    if out is not None and (problem := write_problem(out)) is not None:
+        raise UsageError(f"--out {quote_name(str(out))}: {problem}")
     if paths.count("-") > 1:
         raise UsageError("- (standard input) can be given only once")
     session = env.session(flags)
