@@ -954,6 +954,13 @@ class Session:
             raise UsageError("name the corpus: the same paths or --repo DIR given to `dsv2 ask`")
         return open_index(self.settings.home, [str(c) for c in corpus])
 
+    def indexes(self) -> list[Any]:
+        """Every retrieval index under DSV2_HOME (index.IndexStatus each), most recent first; reads
+        manifests only (no vector store, no model)."""
+        from .index import list_indexes
+
+        return list_indexes(self.settings.home)
+
     def rebuild_index(self, corpus: Sequence[str | Path], docs: Sequence[Document]) -> Any:
         """Drop and rebuild a corpus's index from ``docs``; returns its status."""
         from .index import resolve_embedder

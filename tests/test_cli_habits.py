@@ -26,6 +26,7 @@ COMMANDS = [
     ["index", "status"],
     ["index", "rebuild"],
     ["index", "drop"],
+    ["index", "list"],
     ["cache", "status"],
     ["cache", "clear"],
     ["logs"],

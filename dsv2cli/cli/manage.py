@@ -73,14 +73,59 @@ def index_status(
     if json_out:
         env.write_json(status)
         return
-    updated = status["updated_at"]
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(updated)) if updated else "never"
+    embedded = status["embedded_chunks"]
+    vectors = f" ({embedded:,}/{status['chunks_to_embed']:,} chunks embedded)" if embedded is not None else ""
     env.screen.write(
         f"index:    {status['directory']} ({status['state']})\n"
+        f"state:    {status['summary']}\n"
         f"files:    {status['files']}\nchunks:   {status['chunks']}\n"
-        f"size:     {status['size_bytes'] / 1e6:,.1f} MB\nupdated:  {when}\n"
-        f"embedder: {status['embedder'] or 'none (BM25 only)'}\n"
+        f"size:     {status['size_bytes'] / 1e6:,.1f} MB\nupdated:  {_when(status['updated_at'])}\n"
+        f"embedder: {status['embedder'] or 'none (BM25 only)'}{vectors}\n"
     )
+
+
+@index_app.command("list")
+@uses()
+def index_list(json_out: JsonOpt = False, *, flags: Flags, env: Env) -> None:
+    """Every index under DSV2_HOME: corpus, files, chunks, size, embedder, last update, complete or not.
+
+    Examples:
+
+    \b
+      dsv2 index list
+      dsv2 index list --json
+    """
+    found = [status.to_dict() for status in env.session(flags).indexes()]
+    if json_out:
+        env.write_json({"indexes": found})
+        return
+    if not found:
+        env.screen.write("no index yet: `dsv2 ask` builds one for each corpus it retrieves from\n")
+        return
+    rows = [("corpus", "files", "chunks", "size", "embedder", "updated", "state")]
+    for s in found:
+        state = s["state"]
+        if s["embedded_chunks"] is not None and state != "ready":
+            state += f" ({s['embedded_chunks']:,}/{s['chunks_to_embed']:,})"
+        rows.append(
+            (
+                ", ".join(s["roots"]) or f"({s['corpus_id']})",
+                f"{s['files']:,}",
+                f"{s['chunks']:,}",
+                f"{s['size_bytes'] / 1e6:,.1f} MB",
+                s["embedder"] or "none (BM25)",
+                _when(s["updated_at"]),
+                state,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    env.screen.write(
+        "".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n" for row in rows)
+    )
+
+
+def _when(updated: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(updated)) if updated else "never"
 
 
 @index_app.command("rebuild")

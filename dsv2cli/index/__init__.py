@@ -11,7 +11,16 @@ from .embedder import Embedder, EmbedderChoice, LlamaEmbedder, default_model_pat
 from .ranking import DEFAULT_FUSION, Fusion, ScoredChunk, rank
 from .retrieve import Retrieval, open_index, retrieve
 from .select import SelectedSource, pack_chunks
-from .store import CorpusIndex, IndexBusyError, IndexStatus, StoredChunk, UpdateReport, corpus_id
+from .store import (
+    CorpusIndex,
+    IndexBusyError,
+    IndexStatus,
+    StoredChunk,
+    UpdateReport,
+    corpus_id,
+    list_indexes,
+    status_of,
+)
 from .vectors import ChromaVectorStore, EmbeddedChroma, VectorStore, VectorStoreFactory
 
 __all__ = [
@@ -36,9 +45,11 @@ __all__ = [
     "chunk_document",
     "corpus_id",
     "default_model_path",
+    "list_indexes",
     "open_index",
     "pack_chunks",
     "rank",
     "resolve_embedder",
     "retrieve",
+    "status_of",
 ]

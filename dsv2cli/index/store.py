@@ -6,9 +6,13 @@ Layout under ``$DSV2_HOME/index/<corpus-id>/``::
     chroma/         the default vector store (vectors.py): chromadb PersistentClient, one collection
                     per embedder fingerprint, ids = chunk hashes
     lock            filelock: one writer at a time, across processes
-    BUILDING        present while vectors are being changed; left behind by an interrupted build
+    BUILDING        present while vectors are being changed; left behind by an interrupted build.
+                    JSON: pid, roots, embedder, and progress (chunks with a vector / chunks),
+                    rewritten after every embedded batch, so ``status`` can say how far it got
 
-Consistency: the manifest is the truth about chunks. A vector is named by its chunk's content hash,
+Consistency: the manifest is the truth about chunks. It is written before the vectors (with the
+marker present), so BM25 covers every file as soon as chunking is done, and an interrupted
+build's chunks are known; the vectors then fill in. A vector is named by its chunk's content hash,
 so a vector either belongs to some chunk or is garbage, never stale. An update that finds
 ``BUILDING`` (an earlier run died mid-build) reconciles the vector store against the manifest:
 missing vectors are embedded, stray ones deleted. A file whose Document (text and locations)
@@ -18,6 +22,7 @@ vector store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -92,22 +97,50 @@ class IndexStatus:
     corpus_id: str
     directory: Path
     exists: bool
-    state: str  # "ready", "interrupted" or "missing"
-    files: int = 0
+    state: str  # "ready", "interrupted", "building" (another process holds the lock) or "missing"
+    files: int = 0  # files whose chunks the manifest holds: BM25 covers them
     chunks: int = 0
     size_bytes: int = 0
-    updated_at: float | None = None  # POSIX time of the last completed update
+    updated_at: float | None = None  # POSIX time of the last manifest write
     embedder: str | None = None
     roots: list[str] = field(default_factory=list)
     store: str | None = None  # where its vectors are: "embedded" or an index server's URL
+    embedded: int | None = None  # distinct chunks with a vector (None: no embedder, or unknown)
+    to_embed: int | None = None  # distinct chunks that should have one
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "ready"
+
+    def summary(self) -> str:
+        """One line on what the index holds, e.g. "interrupted at 384/4,297 chunks; the next run
+        resumes; BM25 covers all files"."""
+        if self.state == "missing":
+            return "no index yet: the first `dsv2 ask` on this corpus builds it"
+        if self.state == "ready":
+            vectors = f"vectors from {self.embedder}" if self.embedder else "no vectors (BM25 only)"
+            return f"complete: {self.files:,} files, {self.chunks:,} chunks, {vectors}"
+        progress = (
+            f" at {self.embedded:,}/{self.to_embed:,} chunks"
+            if self.embedded is not None and self.to_embed is not None
+            else ""
+        )
+        bm25 = "BM25 covers all files" if self.files else "BM25 covers no file yet"
+        if self.state == "building":
+            return f"being built by another dsv2 process{progress.replace(' at', ',')}; {bm25}"
+        return f"interrupted{progress}; the next run resumes; {bm25}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "corpus_id": self.corpus_id,
             "directory": str(self.directory),
             "state": self.state,
+            "complete": self.complete,
+            "summary": self.summary(),
             "files": self.files,
             "chunks": self.chunks,
+            "embedded_chunks": self.embedded,
+            "chunks_to_embed": self.to_embed,
             "size_bytes": self.size_bytes,
             "updated_at": self.updated_at,
             "embedder": self.embedder,
@@ -187,6 +220,37 @@ class CorpusIndex:
             return None
         return data
 
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
+        write_atomic(self.manifest_path, json.dumps(manifest, ensure_ascii=False, separators=(",", ":")), durable=True)
+
+    def _read_marker(self) -> dict[str, Any] | None:
+        """The BUILDING marker's JSON (None when absent); {} for an unreadable or older one."""
+        try:
+            text = self.marker_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return {}
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _locked_by_other(self) -> bool:
+        """Whether another process holds the index lock now (a build in progress)."""
+        from filelock import FileLock, Timeout
+
+        if not (self.directory / "lock").exists():
+            return False
+        try:
+            with FileLock(str(self.directory / "lock"), timeout=0):
+                return False
+        except Timeout:
+            return True
+        except OSError:
+            return False
+
     # -- update -------------------------------------------------------------------------
 
     def update(
@@ -239,7 +303,27 @@ class CorpusIndex:
         if old is not None and not (added or changed or removed) and vectors_ok:
             return UpdateReport(files=len(new_files))
 
-        self.marker_path.write_text(str(os.getpid()))
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "chunker": CHUNKER_VERSION,
+            "corpus_id": self.corpus_id,
+            "roots": [str(r) for r in self.roots],
+            "vectors": fingerprint,
+            "store": self.location,  # where the vectors are: "embedded" or an index server's URL
+            "embedder": embedder.name if embedder is not None else None,
+            "updated_at": time.time(),
+            "files": new_files,
+        }
+        marker = {
+            "pid": os.getpid(),
+            "roots": manifest["roots"],
+            "embedder": manifest["embedder"],
+            "vectors": fingerprint,
+        }
+        write_atomic(self.marker_path, json.dumps(marker))
+        # The chunks first, so BM25 covers every file even if embedding is cut short; the marker
+        # says the vectors are not complete yet.
+        self._write_manifest(manifest)
         embedded = 0
         if embedder is not None and fingerprint is not None:
             wanted: dict[str, str] = {}
@@ -253,6 +337,7 @@ class CorpusIndex:
                 present = store.ids()
             store.delete(sorted(present - wanted.keys()))
             missing = [h for h in wanted if h not in present]
+            have = len(wanted) - len(missing)
             if progress is not None and missing:
                 progress(0, len(missing))
             for start in range(0, len(missing), self.embed_batch):
@@ -260,23 +345,13 @@ class CorpusIndex:
                 vectors = embedder.embed([wanted[h] for h in batch])
                 store.add(batch, vectors)
                 embedded += len(batch)
+                write_atomic(self.marker_path, json.dumps({**marker, "embedded": have + embedded, "of": len(wanted)}))
                 if progress is not None:
                     progress(embedded, len(missing))
         else:
             self.vectors.drop(self.directory)
 
-        manifest = {
-            "version": MANIFEST_VERSION,
-            "chunker": CHUNKER_VERSION,
-            "corpus_id": self.corpus_id,
-            "roots": [str(r) for r in self.roots],
-            "vectors": fingerprint,
-            "store": self.location,  # where the vectors are: "embedded" or an index server's URL
-            "embedder": embedder.name if embedder is not None else None,
-            "updated_at": time.time(),
-            "files": new_files,
-        }
-        write_atomic(self.manifest_path, json.dumps(manifest, ensure_ascii=False, separators=(",", ":")), durable=True)
+        self._write_manifest({**manifest, "updated_at": time.time()})
         self.marker_path.unlink(missing_ok=True)
         return UpdateReport(
             files=len(new_files),
@@ -311,12 +386,17 @@ class CorpusIndex:
             wanted.update(hashes)
         names = {d.source for d in documents}
         stale += sum(1 for name in old_files if name not in names)
-        recovered = self.marker_path.exists()
+        marker = self._read_marker()
+        recovered = marker is not None
         vectors_ok = old is not None and fingerprint is not None and old.get("vectors") == fingerprint
         vectors_ok = vectors_ok and old is not None and old.get("store", EMBEDDED) == self.location
         present = {c["h"] for r in old_files.values() for c in r["chunks"]} if vectors_ok and not recovered else set()
+        to_embed = len(wanted - present)
+        if recovered and vectors_ok and marker and marker.get("vectors") == fingerprint and stale == 0:
+            # an interrupted build of this same corpus: its marker says how many vectors it kept
+            to_embed = max(0, len(wanted) - int(marker.get("embedded", 0)))
         state = "missing" if old is None else ("interrupted" if recovered else "ready")
-        return PendingWork(state, len(documents), chunks, stale, len(wanted - present))
+        return PendingWork(state, len(documents), chunks, stale, to_embed)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -353,27 +433,7 @@ class CorpusIndex:
     # -- status / drop --------------------------------------------------------------------
 
     def status(self) -> IndexStatus:
-        if not self.directory.exists():
-            return IndexStatus(self.corpus_id, self.directory, False, "missing")
-        size = sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
-        manifest = self._read_manifest()
-        state = "interrupted" if self.marker_path.exists() else ("ready" if manifest else "missing")
-        if manifest is None:
-            return IndexStatus(self.corpus_id, self.directory, True, state, size_bytes=size)
-        files = manifest["files"]
-        return IndexStatus(
-            self.corpus_id,
-            self.directory,
-            True,
-            state,
-            files=len(files),
-            chunks=sum(len(r["chunks"]) for r in files.values()),
-            size_bytes=size,
-            updated_at=manifest.get("updated_at"),
-            embedder=manifest.get("embedder"),
-            roots=list(manifest.get("roots", [])),
-            store=manifest.get("store", EMBEDDED),
-        )
+        return status_of(self.directory)
 
     def rebuild(
         self,
@@ -406,3 +466,68 @@ class CorpusIndex:
             raise IndexBusyError(f"index {self.directory} is locked by another dsv2 process") from exc
         shutil.rmtree(self.directory, ignore_errors=True)
         return True
+
+
+def status_of(directory: Path) -> IndexStatus:
+    """What the index in ``directory`` holds, read from its manifest and BUILDING marker (the
+    vector store is not opened)."""
+    index = CorpusIndex.__new__(CorpusIndex)  # no roots needed to read an existing directory
+    index.directory = directory
+    index.manifest_path = directory / "manifest.json"
+    index.marker_path = directory / "BUILDING"
+    corpus = directory.name
+    if not directory.is_dir():
+        return IndexStatus(corpus, directory, False, "missing")
+    size = 0
+    for path in directory.rglob("*"):
+        with contextlib.suppress(OSError):  # a file removed while we walk
+            if path.is_file():
+                size += path.stat().st_size
+    manifest = index._read_manifest()
+    marker = index._read_marker()
+    if marker is not None:
+        state = "building" if index._locked_by_other() else "interrupted"
+    else:
+        state = "ready" if manifest else "missing"
+    embedded: int | None = None
+    to_embed: int | None = None
+    if manifest is None:
+        roots = [str(r) for r in marker.get("roots", [])] if marker else []
+        return IndexStatus(corpus, directory, True, state, size_bytes=size, roots=roots)
+    files = manifest["files"]
+    chunks = sum(len(r["chunks"]) for r in files.values())
+    if manifest.get("vectors"):
+        distinct = len({c["h"] for r in files.values() for c in r["chunks"]})
+        to_embed = distinct
+        if marker is None:
+            embedded = distinct
+        elif marker.get("vectors") == manifest.get("vectors") and isinstance(marker.get("embedded"), int):
+            embedded = int(marker["embedded"])
+        elif marker.get("vectors") == manifest.get("vectors"):
+            embedded = 0  # died before its first batch was stored (or an older marker: unknown)
+    return IndexStatus(
+        corpus,
+        directory,
+        True,
+        state,
+        files=len(files),
+        chunks=chunks,
+        size_bytes=size,
+        updated_at=manifest.get("updated_at"),
+        embedder=manifest.get("embedder"),
+        roots=list(manifest.get("roots", [])),
+        store=manifest.get("store", EMBEDDED),
+        embedded=embedded,
+        to_embed=to_embed,
+    )
+
+
+def list_indexes(home: Path) -> list[IndexStatus]:
+    """Every index under ``home/index``, most recently updated first."""
+    root = Path(home) / "index"
+    try:
+        directories = [d for d in root.iterdir() if d.is_dir()]
+    except OSError:
+        return []
+    found = [status_of(d) for d in directories]
+    return sorted(found, key=lambda s: (-(s.updated_at or 0.0), s.corpus_id))

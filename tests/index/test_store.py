@@ -2,12 +2,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 from dsv2cli.index import CorpusIndex, LlamaEmbedder, open_index, retrieve
 from dsv2cli.sources import load_inputs
+
+from ..conftest import dsv2_cmd
 
 INDEXER = Path(__file__).with_name("indexer_process.py")
 
@@ -134,20 +140,89 @@ def run_indexer(root: Path, model: Path, *extra: str) -> subprocess.Popen[str]:
     )
 
 
-def test_an_interrupted_build_is_detected_and_completed_on_the_next_run(
+def stored_vectors(index: CorpusIndex, embedder: LlamaEmbedder) -> dict[str, list[float]]:
+    store = index.vectors.open(index.directory, embedder.fingerprint)
+    assert store is not None
+    got = store.collection.get(include=["embeddings"])  # type: ignore[attr-defined]
+    return {i: list(map(float, v)) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
+
+
+def test_killed_mid_build_the_index_tells_the_truth_and_the_next_run_resumes_to_a_clean_build(
     make_repo, dsv2_home: Path, embedder: LlamaEmbedder, minilm_gguf: Path
 ) -> None:
-    root = make_repo(n_files=8)
-    killed = run_indexer(root, minilm_gguf, "4")  # dies at the second batch of 4
-    killed.communicate(timeout=120)
-    assert killed.returncode == 9
+    root = make_repo(n_files=24)
     index = CorpusIndex(dsv2_home, [root])
-    assert index.status().state == "interrupted"
+    building = run_indexer(root, minilm_gguf)  # 4 texts per embedder call
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and building.poll() is None:
+        try:
+            if json.loads(index.marker_path.read_text()).get("embedded", 0) >= 4:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.005)
+    os.kill(building.pid, signal.SIGKILL)  # kill -9: no cleanup of any kind
+    building.communicate(timeout=60)
+    assert building.returncode == -signal.SIGKILL
+
+    status = index.status()
+    assert status.state == "interrupted" and not status.complete
+    assert status.files == 24 and status.chunks == 24  # the manifest went first: BM25 covers every file
+    assert status.embedded is not None and 4 <= status.embedded < 24 and status.to_embed == 24
+    assert status.summary() == (
+        f"interrupted at {status.embedded}/24 chunks; the next run resumes; BM25 covers all files"
+    )
+    assert len(index.chunks()) == 24
+    kept = len(vector_ids(index, embedder))
+    assert status.embedded <= kept <= status.embedded + 4  # a batch stored just before its marker line
+
+    listed = subprocess.run([*dsv2_cmd(), "index", "list", "--json"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    (entry,) = json.loads(listed.stdout)["indexes"]
+    assert (entry["state"], entry["complete"], entry["files"], entry["chunks"]) == ("interrupted", False, 24, 24)
+    assert entry["roots"] == [str(root.resolve())] and entry["embedded_chunks"] == status.embedded
+    shown = subprocess.run([*dsv2_cmd(), "index", "status", str(root)], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert f"interrupted at {status.embedded}/24 chunks; the next run resumes; BM25 covers all files" in shown.stdout
 
     report = build(root, dsv2_home, embedder)
-    assert report.recovered
-    assert report.embedded == 8 - 4  # the first batch's vectors were kept, the rest embedded
+    assert report.recovered and report.embedded == 24 - kept  # only what was missing
     assert_consistent(index, embedder)
+    assert index.status().summary() == f"complete: 24 files, 24 chunks, vectors from {embedder.name}"
+
+    clean_home = dsv2_home / "clean"
+    clean = CorpusIndex(clean_home, [root])
+    build(root, clean_home, embedder)
+    assert index.chunks() == clean.chunks()
+    resumed, fresh = stored_vectors(index, embedder), stored_vectors(clean, embedder)
+    assert resumed.keys() == fresh.keys()
+    assert min(float(np.dot(resumed[h], fresh[h])) for h in fresh) >= 0.9999
+
+
+def test_index_list_shows_every_index_under_dsv2_home(make_repo, dsv2_home: Path, embedder: LlamaEmbedder) -> None:
+    from dsv2cli.index import list_indexes
+
+    assert list_indexes(dsv2_home) == []
+    root = make_repo(n_files=3)
+    build(root, dsv2_home, embedder)
+    other = root.parent / "other"
+    (other / "notes.md").parent.mkdir(parents=True)
+    (other / "notes.md").write_text("# Notes\n\nThe ledger balance is reconciled monthly.\n")
+    documents, _ = load_inputs([str(other)])
+    CorpusIndex(dsv2_home, [other]).update(documents, None)  # BM25 only
+    found = {tuple(s.roots): s for s in list_indexes(dsv2_home)}
+    assert set(found) == {(str(root.resolve()),), (str(other.resolve()),)}
+    mine = found[(str(root.resolve()),)]
+    assert (mine.state, mine.complete, mine.files, mine.chunks, mine.embedder) == ("ready", True, 3, 3, embedder.name)
+    assert mine.size_bytes > 0 and mine.updated_at is not None
+    bm25 = found[(str(other.resolve()),)]
+    assert bm25.complete and bm25.embedder is None and bm25.embedded is None
+
+    shown = subprocess.run([*dsv2_cmd(), "index", "list"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["corpus", "files", "chunks", "size", "embedder", "updated", "state"]
+    assert any(line.startswith(str(other.resolve())) and "none (BM25)" in line and "ready" in line for line in lines)
 
 
 def test_two_concurrent_indexers_leave_one_consistent_index(
