@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dsv2cli import citations
+from dsv2cli import citations, prompts
 from dsv2cli.citations import Passage, check, find_markers, format_example, parse_part, same_file
 from dsv2cli.render import sources_block
 from dsv2cli.sources.base import Location
@@ -216,3 +216,10 @@ def test_the_prompt_example_is_a_real_marker_of_the_context(locations: list[Loca
     # what the example shows matches what was sent
     for marker in find_markers(example):
         assert citations.match(marker, passages)[0]
+
+
+@pytest.mark.parametrize("name", prompts.template_names())
+def test_no_prompt_carries_an_example_marker_a_model_could_copy(name: str) -> None:
+    """Models copied the templates' own examples ([report.pdf p. 4], [src/app.py:12-20]) into answers
+    about other documents: the format is shown with the context's real markers ({{ example }})."""
+    assert find_markers(prompts.load(name)) == []
