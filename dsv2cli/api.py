@@ -1008,9 +1008,15 @@ class ChatRun:
             )
         return the_plan
 
-    def turn(self, question: str, *, on_text: Callable[[str], None] | None = None) -> Any:
+    def turn(
+        self,
+        question: str,
+        *,
+        on_text: Callable[[str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Any:
         """Answer ``question`` after the history (chat_session.TurnResult); Ctrl-C during the
-        answer stops it and keeps the conversation."""
+        answer, or ``should_stop()`` turning true, stops it and keeps the conversation."""
         session, conv = self.session, self.conversation
         policy = session.send if not self.confirmed else SendPolicy(session.send.allow_secrets, True)
         estimate = conv.context_tokens + len(question) // 3 + 64
@@ -1025,6 +1031,7 @@ class ChatRun:
                 notify=session.notify,
                 on_text=on_text,
                 on_prompt_progress=progress.on_prompt if progress else None,
+                should_stop=should_stop,
             )
         for notice in [*conv.notices, *self.handle.notices()]:
             session.notify(notice)

@@ -40,12 +40,20 @@ def verify(answer: str, the_plan: AskPlan) -> citations.CitationCheck:
 
 
 def build_prompt(
-    tokenizer: Tokenizer, facts: ModelFacts, system: str, context: str, question: str, example: str
+    tokenizer: Tokenizer,
+    facts: ModelFacts,
+    system: str,
+    context: str,
+    question: str,
+    example: str,
+    template: str | None = None,
 ) -> ChatPrompt:
     """``example``: how to cite, shown with real markers of this context (``citations.format_example``),
-    never with a made-up one a model could copy into an answer about something else."""
+    never with a made-up one a model could copy into an answer about something else. ``template``:
+    the user message's template (default: the shipped ``ask``)."""
     values = {"document": context, "question": question, "example": example}
-    user, stable = prompts.user_message(prompts.load("ask"), values)
+    template = prompts.load("ask") if template is None else template
+    user, stable = prompts.user_message(template, values)
     return format_chat(
         tokenizer,
         [Message("system", system.strip()), Message("user", user, stable)],
@@ -79,20 +87,24 @@ def plan(
     embed_model: str | None = None,
     threads: int | None = None,
     on_index_progress: Callable[[int, int], None] | None = None,
+    system: str | None = None,
+    template: str | None = None,
 ) -> AskPlan:
+    """``system``: the whole system message (default: the shipped one); ``template``: the user
+    message's template, with {{ document }} and {{ question }} (default: the shipped ``ask``)."""
     if not question.strip():
         raise UsageError("the question is empty")
     if strategy == MAP_REDUCE:
         raise UsageError("--strategy map-reduce is for `dsv2 summarize`; ask uses whole or retrieve")
-    system = prompts.load("system")
+    system = prompts.load("system") if system is None else system
     passages = [citations.Passage(s.location, s.text) for d in docs for s in d.segments if s.text.strip()]
     # Retrieval shows its own first passages; the whole corpus's first ones stand in for them
     # until then (a marker's few tokens are within RETRIEVAL_SLACK, and the prompt is counted again).
     example = citations.format_example(passages)
-    overhead = len(build_prompt(tokenizer, facts, system, "", question, example).ids)
+    overhead = len(build_prompt(tokenizer, facts, system, "", question, example, template).ids)
     budget = Budget(window=window, output=max_tokens, overhead=overhead)
     context = render_context(docs)
-    whole = build_prompt(tokenizer, facts, system, context, question, example)  # the one full tokenization
+    whole = build_prompt(tokenizer, facts, system, context, question, example, template)  # the one full tokenization
     context_tokens = len(whole.ids) - overhead
     chosen = choose("ask", context_tokens, budget.document, strategy)
     if chosen == WHOLE:
@@ -143,7 +155,7 @@ def plan(
             found = found.repack(target)
         selected = [citations.Passage(s.location, s.text) for s in found.sources]
         example = citations.format_example(selected)
-        prompt = build_prompt(tokenizer, facts, system, render_selected(found.sources), question, example)
+        prompt = build_prompt(tokenizer, facts, system, render_selected(found.sources), question, example, template)
         excess = len(prompt.ids) + max_tokens - window
         if excess <= 0:
             return AskPlan(

@@ -35,6 +35,11 @@ def _prompt_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "prompts"
 
 
+def prompt_dir() -> Path:
+    """Where the shipped templates are (``dsv2 templates`` lists them as built-ins)."""
+    return _prompt_dir()
+
+
 def template_names() -> list[str]:
     return sorted(p.stem for p in _prompt_dir().glob("*.txt"))
 

@@ -448,6 +448,69 @@ def summary_plan_payload(run: Any) -> dict[str, Any]:
         "prompt_tokens": len(the_plan.prompt.ids) if the_plan.prompt else None,
         "chunks": len(the_plan.chunks) if the_plan.chunks else None,
         "sources": the_plan.sources(run.docs),
+        # document text that imitated prompt structure (a "User:" line, "[PAD100015]"), made inert
+        "neutralised": [n.to_dict() for doc in run.docs for n in doc.neutralised],
+        "system": _system(the_plan.prompt),
+    }
+
+
+def _system(prompt: Any) -> str | None:
+    """The system message a prompt carries (what -s/--system added shows here)."""
+    messages = prompt.messages if prompt is not None else ()
+    return next((m.content for m in messages if m.role == "system"), None)
+
+
+def turn_plan_payload(the_plan: Any, handle: Any, conversation_id: str | None) -> dict[str, Any]:
+    """``prompt --dry-run --json`` / ``chat``: what one turn would send."""
+    return {
+        "question": the_plan.question,
+        "conversation_id": conversation_id,
+        "backend": handle.describe(),
+        "strategy": the_plan.strategy,
+        "retrieval": the_plan.retrieval,
+        "window": the_plan.window,
+        "reserved_output": the_plan.max_tokens,
+        "context_tokens": the_plan.context_tokens,
+        "history_tokens": the_plan.history_tokens,
+        "prompt_tokens": len(the_plan.prompt.ids),
+        "system": the_plan.system,
+        "prompt": the_plan.prompt.text,
+        "sources": the_plan.sources,
+        "estimated_cost_usd": handle.cost(len(the_plan.prompt.ids), the_plan.max_tokens),
+    }
+
+
+def turn_payload(result: Any, handle: Any, conversation_id: str | None, total_s: float) -> dict[str, Any]:
+    """``prompt --json``, ``ask -c --json``: one answered turn."""
+    the_plan, usage = result.plan, result.usage
+    return {
+        "answer": result.answer,
+        "question": the_plan.question,
+        "conversation_id": conversation_id,
+        "model": handle.name,
+        "model_path": handle.model_path,
+        "backend": handle.describe(),
+        "strategy": the_plan.strategy,
+        "retrieval": the_plan.retrieval,
+        "window": the_plan.window,
+        "context_tokens": the_plan.context_tokens,
+        "history_tokens": the_plan.history_tokens,
+        "input_tokens": usage.prompt_tokens,
+        "evaluated_tokens": result.evaluated,
+        "prefix_reused_tokens": result.reused,
+        "output_tokens": usage.output_tokens,
+        "folded_turns": result.folded,
+        "stopped": result.stopped,
+        "finish_reason": usage.finish_reason,
+        "system": the_plan.system,
+        "sources": the_plan.sources,
+        "cost_usd": handle.cost(usage.prompt_tokens, usage.output_tokens),
+        "timings": {
+            "load_s": round(handle.load_s, 4),
+            "prompt_eval_s": round(usage.prompt_eval_s, 4),
+            "generation_s": round(usage.generation_s, 4),
+            "total_s": round(total_s, 4),
+        },
     }
 
 
@@ -464,6 +527,7 @@ def _answer_plan(answer: Any) -> dict[str, Any]:
         "context_tokens": the_plan.context_tokens,
         "prompt_tokens": len(the_plan.prompt.ids),
         "sources": the_plan.sources,
+        "system": _system(the_plan.prompt),
     }
 
 

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # what every layer may use: errors, typed settings, file and thread helpers, the llama.cpp adapter
     ("foundation", ("errors", "settings", "kvcache", "fsutil", "parallel", "llama", "ggufmeta", "data")),
     ("sources", ("sources",)),
-    ("tokens", ("bpe", "tokens", "chat", "prompts")),
+    ("tokens", ("bpe", "tokens", "chat", "prompts", "templates")),
     # with packing: the Backend protocol and its data types, an interface over the packed prompt
     # (strategies such as map-reduce call a backend they are handed; implementations are engines)
     ("packing", ("packing", "engines.base")),

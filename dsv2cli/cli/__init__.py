@@ -7,7 +7,20 @@ command on ``app``.
 
 from __future__ import annotations
 
-from . import ask, completion, config, extract, inspect, logs, manage, models, summarize  # noqa: F401 - registers the commands
+from . import (  # noqa: F401 - registers the commands
+    ask,
+    chat,
+    completion,
+    config,
+    extract,
+    inspect,
+    logs,
+    manage,
+    models,
+    prompt,
+    summarize,
+    templates,
+)
 from .app import app, main
 
 __all__ = ["app", "main"]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from . import logs
+from . import chat, logs
 from .app import app, elapsed
 from .common import Env
 from .options import (
@@ -20,11 +20,15 @@ from .options import (
     SAMPLING,
     SENDING,
     VERBOSE,
+    CidOpt,
+    ContinueOpt,
     DryRunOpt,
     Flags,
     PathsArg,
     StrategyOpt,
     StreamOpt,
+    SystemOpt,
+    TemplateOpt,
     uses,
 )
 
@@ -63,6 +67,16 @@ def ask(
             help="Exit with code 8 when a citation matches no passage sent or a quote is not in its passage.",
         ),
     ] = False,
+    system: SystemOpt = None,
+    template: TemplateOpt = None,
+    prompt_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--prompt-file", help="Your own template with {{ document }} and {{ question }}.", show_default=False
+        ),
+    ] = None,
+    cont: ContinueOpt = False,
+    cid: CidOpt = None,
     *,
     flags: Flags,
     env: Env,
@@ -82,6 +96,7 @@ def ask(
       dsv2 ask -q "Who are the parties?" -q "When does it end?" contract.pdf
       dsv2 ask --repo ./src "How are tokens counted?" --dry-run --json
       dsv2 ask "What is the notice period?" contract.pdf --strict-citations --no-sources
+      dsv2 ask -c "And what happens after it ends?"
     """
     from .. import render
     from ..errors import CitationError, UsageError
@@ -101,9 +116,27 @@ def ask(
     else:
         raise UsageError("no question: give one as the first argument, or -q / --questions-file")
 
+    text = chat.ask_template(env, template, prompt_file)
+    if cont or cid is not None:  # after the conversation's history: dsv2cli.chat_session
+        streaming = not json_out and (stream or env.stdout_isatty)
+        chat.ask_continued(
+            env,
+            flags,
+            asked,
+            list(paths or []),
+            cont=cont,
+            cid=cid,
+            system=system,
+            template=text,
+            strategy=strategy,
+            dry_run=dry_run,
+            json_out=json_out,
+            streaming=streaming,
+        )
+        return
     session = env.session(flags)
     if not dry_run:
-        logs.begin(env, flags, "ask", prompt="\n".join(asked), paths=list(paths or []))
+        logs.begin(env, flags, "ask", prompt="\n".join(asked), paths=list(paths or []), system=system)
     docs = env.load(session, flags, paths)
     corpus = list(paths or []) + ([flags.repo] if flags.repo else [])
     screen = env.screen
@@ -123,6 +156,8 @@ def ask(
             strategy=strategy,
             dry_run=dry_run,
             on_text=screen.write if streaming else None,
+            system=system,
+            template=text,
             on_question=heading,
         ),
         1,

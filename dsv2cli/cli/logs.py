@@ -157,19 +157,17 @@ def file_inputs(paths: Sequence[str]) -> list[dict[str, Any]]:
     return found
 
 
-def record_answer(env: Env, answer: Any, docs: Sequence[Any], system: str | None = None) -> None:
+def record_answer(env: Env, answer: Any, docs: Sequence[Any]) -> None:
     """One question of ``ask``."""
     log = current(env)
     if log is None or answer.answer is None:
         return
-    from ..prompts import load
-
     usage, handle, the_plan = answer.usage, answer.handle, answer.plan
     log.add(
         log.response(
             model=handle.name,
             backend=handle.describe(),
-            system=system if system is not None else load("system"),
+            system=_system(the_plan.prompt),
             prompt=answer.question,
             output=answer.answer,
             inputs=inputs(docs),
@@ -190,7 +188,12 @@ def record_answer(env: Env, answer: Any, docs: Sequence[Any], system: str | None
     )
 
 
-def record_summary(env: Env, run: Any, system: str | None = None) -> None:
+def _system(prompt: Any) -> str | None:
+    messages = prompt.messages if prompt is not None else ()
+    return next((m.content for m in messages if m.role == "system"), None)
+
+
+def record_summary(env: Env, run: Any) -> None:
     """One ``summarize`` (a summary per document with --each)."""
     log = current(env)
     result = run.result
@@ -201,7 +204,7 @@ def record_summary(env: Env, run: Any, system: str | None = None) -> None:
         log.response(
             model=result.model,
             backend=handle.describe(),
-            system=system,
+            system=_system(run.plan.prompt) if run.plan is not None else None,
             prompt=log.prompt,
             output=result.summary,
             inputs=inputs(run.docs),

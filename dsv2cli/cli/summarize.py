@@ -25,6 +25,8 @@ from .options import (
     PathsArg,
     StrategyOpt,
     StreamOpt,
+    SystemOpt,
+    TemplateOpt,
     uses,
 )
 
@@ -72,6 +74,8 @@ def summarize(
             "tokens); the answer is split back per document and any it missed are summarized alone.",
         ),
     ] = False,
+    system: SystemOpt = None,
+    template: TemplateOpt = None,
     *,
     flags: Flags,
     env: Env,
@@ -89,7 +93,7 @@ def summarize(
       dsv2 summarize --each contracts/*.pdf --json
       dsv2 summarize --each notes/ --backend deepseek --pack --out summaries/ --yes
     """
-    from .. import render
+    from .. import render, templates
 
     session = env.session(flags, style=style)
     if not dry_run:
@@ -106,7 +110,13 @@ def summarize(
         return
     streaming = not json_out and (stream or env.stdout_isatty)
     run = session.summarize(
-        docs, prompt_file=prompt_file, strategy=strategy, dry_run=dry_run, on_text=screen.write if streaming else None
+        docs,
+        prompt_file=prompt_file,
+        strategy=strategy,
+        dry_run=dry_run,
+        on_text=screen.write if streaming else None,
+        system=system,
+        template=templates.load_for(template, "summarize", env.environ) if template else None,
     )
     if dry_run:
         _print_plan(env, run, json_out)

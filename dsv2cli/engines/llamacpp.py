@@ -181,12 +181,21 @@ class LlamaCppBackend:
         return opts.prefix_cache.key(identity, repr(sorted(settings.items())), prefix_ids)
 
     def _reuse(self, llm: Llama, ids: list[int], prefix: int, usage: Usage) -> int:
-        """Tokens of ``ids`` already evaluated (kept in the KV cache); 0 when none."""
+        """Tokens of ``ids`` already evaluated (kept in the KV cache); 0 when none.
+
+        In memory, the longest run of ``ids`` the context already holds is kept (a chat turn: the
+        documents, the earlier turns and the last answer), when it covers the stable ``prefix``;
+        at least the last prompt token is evaluated again (its logits start the answer)."""
         held = list(llm.input_ids[: llm.n_tokens])
-        if prefix and held[:prefix] == ids[:prefix]:
-            llama.keep_prefix(llm, prefix)
-            usage.extra["prefix_reused_tokens"] = prefix
-            return prefix
+        common = 0
+        for a, b in zip(held, ids[:-1], strict=False):
+            if a != b:
+                break
+            common += 1
+        if common and common >= prefix:
+            llama.keep_prefix(llm, common)
+            usage.extra["prefix_reused_tokens"] = common
+            return common
         llm.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves reset() unannotated
         cache = self.options.prefix_cache
         if cache is None or prefix < MIN_PREFIX_TOKENS:
