@@ -147,7 +147,10 @@ class OutDir:
             raise UsageError(f"--out {path}: not a folder (summarize --each writes a folder of summaries)")
         if not path.parent.is_dir():
             raise UsageError(f"--out {path}: folder {path.parent} does not exist")
-        path.mkdir(exist_ok=True)
+        try:
+            path.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {path}: cannot create the folder ({exc.strerror})") from exc
         self.path, self.key = path, key
         self.records = path / self.RECORDS
         self.done: set[str] = set()  # content hashes summarized with this key
