@@ -943,6 +943,7 @@ class Session:
         from .models import model_info, resolve_model
 
         return model_info(resolve_model(self.settings), self.settings)
+                    "neutralised": [n.to_dict() for n in doc.neutralised],  # sources/neutral.py
 
     # --- the retrieval index and the prompt-prefix cache ---------------------------------------
 

@@ -17,6 +17,7 @@ from ..errors import InputError, quote_name
 from .base import Document, Location, Segment
 from .encoding import looks_binary
 from .limits import DEFAULT_MAX_INPUT_FILE, DEFAULT_MAX_INPUT_TOTAL, InputLimits, read_capped
+from .neutral import neutralise
 from .repo import DEFAULT_MAX_FILE_BYTES, RepoReport, load_repo
 from .secrets import redact_document
 from .text import MARKDOWN_SUFFIXES, text_document
@@ -115,16 +116,20 @@ def load(
     ``limits``: bytes per file and in total (default: ``InputLimits()``), checked while reading."""
     limits = InputLimits() if limits is None else limits
     if path == "-":
-        return redact_document(document_from_bytes(_read_stdin(stdin, limits), STDIN_NAME, password=password))
+        return neutralise(
+            redact_document(document_from_bytes(_read_stdin(stdin, limits), STDIN_NAME, password=password))
+        )
     if os.path.isdir(path):
         docs, report = load_repo(path)
         if not docs:
             raise InputError(f"{quote_name(path)}: no files to read ({len(report.skipped)} skipped)")
         limits.take_total(report.bytes, report.root)
         segments = [s for d in docs for s in d.segments]
-        return Document(report.root, "repo", segments, report.notes(), [r for d in docs for r in d.redactions])
+        return neutralise(
+            Document(report.root, "repo", segments, report.notes(), [r for d in docs for r in d.redactions])
+        )
     data = _read_file(path, limits, stdin)
-    return redact_document(document_from_bytes(data, path, Path(path).suffix.lower(), password))
+    return neutralise(redact_document(document_from_bytes(data, path, Path(path).suffix.lower(), password)))
 
 
 def load_inputs(
@@ -160,8 +165,14 @@ def load_inputs(
             if not repo_docs:
                 raise InputError(f"{quote_name(report.root)}: no files to read ({len(report.skipped)} skipped)")
             limits.take_total(report.bytes, report.root)
-            docs.extend(repo_docs)
+            inert = [neutralise(d) for d in repo_docs]
+            docs.extend(inert)
             notes.extend(report.notes())
+            notes.extend(
+                f"warning: {w}"
+                for d, was in zip(inert, repo_docs, strict=True)
+                for w in d.warnings[len(was.warnings) :]
+            )
             continue
         doc = load(target, stdin, password=password, limits=limits)
         docs.append(doc)

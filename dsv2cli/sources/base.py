@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .neutral import Neutralised
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class Document:
     # How section labels were found, when the reader knows ("outline" for a PDF's bookmarks);
     # otherwise ``headings`` tells from the segments.
     heading_source: str | None = None
+    # Text that imitated the prompt's structure and was made inert (sources/neutral.py).
+    neutralised: list[Neutralised] = field(default_factory=list)
 
     @property
     def headings(self) -> str:
