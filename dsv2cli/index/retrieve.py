@@ -13,6 +13,7 @@ from .embedder import Embedder, resolve_embedder
 from .ranking import DEFAULT_FUSION, Fusion, ScoredChunk, rank
 from .select import SelectedSource, pack_chunks
 from .store import CorpusIndex, UpdateReport
+from .vectors import DamagedStoreError, VectorStoreError
 
 MIN_RECORDED_CHUNKS = 32
 
@@ -83,14 +84,37 @@ def retrieve(
         if choice.notice:
             notices.append(choice.notice)
     index = open_index(home, corpus)
-    report = index.update(documents, embedder, progress=progress)
+    try:
+        report = index.update(documents, embedder, progress=progress)
+    except VectorStoreError as exc:
+        # The manifest (every chunk) is written before the vectors: BM25 still covers everything,
+        # and the BUILDING marker left behind makes the next run finish the vectors.
+        notices.append(f"{exc}: the vectors could not be updated; ranked with BM25 alone")
+        report = UpdateReport(files=len(documents))
+        embedder = None
     if embedder is not None:
         _record_rate(home, embedder, threads, report)
-    if report.recovered:
+    notices += report.notices
+    if report.recovered and not report.notices:
         notices.append("the index was left incomplete by an interrupted run; it has been repaired")
     chunks = index.chunks()
-    dense = index.dense_scores(question, embedder) if embedder is not None else None
-    method = "hybrid" if embedder is not None else "bm25"
+    dense: dict[str, float] | None = None
+    method = "bm25"
+    if embedder is not None and chunks and question.strip():
+        try:
+            try:
+                dense = index.dense_scores(question, embedder)
+            except DamagedStoreError as exc:  # found on reading: rebuild from the sources, then read
+                notices.append(index.set_aside_damaged(exc))
+                report = index.update(documents, embedder, progress=progress)
+                dense = index.dense_scores(question, embedder)
+        except VectorStoreError as exc:
+            notices.append(f"{exc}: ranked with BM25 alone")
+            dense = None
+        if dense:
+            method = "hybrid"
+        elif dense is not None:
+            notices.append("the index has no vectors for this embedder: ranked with BM25 alone")
     ranked = rank(chunks, question, dense=dense, fusion=fusion, method=method)
     sources = pack_chunks(ranked, budget, count_tokens)
     return Retrieval(

@@ -39,7 +39,7 @@ from ..sources.base import Document, Location
 from .chunking import CHUNKER_VERSION, Chunk, chunk_document
 from .embedder import Embedder
 from .server import EMBEDDED, default_vectors, vectors_location
-from .vectors import VectorStoreFactory
+from .vectors import DamagedStoreError, VectorStoreFactory
 
 MANIFEST_VERSION = 1
 EMBED_BATCH = 32
@@ -79,6 +79,7 @@ class UpdateReport:
     embedded: int = 0  # chunks sent to the embedder
     recovered: bool = False  # an interrupted earlier build was detected and repaired
     seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)  # one line each, for the user (a store rebuilt)
 
 
 @dataclass(frozen=True)
@@ -325,29 +326,19 @@ class CorpusIndex:
         # says the vectors are not complete yet.
         self._write_manifest(manifest)
         embedded = 0
+        notices: list[str] = []
         if embedder is not None and fingerprint is not None:
             wanted: dict[str, str] = {}
             for record in new_files.values():
                 for chunk in record["chunks"]:
                     wanted.setdefault(chunk["h"], f"{chunk['x']}\n{chunk['t']}" if chunk["x"] else chunk["t"])
-            store = self.vectors.create(self.directory, fingerprint)
-            if vectors_ok and old is not None:
-                present = {c["h"] for r in old_files.values() for c in r["chunks"]}
-            else:
-                present = store.ids()
-            store.delete(sorted(present - wanted.keys()))
-            missing = [h for h in wanted if h not in present]
-            have = len(wanted) - len(missing)
-            if progress is not None and missing:
-                progress(0, len(missing))
-            for start in range(0, len(missing), self.embed_batch):
-                batch = missing[start : start + self.embed_batch]
-                vectors = embedder.embed([wanted[h] for h in batch])
-                store.add(batch, vectors)
-                embedded += len(batch)
-                write_atomic(self.marker_path, json.dumps({**marker, "embedded": have + embedded, "of": len(wanted)}))
-                if progress is not None:
-                    progress(embedded, len(missing))
+            try:
+                embedded = self._embed(
+                    wanted, old_files if vectors_ok else None, embedder, fingerprint, marker, progress
+                )
+            except DamagedStoreError as exc:
+                notices.append(self.set_aside_damaged(exc))
+                embedded = self._embed(wanted, None, embedder, fingerprint, marker, progress)
         else:
             self.vectors.drop(self.directory)
 
@@ -360,7 +351,51 @@ class CorpusIndex:
             removed=removed,
             embedded=embedded,
             recovered=recovered,
+            notices=notices,
         )
+
+    def set_aside_damaged(self, damage: DamagedStoreError) -> str:
+        """Move a damaged vector store aside and leave the BUILDING marker, so the next update
+        embeds every chunk again from the manifest's text; the notice for the user. A store that
+        cannot be set aside here (an index server) re-raises ``damage``."""
+        set_aside = getattr(self.vectors, "set_aside", None)
+        if set_aside is None:
+            raise damage
+        moved = set_aside(self.directory)
+        if not self.marker_path.exists():
+            write_atomic(self.marker_path, json.dumps({"pid": os.getpid(), "embedded": 0, "damaged": True}))
+        return f"{damage}; moved aside to {moved}, the vectors are embedded again from the sources"
+
+    def _embed(
+        self,
+        wanted: dict[str, str],
+        old_files: dict[str, Any] | None,
+        embedder: Embedder,
+        fingerprint: str,
+        marker: dict[str, Any],
+        progress: Callable[[int, int], None] | None,
+    ) -> int:
+        """Give every chunk of ``wanted`` (hash -> text) a vector and drop stray ones; how many
+        were embedded. ``old_files``: the previous manifest's files when its vectors are known
+        complete (the store is then not listed)."""
+        store = self.vectors.create(self.directory, fingerprint)
+        known = old_files is not None
+        present = {c["h"] for r in (old_files or {}).values() for c in r["chunks"]} if known else store.ids()
+        store.delete(sorted(present - wanted.keys()))
+        missing = [h for h in wanted if h not in present]
+        have = len(wanted) - len(missing)
+        embedded = 0
+        if progress is not None and missing:
+            progress(0, len(missing))
+        for start in range(0, len(missing), self.embed_batch):
+            batch = missing[start : start + self.embed_batch]
+            vectors = embedder.embed([wanted[h] for h in batch])
+            store.add(batch, vectors)
+            embedded += len(batch)
+            write_atomic(self.marker_path, json.dumps({**marker, "embedded": have + embedded, "of": len(wanted)}))
+            if progress is not None:
+                progress(embedded, len(missing))
+        return embedded
 
     def pending(self, documents: Sequence[Document], fingerprint: str | None) -> PendingWork:
         """What :meth:`update` would do for ``documents``, without writing, embedding or opening

@@ -12,12 +12,15 @@ can reuse ``ChromaVectorStore``. chromadb is imported only when a store is opene
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from ..errors import Dsv2Error, one_line
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -26,6 +29,35 @@ if TYPE_CHECKING:
 # Records per chromadb call: chromadb refuses more than its max batch size (5461 for the embedded
 # client of chromadb 1.5).
 CHROMA_BATCH = 5000
+T = TypeVar("T")
+
+
+class VectorStoreError(Dsv2Error):
+    """The vector store failed. Retrieval goes on with BM25 alone and says so (retrieve.py)."""
+
+
+class DamagedStoreError(VectorStoreError):
+    """The embedded store's database cannot be read (not a database, malformed). Its vectors are
+    derived data: the index moves it aside and embeds the sources again (store.py)."""
+
+
+# sqlite's result codes in chromadb's messages ("error returned from database: (code: 26) file is
+# not a database"): 26 SQLITE_NOTADB, 11 SQLITE_CORRUPT. Seen with chromadb 1.5.9 on a file
+# overwritten with garbage, with a garbage header, and cut to a third.
+_DAMAGE_MARKS = ("(code: 26)", "(code: 11)", "file is not a database", "malformed")
+
+
+@contextlib.contextmanager
+def chroma_errors(where: Path) -> Iterator[None]:
+    """chromadb's errors from the embedded store at ``where`` as VectorStoreError / DamagedStoreError."""
+    from chromadb.errors import ChromaError
+
+    try:
+        yield
+    except ChromaError as exc:
+        text = one_line(str(exc).strip()) or type(exc).__name__
+        kind = DamagedStoreError if any(mark in text for mark in _DAMAGE_MARKS) else VectorStoreError
+        raise kind(f"vector store {where}: {text[:200]}") from exc
 
 
 class VectorStore(Protocol):
@@ -115,6 +147,36 @@ class ChromaVectorStore:
         return set(self.collection.get(include=[])["ids"])
 
 
+class EmbeddedVectorStore(ChromaVectorStore):
+    """``ChromaVectorStore`` of the embedded client; chromadb's failures as VectorStoreError
+    (the base class lets them through: the index server wraps them its own way)."""
+
+    def __init__(self, collection: ChromaCollection, where: Path) -> None:
+        super().__init__(collection)
+        self.where = where
+
+    def _call(self, call: Callable[[], T]) -> T:
+        with chroma_errors(self.where):
+            return call()
+
+    def add(self, ids: Sequence[str], embeddings: Sequence[Sequence[float]]) -> None:
+        self._call(lambda: super(EmbeddedVectorStore, self).add(ids, embeddings))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self._call(lambda: super(EmbeddedVectorStore, self).delete(ids))
+
+    def query(
+        self, embedding: Sequence[float], n: int, *, among: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
+        return self._call(lambda: super(EmbeddedVectorStore, self).query(embedding, n, among=among))
+
+    def count(self) -> int:
+        return self._call(lambda: super(EmbeddedVectorStore, self).count())
+
+    def ids(self) -> set[str]:
+        return self._call(lambda: super(EmbeddedVectorStore, self).ids())
+
+
 @dataclass(frozen=True)
 class EmbeddedChroma:
     """The default ``VectorStoreFactory``: a chromadb ``PersistentClient`` in ``<index>/chroma``,
@@ -122,21 +184,47 @@ class EmbeddedChroma:
 
     subdirectory: str = "chroma"
 
-    def open(self, directory: Path, fingerprint: str) -> ChromaVectorStore | None:
-        client = self._client(directory)
-        try:
-            return ChromaVectorStore(client.get_collection(collection_name(fingerprint), embedding_function=None))
-        except Exception:  # chromadb raises NotFoundError/ValueError depending on version
-            return None
+    def open(self, directory: Path, fingerprint: str) -> EmbeddedVectorStore | None:
+        from chromadb.errors import NotFoundError
 
-    def create(self, directory: Path, fingerprint: str) -> ChromaVectorStore:
-        client = self._client(directory)
+        where = directory / self.subdirectory
+        if not where.is_dir():
+            return None  # never made: nothing to open (and nothing is created)
+        with chroma_errors(where):
+            client = self._client(directory)
+            try:
+                collection = client.get_collection(collection_name(fingerprint), embedding_function=None)
+            except NotFoundError:
+                return None
+        return EmbeddedVectorStore(collection, where)
+
+    def create(self, directory: Path, fingerprint: str) -> EmbeddedVectorStore:
+        where = directory / self.subdirectory
         name = collection_name(fingerprint)
-        for existing in client.list_collections():
-            other = existing if isinstance(existing, str) else existing.name
-            if other != name:
-                client.delete_collection(other)  # vectors of an embedder no longer in use
-        return ChromaVectorStore(client.get_or_create_collection(name, embedding_function=None))
+        with chroma_errors(where):
+            client = self._client(directory)
+            for existing in client.list_collections():
+                other = existing if isinstance(existing, str) else existing.name
+                if other != name:
+                    client.delete_collection(other)  # vectors of an embedder no longer in use
+            collection = client.get_or_create_collection(name, embedding_function=None)
+        return EmbeddedVectorStore(collection, where)
+
+    def set_aside(self, directory: Path) -> Path | None:
+        """Move a damaged store out of the way (to ``chroma.damaged``, replacing an older one), so
+        the next ``create`` starts empty; where it went, or None when there was none."""
+        path = directory / self.subdirectory
+        if not path.exists():
+            return None
+        target = directory / f"{self.subdirectory}.damaged"
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            path.rename(target)
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
+            target = path
+        forget_chroma_clients()
+        return target
 
     def drop(self, directory: Path) -> None:
         path = directory / self.subdirectory

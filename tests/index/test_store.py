@@ -6,11 +6,15 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
-from dsv2cli.index import CorpusIndex, LlamaEmbedder, open_index, retrieve
+from dsv2cli.index import CorpusIndex, EmbeddedChroma, LlamaEmbedder, open_index, retrieve
+from dsv2cli.index.vectors import VectorStoreError
 from dsv2cli.sources import load_inputs
 
 from ..conftest import dsv2_cmd
@@ -237,3 +241,98 @@ def test_two_concurrent_indexers_leave_one_consistent_index(
     index = CorpusIndex(dsv2_home, [root])
     assert len(index.chunks()) == 6
     assert_consistent(index, embedder)
+
+
+# --- a failing or damaged vector store ----------------------------------------------------------
+
+QUESTION = "How much is the surcharge for an oversized parcel?"
+
+
+class FailingStore:
+    """The real embedded store, with one operation failing as chromadb would (a VectorStoreError)."""
+
+    def __init__(self, inner: Any, failing: str) -> None:
+        self.inner, self.failing = inner, failing
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self.failing:
+
+            def fail(*args: Any, **kwargs: Any) -> Any:
+                raise VectorStoreError(f"vector store {self.inner.where}: forced failure in {name}")
+
+            return fail
+        return getattr(self.inner, name)
+
+
+@dataclass(frozen=True)
+class FailingChroma:
+    failing: str
+    inner: EmbeddedChroma = field(default_factory=EmbeddedChroma)
+
+    def open(self, directory: Path, fingerprint: str) -> Any:
+        store = self.inner.open(directory, fingerprint)
+        return FailingStore(store, self.failing) if store is not None else None
+
+    def create(self, directory: Path, fingerprint: str) -> Any:
+        return FailingStore(self.inner.create(directory, fingerprint), self.failing)
+
+    def drop(self, directory: Path) -> None:
+        self.inner.drop(directory)
+
+
+def ask_retrieve(root: Path, home: Path, embedder: LlamaEmbedder):  # type: ignore[no-untyped-def]
+    documents, _ = load_inputs([str(root)])
+    return retrieve(
+        QUESTION, documents, corpus=[str(root)], home=home, budget=600, count_tokens=approx_tokens, embedder=embedder
+    )
+
+
+@pytest.mark.parametrize("failing", ["query", "add"])
+def test_a_failing_vector_store_reports_bm25_and_a_notice_not_hybrid(
+    make_repo, dsv2_home: Path, embedder: LlamaEmbedder, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    from dsv2cli.index import store as store_module
+
+    root = make_repo(n_files=6)
+    planted = root / "pkg" / "mod_04.py"
+    planted.write_text(planted.read_text() + PLANTED)
+    if failing == "query":
+        build(root, dsv2_home, embedder)  # vectors in place; reading them fails
+    monkeypatch.setattr(store_module, "default_vectors", lambda: FailingChroma(failing))
+    result = ask_retrieve(root, dsv2_home, embedder)
+    assert result.method == "bm25" and result.to_dict()["retrieval"] == "bm25"
+    assert any(f"forced failure in {failing}" in n and "BM25 alone" in n for n in result.notices), result.notices
+    assert any("47.50" in s.text for s in result.sources)  # BM25 still answers from every file
+    monkeypatch.undo()
+    if failing == "add":  # the build stopped after the chunks: the next run finishes the vectors
+        assert CorpusIndex(dsv2_home, [root]).status().state == "interrupted"
+        again = ask_retrieve(root, dsv2_home, embedder)
+        assert again.method == "hybrid" and again.update.recovered
+
+
+def damage(chroma: Path) -> None:
+    from dsv2cli.index.vectors import forget_chroma_clients
+
+    (chroma / "chroma.sqlite3").write_bytes(b"this is not a database " * 400)
+    forget_chroma_clients()  # what a new process would see
+
+
+@pytest.mark.parametrize("edit", [False, True])
+def test_a_damaged_chroma_database_is_moved_aside_and_rebuilt_from_the_sources(
+    make_repo, dsv2_home: Path, embedder: LlamaEmbedder, edit: bool
+) -> None:
+    root = make_repo(n_files=5)
+    planted = root / "pkg" / "mod_02.py"
+    planted.write_text(planted.read_text() + PLANTED)
+    build(root, dsv2_home, embedder)
+    index = CorpusIndex(dsv2_home, [root])
+    damage(index.directory / "chroma")
+    if edit:  # the damage is met while updating (a changed file), not only while reading
+        (root / "pkg" / "mod_00.py").write_text("def ledger_total(rows):\n    return sum(rows)\n")
+    result = ask_retrieve(root, dsv2_home, embedder)
+    assert result.method == "hybrid"
+    (notice,) = [n for n in result.notices if "moved aside" in n]
+    assert "file is not a database" in notice and "embedded again from the sources" in notice
+    assert (index.directory / "chroma.damaged" / "chroma.sqlite3").read_bytes().startswith(b"this is not")
+    assert_consistent(index, embedder)
+    assert any("47.50" in s.text for s in result.sources)
