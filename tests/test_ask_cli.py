@@ -201,6 +201,8 @@ def test_strict_citations_exits_8_after_the_answer_and_its_sources(
     assert failed.exit_code == 8 == ExitCode.CITATION
     assert failed.stdout.startswith(ANSWER) and "NOT SENT" in failed.stdout
     assert failed.stderr.splitlines()[-1].startswith("dsv2: error: the citations do not check out")
+    as_json = runner.invoke(app, [*args, "--json", *on(scripted(ANSWER))])  # the JSON line is written first
+    assert as_json.exit_code == 8 and json.loads(as_json.stdout)["citations"]["verified"] is False
     passed = runner.invoke(app, [*args, "--no-sources"])  # the second answer cites only what was sent
     assert passed.exit_code == 0, passed.output
     assert passed.stdout == "Residents pay at most 4.50 euros [fares.pdf p. 1].\n"  # --no-sources: the answer alone
