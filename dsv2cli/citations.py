@@ -243,10 +243,14 @@ class UsedMarker:
     passages: tuple[int, ...]
 
     def to_dict(self, passages: Sequence[Passage]) -> dict[str, Any]:
+        """Where the marker points, read from the passages it matched: ``section`` is theirs (several
+        joined by ", " when a page holds more than one); ``section_mismatch`` says that the marker
+        named a section none of them is in (its page decided the match)."""
         hits = [passages[i] for i in self.passages]
         pages = sorted({p.location.page for p in hits if p.location.page is not None})
         sections = list(dict.fromkeys(p.location.section for p in hits if p.location.section))
         m = self.marker
+        named = [s for s in sections if m.section and _in_section(m.section, s)]
         lines = m.lines or tuple(
             (p.location.line_start, p.location.line_end or p.location.line_start)
             for p in hits
@@ -255,12 +259,13 @@ class UsedMarker:
         return {
             "marker": m.text,
             "count": self.count,
-            "path": hits[0].path if len({p.path for p in hits}) == 1 else m.path,
+            "path": ", ".join(dict.fromkeys(p.path for p in hits)),
             "page": (m.pages[0][0] if m.pages else (pages[0] if pages else None)),
             "page_end": (m.pages[-1][1] if m.pages else (pages[-1] if pages else None)),
             "line_start": min(a for a, _ in lines) if lines else None,
             "line_end": max(b for _, b in lines) if lines else None,
-            "section": sections[0] if len(sections) == 1 else (m.section if m.section else None),
+            "section": ", ".join(named or sections) or None,
+            "section_mismatch": bool(m.section) and not named,
             "passages": [p.cite() for p in hits],
         }
 

@@ -594,7 +594,10 @@ def _where(entry: dict[str, Any]) -> str:
         parts.append(f"line {start}" if start == end else f"lines {start}-{end}")
     if entry.get("section"):
         parts.append(f"§ {entry['section']}")
-    return ", ".join(parts)
+    where = ", ".join(parts)
+    if entry.get("section_mismatch"):  # the page matched; the section the answer named is not on it
+        where += f" (not in the section the answer names: {entry['marker']})"
+    return where
 
 
 def sources_block(check: Any) -> str:

@@ -223,3 +223,25 @@ def test_no_prompt_carries_an_example_marker_a_model_could_copy(name: str) -> No
     """Models copied the templates' own examples ([report.pdf p. 4], [src/app.py:12-20]) into answers
     about other documents: the format is shown with the context's real markers ({{ example }})."""
     assert find_markers(prompts.load(name)) == []
+
+
+@pytest.mark.parametrize(
+    ("marker", "section", "mismatch"),
+    [
+        ("[manual.pdf p. 38]", "6.3.4, 6.3.5", False),  # a page that holds two sections
+        ("[manual.pdf § 6.3.5, p. 38]", "6.3.5", False),
+        ("[manual.pdf § 6.3, p. 38]", "6.3.4, 6.3.5", False),
+        ("[manual.pdf § 14.4, p. 38]", "6.3.4, 6.3.5", True),  # the page matches, the section is wrong
+    ],
+)
+def test_a_used_marker_reports_the_sections_of_its_page(marker: str, section: str, mismatch: bool) -> None:
+    passages = [
+        Passage(Location("manual.pdf", page=38, section="6.3.4"), "6.3.4 Attaching arbitrary lists"),
+        Passage(Location("manual.pdf", page=38, section="6.3.5"), "6.3.5 Managing the search path"),
+    ]
+    result = check(f"Use attach() {marker}.", passages)
+    [used] = result.to_dict()["used"]
+    assert (used["section"], used["section_mismatch"]) == (section, mismatch)
+    assert result.ok  # the page decides
+    line = sources_block(result).splitlines()[2]
+    assert line.endswith(f"(not in the section the answer names: {marker})") is mismatch
