@@ -245,7 +245,8 @@ class UsedMarker:
     def to_dict(self, passages: Sequence[Passage]) -> dict[str, Any]:
         """Where the marker points, read from the passages it matched: ``section`` is theirs (several
         joined by ", " when a page holds more than one); ``section_mismatch`` says that the marker
-        named a section none of them is in (its page decided the match)."""
+        named a section none of them is in (its page decided the match); passages without a
+        section cannot contradict one."""
         hits = [passages[i] for i in self.passages]
         pages = sorted({p.location.page for p in hits if p.location.page is not None})
         sections = list(dict.fromkeys(p.location.section for p in hits if p.location.section))
@@ -265,7 +266,7 @@ class UsedMarker:
             "line_start": min(a for a, _ in lines) if lines else None,
             "line_end": max(b for _, b in lines) if lines else None,
             "section": ", ".join(named or sections) or None,
-            "section_mismatch": bool(m.section) and not named,
+            "section_mismatch": bool(m.section and sections) and not named,  # unknown: not a mismatch
             "passages": [p.cite() for p in hits],
         }
 

@@ -232,12 +232,14 @@ def test_no_prompt_carries_an_example_marker_a_model_could_copy(name: str) -> No
         ("[manual.pdf § 6.3.5, p. 38]", "6.3.5", False),
         ("[manual.pdf § 6.3, p. 38]", "6.3.4, 6.3.5", False),
         ("[manual.pdf § 14.4, p. 38]", "6.3.4, 6.3.5", True),  # the page matches, the section is wrong
+        ("[manual.pdf § 14.4, p. 39]", None, False),  # a passage without a section cannot contradict one
     ],
 )
-def test_a_used_marker_reports_the_sections_of_its_page(marker: str, section: str, mismatch: bool) -> None:
+def test_a_used_marker_reports_the_sections_of_its_page(marker: str, section: str | None, mismatch: bool) -> None:
     passages = [
         Passage(Location("manual.pdf", page=38, section="6.3.4"), "6.3.4 Attaching arbitrary lists"),
         Passage(Location("manual.pdf", page=38, section="6.3.5"), "6.3.5 Managing the search path"),
+        Passage(Location("manual.pdf", page=39), "Chapter 7 Reading data from files"),
     ]
     result = check(f"Use attach() {marker}.", passages)
     [used] = result.to_dict()["used"]
