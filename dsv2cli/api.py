@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
@@ -195,7 +195,18 @@ class Session:
         self.close()
 
     def _scope(self, *, resumable: bool = False) -> AbstractContextManager[object]:
-        return self.progress.scope(resumable=resumable) if self.progress is not None else nullcontext()
+        """Around a call that runs a model or reads an index: the progress display, and the index
+        server (``index_url``) that the indexes opened within it keep their vectors in."""
+        stack = ExitStack()
+        stack.enter_context(self._index_scope())
+        if self.progress is not None:
+            stack.enter_context(self.progress.scope(resumable=resumable))
+        return stack
+
+    def _index_scope(self) -> AbstractContextManager[None]:
+        from .index.server import server_from, using
+
+        return using(server_from(self.settings.index_url, self.environ))
 
     def _params(self) -> GenerationParams:
         return GenerationParams(self.settings.max_tokens, self.settings.temperature, self.settings.seed)
@@ -828,14 +839,15 @@ class Session:
         index_plan = None
         index_s = None
         if strategy["ask"] == "retrieve":
-            index_plan = planning.estimate_index(
-                settings.home,
-                corpus,
-                docs,
-                embed_model=settings.embed_model,
-                threads=threads_used,
-                measure=measure,
-            )
+            with self._index_scope():
+                index_plan = planning.estimate_index(
+                    settings.home,
+                    corpus,
+                    docs,
+                    embed_model=settings.embed_model,
+                    threads=threads_used,
+                    measure=measure,
+                )
             sources["index"] = index_plan.source
             index_s = index_plan.seconds
         payload = {
@@ -931,6 +943,7 @@ class Session:
                     "kind": doc.kind,
                     # how sections were found: "outline" (PDF bookmarks), "numbered headings", "none"
                     "headings": doc.headings,
+                    "neutralised": [n.to_dict() for n in doc.neutralised],  # sources/neutral.py
                     "segments": [{**seg.location.to_dict(), "tokens": tokens.get(id(seg), 0)} for seg in doc.segments],
                 }
                 for doc in docs
@@ -943,7 +956,6 @@ class Session:
         from .models import model_info, resolve_model
 
         return model_info(resolve_model(self.settings), self.settings)
-                    "neutralised": [n.to_dict() for n in doc.neutralised],  # sources/neutral.py
 
     # --- the retrieval index and the prompt-prefix cache ---------------------------------------
 
@@ -953,7 +965,8 @@ class Session:
 
         if not corpus:
             raise UsageError("name the corpus: the same paths or --repo DIR given to `dsv2 ask`")
-        return open_index(self.settings.home, [str(c) for c in corpus])
+        with self._index_scope():  # its vectors: embedded, or on the index server
+            return open_index(self.settings.home, [str(c) for c in corpus])
 
     def indexes(self) -> list[Any]:
         """Every retrieval index under DSV2_HOME (index.IndexStatus each), most recent first; reads

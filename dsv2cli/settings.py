@@ -119,6 +119,10 @@ class Settings:
     seed: int = field(default=0, metadata={"help": "sampling seed (fixed by default: reproducible runs)"})
     style: str = field(default="brief", metadata={"help": "summary style: " + "|".join(STYLES)})
     embed_model: str | None = field(default=None, metadata={"help": "embedding GGUF for retrieval"})
+    # The token, if the server wants one, is never a setting: it is read from DSV2_INDEX_TOKEN.
+    index_url: str | None = field(
+        default=None, metadata={"help": "Chroma server for the retrieval index's vectors, e.g. http://host:8000"}
+    )
     cache_type_k: str = field(default="f16", metadata={"help": "KV cache type for K: " + "|".join(CACHE_TYPES)})
     cache_type_v: str = field(default="f16", metadata={"help": "KV cache type for V (quantized needs flash attention)"})
     tokenizer: str = field(default="model", metadata={"help": "counting only: " + "|".join(TOKENIZERS)})
@@ -163,13 +167,13 @@ class Settings:
         return parse_size(self.cache_size)
 
     @property
-    def remote(self) -> bool:
-        return self.backend != LOCAL
-    @property
     def input_limits(self) -> tuple[int, int]:
         """(bytes per input, bytes for all inputs): ``max_input_file``, ``max_input_total``."""
         return parse_size(self.max_input_file), parse_size(self.max_input_total)
 
+    @property
+    def remote(self) -> bool:
+        return self.backend != LOCAL
 
     @property
     def parallel(self) -> int:
@@ -260,12 +264,12 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
         return None
     try:
         if name in ("ctx", "max_tokens", "gpu_layers", "threads", "seed", "concurrency", "retries"):
-            if isinstance(raw, bool):
-                raise ValueError(raw)
-            return int(raw)
-        if name in ("temperature", "timeout", "price_input", "price_output", "price_cache_hit"):
             if isinstance(raw, bool | float):  # `ctx = 4096.5` in a config file is not 4096
                 raise ConfigError(f"{where}: {name} must be a whole number, not {raw!r}")
+            return int(raw)
+        if name in ("temperature", "timeout", "price_input", "price_output", "price_cache_hit"):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
             return float(raw)
         if name == "flash_attn":
             if isinstance(raw, bool):
@@ -283,12 +287,16 @@ def _coerce(name: str, raw: Any, where: str) -> Any:
                 raise ValueError(raw)
             parse_size(str(raw))
             return str(raw)
+        if name == "index_url":
+            if not isinstance(raw, str):
+                raise ConfigError(f"{where}: {name} must be a string, not {raw!r}")
+            return raw.strip()
         if name in ("model", "style", "embed_model", "base_url", "api_model", "api_key_env", "escalate_to"):
+            if not isinstance(raw, str | os.PathLike):  # `model = 5` or a table in a config file
+                raise ConfigError(f"{where}: {name} must be a string, not {raw!r}")
             return str(raw)
         if name in ("cache_type_k", "cache_type_v", "split_mode", "tokenizer", "backend", "json_mode", "api_tokenizer"):
             return str(raw).strip().lower()
-            if not isinstance(raw, str | os.PathLike):  # `model = 5` or a table in a config file
-                raise ConfigError(f"{where}: {name} must be a string, not {raw!r}")
         if name == "tensor_split":
             parts = raw if isinstance(raw, list) else str(raw).split(",")
             return tuple(float(p) for p in parts if str(p).strip())
@@ -354,6 +362,7 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
     """Build Settings from flags (None = not given), the environment and the config file(s)."""
     environ = os.environ if environ is None else environ
     home = default_home(environ)
+    check_home(home, environ)
     files = config_files(environ)
     config, source = _merge_configs(files)
     values: dict[str, Any] = {}
@@ -362,7 +371,6 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         env_name = "DSV2_" + name.upper()
         if flags.get(name) is not None:
             values[name], origins[name] = _coerce(name, flags[name], f"--{name.replace('_', '-')}"), "flag"
-    check_home(home, environ)
         elif environ.get(env_name, "") != "":
             values[name], origins[name] = _coerce(name, environ[env_name], env_name), f"env {env_name}"
         elif name in config:
@@ -457,6 +465,8 @@ def validate(s: Settings) -> None:
             raise bad(name, "must be >= 0 (USD per 1M tokens)")
     if s.backend == OPENAI and not s.base_url:
         raise bad("base_url", "--backend openai needs --base-url (or a profile: --backend deepseek, vllm, ...)")
+    if s.index_url is not None and s.index_url.split("://", 1)[0] not in ("http", "https"):
+        raise bad("index_url", f"must be the http:// or https:// URL of a Chroma server, not {s.index_url!r}")
     if s.split_mode is not None and s.split_mode not in SPLIT_MODES:
         raise bad("split_mode", f"must be one of {', '.join(SPLIT_MODES)}, not {s.split_mode!r}")
     if s.tensor_split is not None:

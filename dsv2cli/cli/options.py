@@ -292,6 +292,17 @@ EmbedModelOpt = Annotated[
 ]
 
 
+IndexUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--index-url",
+        help="Keep the retrieval index's vectors in this Chroma server, e.g. http://host:8000 "
+        "(env DSV2_INDEX_URL; token from DSV2_INDEX_TOKEN) [default: embedded, under DSV2_HOME].",
+        show_default=False,
+    ),
+]
+
+
 # --- Option groups: each shared option declared once, as a field of Flags ----------------------
 
 # The groups a command attaches with :func:`uses`.
@@ -338,6 +349,7 @@ class Flags:
     no_cache: NoCacheOpt = _in(CACHE, False)
     cache_size: CacheSizeOpt = _in(CACHE)
     embed_model: EmbedModelOpt = _in(RETRIEVAL)
+    index_url: IndexUrlOpt = _in(RETRIEVAL)
     verbose: VerboseOpt = _in(VERBOSE, False)
     no_log: NoLogOpt = _in(LOG, False)
     debug: DebugOpt = _in(DEBUG, False)  # every command has it
