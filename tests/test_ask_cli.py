@@ -231,3 +231,15 @@ def test_each_of_several_questions_gets_its_own_check(fares_pdf: Path, scripted:
     again = runner.invoke(app, [*args, *on(scripted(*replies)), "--json"])
     records = [json.loads(line) for line in again.stdout.splitlines()]
     assert [r["citations"]["verified"] for r in records] == [True, False]
+
+
+def test_library_users_get_the_check_on_the_answer(fares_pdf: Path, scripted: Callable[..., ScriptedModel]) -> None:
+    from dsv2cli.api import Session
+
+    model = scripted(ANSWER)
+    with Session(backend="openai", base_url=model.url, api_model="scripted", ctx=4096) as dsv2:
+        answer = dsv2.ask("What do residents pay?", dsv2.load([str(fares_pdf)]))
+    check = answer.citations
+    assert answer.answer == ANSWER and not check.ok
+    assert [u.marker.text for u in check.unknown] == ["[fares.pdf p. 7]", "[src/app.py:12-20]"]
+    assert [q.verified for q in check.quotes] == [True]
