@@ -50,6 +50,7 @@ SUITE: list[tuple[str, str, list[str], list[str], list[str]]] = [
         [r"^(Llama|Tokenizer|CountCache|the same|bpe\.|DeepSeek)"],
     ),
     ("prefix cache", "prefix_cache.py", [], ["--runs", "1"], [r"^whole process", r"^prompt evaluation"]),
+    ("chat turns, state kept vs not", "chat.py", [], ["--turns", "4"], [r"^turns 2\.\."]),
     (
         "index build vs raw llama.cpp embedding",
         "index.py",
