@@ -966,7 +966,15 @@ class Session:
         if not corpus:
             raise UsageError("name the corpus: the same paths or --repo DIR given to `dsv2 ask`")
         with self._index_scope():  # its vectors: embedded, or on the index server
-            return open_index(self.settings.home, [str(c) for c in corpus])
+            index = open_index(self.settings.home, [str(c) for c in corpus])
+        if self.settings.index_url is None:  # built on an index server: rebuild and drop go there
+            from .index.server import recorded_server, using
+
+            server = recorded_server(index.status().store, self.environ)
+            if server is not None:
+                with using(server):
+                    index = open_index(self.settings.home, [str(c) for c in corpus])
+        return index
 
     def indexes(self) -> list[Any]:
         """Every retrieval index under DSV2_HOME (index.IndexStatus each), most recent first; reads

@@ -220,6 +220,14 @@ def server_from(index_url: str | None, environ: Mapping[str, str]) -> ChromaServ
     return ChromaServer(check_url(index_url), environ.get(TOKEN_ENV) or None)
 
 
+def recorded_server(store: str | None, environ: Mapping[str, str]) -> ChromaServer | None:
+    """The index server a manifest's ``store`` names (None: embedded, or no index), so that
+    ``dsv2 index drop`` without --index-url still deletes the vectors where they are."""
+    if not store or store == EMBEDDED:
+        return None
+    return server_from(store, environ)
+
+
 @contextlib.contextmanager
 def using(factory: VectorStoreFactory | None) -> Iterator[None]:
     """Within the block, new indexes keep their vectors in ``factory`` (None: the embedded store)."""

@@ -348,4 +348,8 @@ def test_an_index_moved_between_embedded_and_server_is_never_read_from_the_wrong
     served = back.dense_scores(question, embedder)
     assert served.keys() == embedded.keys() and all(abs(served[h] - embedded[h]) < 1e-5 for h in served)
     assert local.dense_scores(question, embedder) == {}  # the embedded copy is no longer the index's
-    back.drop()
+    # `index drop` without --index-url follows the manifest to the server: no vectors left behind
+    assert [n for n in chroma_server.collections() if n.startswith(f"dsv2-{back.corpus_id}-")]
+    dropped = runner.invoke(app, ["index", "drop", str(root)], env={"DSV2_HOME": str(home)})
+    assert dropped.exit_code == 0, dropped.output
+    assert not [n for n in chroma_server.collections() if n.startswith(f"dsv2-{back.corpus_id}-")]
