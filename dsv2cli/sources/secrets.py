@@ -34,7 +34,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from importlib import import_module
 from urllib.parse import unquote
 
@@ -194,11 +194,17 @@ def _rules() -> tuple[_Rule, ...]:
 
 # name, optional closing quote or bracket, optional type annotation, operator, value. The value is
 # quoted, or a run of characters that code would not put in a literal.
-_ASSIGNMENT = re.compile(
-    r"""(?P<name>[A-Za-z_@$][\w.$@-]*)["'\]]?[ \t]*"""
+# After a name: an optional closing quote or bracket, an optional type annotation, the operator, and
+# the value: quoted, or a run of characters that code would not put in a literal. Matched at the
+# end of each name that holds a secret word, not tried at every position of a line.
+_AFTER_NAME = re.compile(
+    r"""["'\]]?[ \t]*"""
     r"""(?:(?::[ \t]*[A-Za-z_][\w.\[\]| ,]*?[ \t]*)?(?<![=!<>:])(?:=|:=|=>)(?![=>])|:(?![:=/]))[ \t]*"""
     r"""(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s"'`,;&()\[\]{}<>]+)"""
 )
+_NAME_RUN = re.compile(r"[\w.$@-]+")
+MAX_NAME = 100  # characters: a longer run is not a name
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.$@-")
 _NAME_SPLIT = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _SECRET_WORDS = {
     "password", "passwd", "pwd", "passphrase", "pass", "secret", "secrets", "token", "apikey",
@@ -242,6 +248,7 @@ _WORDS_NUMBERED = re.compile(r"[A-Za-z]+(?:[_-][A-Za-z]+)*[_-]?\d{1,4}|(?:[A-Z]\
 _CAMEL = re.compile(r"(?:[A-Z]?[a-z]+|[A-Z]+)+(?:[-_.:/](?:[A-Z]?[a-z]+|[A-Z]+)+)*")  # serverlessrepo:applicationId
 
 
+@lru_cache(maxsize=4096)  # the same names come back line after line
 def _name_is_secret(name: str) -> bool:
     words = [w.lower() for w in _NAME_SPLIT.findall(name)]
     if not words or words[-1] in _NOT_SECRET_ENDINGS or "public" in words:
@@ -281,42 +288,51 @@ def _value_is_secret(value: str) -> bool:
 
 
 _AWS_SECRET_VALUE = re.compile(r"[A-Za-z0-9/+]{40}")
+_REST_IS_EMPTY = re.compile(r"[ \t]*(?:#|//|;|$)", re.MULTILINE)  # after an unquoted value: nothing, or a comment
 
 
 def _named_values(text: str) -> Iterator[tuple[int, int, str]]:
-    """Values assigned to secret-looking names, on lines that hold one of the secret words."""
+    """Values assigned to secret-looking names: each name around an occurrence of a secret word."""
     lowered = text.lower()
-    seen_lines: set[int] = set()
+    seen: set[int] = set()
     for word in ("pass", "pwd", "secret", "token", "key", "credential"):
         pos = lowered.find(word)
         while pos != -1:
-            start = text.rfind("\n", 0, pos) + 1
-            end = text.find("\n", pos)
-            end = len(text) if end == -1 else end
-            if start not in seen_lines:
-                seen_lines.add(start)
-                yield from _line_values(text, start, end)
-            pos = lowered.find(word, end)
+            start, limit = pos, max(pos - MAX_NAME - 1, 0)
+            while start > limit and text[start - 1] in _NAME_CHARS:
+                start -= 1
+            run = _NAME_RUN.match(text, pos)
+            end = run.end() if run is not None else pos + len(word)
+            if start not in seen:
+                seen.add(start)
+                found = _named_value(text, start, end)
+                if found is not None:
+                    yield found
+            pos = lowered.find(word, max(end, pos + 1))
 
 
-def _line_values(text: str, start: int, end: int) -> Iterator[tuple[int, int, str]]:
-    for m in _ASSIGNMENT.finditer(text, start, end):
-        name, value = m.group("name"), m.group("value")
-        if m.start() > 0 and text[m.start() - 1] in ":.":  # AWS::SecretsManager::Secret, obj.token
-            continue
-        if not _name_is_secret(name):
-            continue
-        v_start, v_end = m.span("value")
-        if value[0] in "\"'":
-            value, v_start, v_end = value[1:-1], v_start + 1, v_end - 1
-        else:
-            rest = text[v_end:end].strip()
-            if rest and not rest.startswith(("#", "//", ";")):
-                continue  # an expression: alphanums + "_$", get(token) or ...
-        if not _value_is_secret(value):
-            continue
-        aws = "aws" in name.lower() and _AWS_SECRET_VALUE.fullmatch(value)
-        yield v_start, v_end, "aws-secret-access-key" if aws else GENERIC
+def _named_value(text: str, start: int, end: int) -> tuple[int, int, str] | None:
+    """The secret value assigned to the name at text[start:end], if there is one."""
+    if end - start > MAX_NAME or (start > 0 and text[start - 1] in _NAME_CHARS):
+        return None  # a run of name characters too long to be a name
+    if start > 0 and text[start - 1] == ":":  # AWS::SecretsManager::Secret
+        return None
+    m = _AFTER_NAME.match(text, end)  # first: most names in prose have no operator after them
+    if m is None:
+        return None
+    name = text[start:end]
+    if (not name[0].isalpha() and name[0] not in "_@$") or not _name_is_secret(name):
+        return None
+    value = m.group("value")
+    v_start, v_end = m.span("value")
+    if value[0] in "\"'":
+        value, v_start, v_end = value[1:-1], v_start + 1, v_end - 1
+    elif not _REST_IS_EMPTY.match(text, v_end):
+        return None  # an expression: alphanums + "_$", get(token) or ...
+    if not _value_is_secret(value):
+        return None
+    aws = "aws" in name.lower() and _AWS_SECRET_VALUE.fullmatch(value)
+    return v_start, v_end, "aws-secret-access-key" if aws else GENERIC
 
 
 # An AWS secret access key has no prefix: 40 characters of base64. Next to an access key id (within
