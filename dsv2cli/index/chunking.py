@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from ..sources.base import Document, Location, Segment
 
 # Bumped whenever chunk boundaries change, so existing indexes are re-chunked.
-CHUNKER_VERSION = 2
+# 3: a table split across chunks carries its title and column-header rows into every piece.
+CHUNKER_VERSION = 3
 
 # Retrieval recall was measured on 60-line chunks (20 code questions over five Python packages);
 # MiniLM sees at most 512 tokens of them.
@@ -296,27 +297,105 @@ def _windows(
         start = max(end - overlap, start + 1)
 
 
+# Financial statements in PDF text: a row is a label followed by numeric cells ("Revenue 2,985.7
+# 2,893.0", "Finance costs (126.2) (120.0)", "Margin 12.5% 11.0%", a dash for nil); a column-header
+# row is two or more years ("2025 2024 2023", "Fiscal 2019 Fiscal 2018").
+_CELL = r"(?:\(?[-\u2212]?[$\u20ac\u00a3]?\s?\d[\d,]*(?:\.\d+)?\)?%?|[-\u2013\u2014])"
+_ROW = re.compile(rf"^\S.*?\s{_CELL}(?:\s+{_CELL})+\s*$")
+_YEARS = re.compile(r"(?<![\d,.])(?:19|20)\d\d(?![\d,.])")
+_HEADER_MAX_CHARS = 120
+_TITLE_MAX_CHARS = 100
+
+
+def _is_header(line: str) -> bool:
+    """A column-header row: two or more years and little else."""
+    years = _YEARS.findall(line)
+    return len(years) >= 2 and len(line) <= _HEADER_MAX_CHARS and len(_YEARS.sub("", line).split()) <= 2 * len(years)
+
+
+def _table_heads(lines: list[str]) -> list[str | None]:
+    """For each line of a page: the title and column-header lines of the table it is a row of
+    (None outside tables and for the header itself). A table starts at a header row; its title is
+    the short non-row lines just above; long prose ends it."""
+    heads: list[str | None] = [None] * len(lines)
+    current: str | None = None
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if _is_header(text):
+            title: list[str] = []
+            for above in reversed(lines[max(0, i - 3) : i]):
+                above = above.strip()
+                if not above or _ROW.match(above) or len(above) > _TITLE_MAX_CHARS:
+                    break
+                title.insert(0, above)
+            current = "\n".join([*title, text])
+        elif current is not None and text and not _ROW.match(text) and len(text) > _TITLE_MAX_CHARS:
+            current = None  # prose: the table ended
+        elif current is not None and text:
+            heads[i] = current
+    return heads
+
+
+def _page_units(text: str) -> list[tuple[str, str, str | None]]:
+    """(text, separator before it, table head) pieces of a page in order: a paragraph, or, for a
+    paragraph holding table rows, each of its lines, so a cut falls between rows."""
+    lines = text.split("\n")
+    heads = _table_heads(lines)
+    units: list[tuple[str, str, str | None]] = []
+    block: list[int] = []
+
+    def flush() -> None:
+        if not block:
+            return
+        if any(heads[i] for i in block):
+            for k, i in enumerate(block):
+                units.append((lines[i].strip(), "\n\n" if k == 0 else "\n", heads[i]))
+        else:
+            units.append(("\n".join(lines[i] for i in block).strip(), "\n\n", None))
+        block.clear()
+
+    for i, line in enumerate(lines):
+        if line.strip():
+            block.append(i)
+        else:
+            flush()
+    flush()
+    return [u for u in units if u[0]]
+
+
 def _chunk_page(segment: Segment, max_chars: int) -> Iterable[tuple[str, Location, str | None, str | None]]:
-    """A page stays whole when small; otherwise its paragraphs are grouped, never across the page."""
+    """A page stays whole when small; otherwise its paragraphs are grouped, never across the page.
+    A table is cut between rows, and every piece after the first starts with the table's title
+    and column-header rows, so a figure and its year are in the same passage."""
     text = segment.text.strip()
     if len(text) <= max_chars:
         yield text, segment.location, None, None
         return
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     group: list[str] = []
-    for paragraph in paragraphs:
-        while len(paragraph) > max_chars:  # one huge paragraph: cut at a sentence or space
-            cut = paragraph.rfind(". ", 0, max_chars)
-            cut = cut + 1 if cut > max_chars // 2 else max(paragraph.rfind(" ", 0, max_chars), max_chars // 2)
+    size = 0
+
+    def emit() -> str:
+        return "".join(group).strip()
+
+    for unit, separator, head in _page_units(text):
+        while len(unit) > max_chars:  # one huge paragraph: cut at a sentence or space
+            cut = unit.rfind(". ", 0, max_chars)
+            cut = cut + 1 if cut > max_chars // 2 else max(unit.rfind(" ", 0, max_chars), max_chars // 2)
             if group:
-                yield "\n\n".join(group), segment.location, None, None
-                group = []
-            yield paragraph[:cut].strip(), segment.location, None, None
-            paragraph = paragraph[cut:].strip()
-        if group and sum(len(p) + 2 for p in group) + len(paragraph) > max_chars:
-            yield "\n\n".join(group), segment.location, None, None
-            group = []
-        if paragraph:
-            group.append(paragraph)
+                yield emit(), segment.location, None, None
+                group, size = [], 0
+            yield unit[:cut].strip(), segment.location, None, None
+            unit = unit[cut:].strip()
+        if group and size + len(separator) + len(unit) > max_chars:
+            yield emit(), segment.location, None, None
+            group, size = [], 0
+        if not unit:
+            continue
+        if not group and head is not None:
+            group.append(head)  # the table's title and years, again, above its continued rows
+            size = len(head)
+            separator = "\n"
+        group.append((separator if group else "") + unit)
+        size += len(separator) + len(unit)
     if group:
-        yield "\n\n".join(group), segment.location, None, None
+        yield emit(), segment.location, None, None

@@ -69,3 +69,78 @@ def test_a_long_page_splits_at_paragraphs_within_the_page() -> None:
     assert {c.location.page for c in chunks} == {7}
     assert all(len(c.text) <= 1200 for c in chunks)
     assert "".join(c.text for c in chunks).count("Paragraph") == 12
+
+
+# --- tables in PDF pages ------------------------------------------------------------------------
+
+CASH_FLOW_ROWS = [
+    (f"{kind} item {i:02d} of the cash flow statement", 100 + i, 90 + i, 80 + i)
+    for i, kind in enumerate(["Operating", "Investing", "Financing"] * 26)
+]
+CASH_FLOW_ROWS[55] = ("Net cash provided by operating activities", 873, 801, 739)
+
+
+def cash_flow_page() -> str:
+    rows = [f"{label} {a:,}.0 ({b:,}.5) {c:,}.0" for label, a, b, c in CASH_FLOW_ROWS]
+    return "\n".join(
+        [
+            "The statements below were audited.",
+            "",
+            "Consolidated Statements of Cash Flows",
+            "(in millions of USD)",
+            "2019 2018 2017",
+            *rows,
+            "",
+            "The accompanying notes are an integral part of these consolidated financial statements and should be "
+            "read together with them.",
+        ]
+    )
+
+
+def assert_every_piece_has_the_table_head(chunks: list) -> None:  # type: ignore[type-arg]
+    with_rows = [c for c in chunks if "of the cash flow statement" in c.text]
+    assert len(with_rows) >= 2  # the table really is split
+    for chunk in with_rows:
+        lines = chunk.text.split("\n")
+        assert "Consolidated Statements of Cash Flows" in lines and "(in millions of USD)" in lines
+        assert "2019 2018 2017" in lines
+        assert lines.index("2019 2018 2017") < min(i for i, line in enumerate(lines) if "cash flow statement" in line)
+    rows = [line for c in with_rows for line in c.text.split("\n") if "of the cash flow statement" in line]
+    assert len(set(rows)) == len(CASH_FLOW_ROWS) - 1  # every row whole, none cut in the middle
+    (answer,) = [c for c in chunks if "Net cash provided by operating activities 873.0 (801.5) 739.0" in c.text]
+    assert "2019 2018 2017" in answer.text
+
+
+def test_a_table_split_across_chunks_carries_its_title_and_years_into_each_piece() -> None:
+    page = Document("10k.pdf", "pdf", [Segment(cash_flow_page(), Location("10k.pdf", page=48))])
+    chunks = chunk_document(page)
+    assert all(c.location.page == 48 and len(c.text) <= 2400 + 100 for c in chunks)
+    assert_every_piece_has_the_table_head(chunks)
+
+
+def test_a_table_in_a_real_pdf_keeps_its_head_in_every_chunk(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fpdf import FPDF
+
+    from dsv2cli.sources.pdf import pdf_document
+
+    pdf = FPDF(format=(210, 600))  # one tall page holds the whole statement, as a dense 10-K page does
+    pdf.set_auto_page_break(False)
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=7)
+    for line in cash_flow_page().split("\n"):
+        pdf.cell(0, 3.4, line, new_x="LMARGIN", new_y="NEXT")
+    path = tmp_path / "10k.pdf"
+    pdf.output(str(path))
+    chunks = chunk_document(pdf_document(path, "10k.pdf"))
+    assert {c.location.page for c in chunks} == {1}
+    assert_every_piece_has_the_table_head(chunks)
+
+
+def test_prose_with_years_is_not_taken_for_a_table() -> None:
+    text = "\n\n".join(
+        f"In 2019 and 2018 the company grew revenue in region {i} while costs stayed flat, as the "
+        f"board had planned in 2017; paragraph {i} explains why."
+        for i in range(40)
+    )
+    chunks = chunk_document(Document("r.pdf", "pdf", [Segment(text, Location("r.pdf", page=3))]))
+    assert "".join(c.text for c in chunks).replace("\n", "") == text.replace("\n", "")
