@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from typer.testing import CliRunner
 from dsv2cli.cli import app
 
 from ..conftest import dsv2_cmd
+from .pdfs import write_pdf
 
 # Fake keys in their real formats, built by concatenation so this file does not look like a leak.
 AWS_ID = "AKIA" + "QX4TZP7WJ2NB5K3M"
@@ -129,6 +131,19 @@ def test_standard_input_is_redacted(tmp_path: Path) -> None:
     assert GITHUB not in run.stdout + run.stderr and AWS_SECRET not in run.stdout + run.stderr
     assert "[REDACTED:github-token]" in run.stdout and "[REDACTED:aws-secret-access-key]" in run.stdout
     assert "<stdin>:1: redacted a value that looks like a secret (github-token)" in run.stderr
+
+
+def test_a_pdf_named_directly_is_redacted_with_its_page(tmp_path: Path) -> None:
+    pdf = write_pdf(
+        tmp_path / "handover.pdf",
+        ["Handover notes for the platform team.", f"Staging access: key {AWS_ID} and token {GITHUB} until May."],
+    )
+    result = runner.invoke(app, ["pack", str(pdf)])
+    assert result.exit_code == 0, result.output
+    assert AWS_ID not in result.stdout + result.stderr and GITHUB not in result.stdout + result.stderr
+    assert "[REDACTED:aws-access-key-id]" in result.stdout and "[REDACTED:github-token]" in result.stdout
+    note = rf"{re.escape(str(pdf))} p\. 2:\d+: redacted a value that looks like a secret \(github-token\)"
+    assert re.search(note, result.stderr), result.stderr  # the page, and the line within it
 
 
 # --- a remote backend: refused before any connection ----------------------------------------------
