@@ -92,7 +92,7 @@ class Tokenizer:
         """Tokens for ``text`` as plain data: no BOS, no special tokens."""
         if not text:
             return []
-        if len(text) >= LONG_RUN and _LONG_RUN.search(text):
+        if has_long_run(text):
             return self._encode_long(text)
         buf, n = self._tokenize(text.encode("utf-8", "surrogatepass"))
         return list(buf[:n])
@@ -103,7 +103,7 @@ class Tokenizer:
         # Long texts are counted in Python where the vocabulary is reproduced: exact, and with its
         # cache of pieces ~10x faster than llama.cpp's DeepSeek pre-tokenizer (400 KB: 0.08 s vs
         # 1.9 s), which matters when a long line is cut to size by repeated counts.
-        long_run = len(text) >= LONG_RUN and _LONG_RUN.search(text) is not None
+        long_run = has_long_run(text)
         if (long_run or len(text) >= _PY_COUNT_MIN) and self._bpe is not None:
             counted = self._bpe.count(text)
             if counted is not None:
@@ -207,9 +207,18 @@ class Tokenizer:
 # A run of this many characters without a space (or of spaces only) is tokenized in Python
 # (``Tokenizer._encode_long``): llama.cpp's regex recursion overflowed the stack at 30,000.
 LONG_RUN = 4096
-_LONG_RUN = re.compile(rf"\S{{{LONG_RUN}}}|\s{{{LONG_RUN}}}")
+# Searched from a space (SRE then skips to the next one: 3.5x faster than trying every character).
+_LONG_RUN = re.compile(rf"\s(?:\S{{{LONG_RUN}}}|\s{{{LONG_RUN - 1}}})")
+_LONG_START = re.compile(rf"\S{{{LONG_RUN}}}|\s{{{LONG_RUN}}}")
+
+
+def has_long_run(text: str) -> bool:
+    """Whether ``text`` holds ``LONG_RUN`` characters without a space, or of spaces only."""
+    return len(text) >= LONG_RUN and (_LONG_START.match(text) is not None or _LONG_RUN.search(text) is not None)
+
+
 # Texts of at least this many characters are counted by ``bpe.BpeCounter`` where it can.
-_PY_COUNT_MIN = 8192
+_PY_COUNT_MIN = 2048
 # Stack per byte of text for llama.cpp's recursion when it must tokenize such a run itself:
 # 8 MiB held between 20,000 and 30,000 letters, so ~400 bytes each; twice that for margin.
 _STACK_PER_BYTE = 800

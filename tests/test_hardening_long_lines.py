@@ -119,10 +119,12 @@ def test_cutting_a_long_line_counts_each_character_a_bounded_number_of_times(dee
 
 
 def test_a_long_run_is_recognised_only_when_long(smollm2_tokenizer: Tokenizer) -> None:
-    from dsv2cli.tokens import _LONG_RUN
+    from dsv2cli.tokens import has_long_run
 
-    assert _LONG_RUN.search("a" * LONG_RUN) and _LONG_RUN.search(" " * LONG_RUN)
-    assert not _LONG_RUN.search(("word " * LONG_RUN)[: 5 * LONG_RUN])
+    assert has_long_run("a" * LONG_RUN) and has_long_run(" " * LONG_RUN)
+    assert has_long_run("word " + "b" * LONG_RUN + " end") and has_long_run("x" + " " * LONG_RUN + "y")
+    assert not has_long_run("a" * (LONG_RUN - 1)) and not has_long_run(" " + "b" * (LONG_RUN - 1) + " ")
+    assert not has_long_run(("word " * LONG_RUN)[: 5 * LONG_RUN])
     text = "x" * (LONG_RUN + 10)
     assert smollm2_tokenizer.encode(text) == smollm2_tokenizer._llama.tokenize(
         text.encode(), add_bos=False, special=False
