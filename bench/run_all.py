@@ -60,6 +60,13 @@ SUITE: list[tuple[str, str, list[str], list[str], list[str]]] = [
         [r"^## ", r"^dsv2 index build", r"^old per-chunk build", r"^no-change re-index", r"^stages:"],
     ),
     (
+        "page recall on an annual report",
+        "page_recall.py",
+        [],
+        ["--pages", "60", "--questions", "30"],
+        [r"^index build", r"^\| page recall"],
+    ),
+    (
         "llama.cpp threads and wait policy",
         "threads.py",
         [],
