@@ -86,8 +86,12 @@ def test_ask_summarize_and_a_failure_each_write_a_row_with_its_fields(tmp_path: 
     assert missing.exit_code == 3
     skipped = runner.invoke(app, ["ask", "What do residents pay?", str(doc), "--no-log", *FAST])
     assert skipped.exit_code == 0
+    prompted = runner.invoke(app, ["prompt", "Say hello.", "-s", "Be brief.", *FAST])
+    assert prompted.exit_code == 0, prompted.output
+    extracted = runner.invoke(app, ["extract", str(tmp_path / "gone.pdf")])
+    assert extracted.exit_code == 3
 
-    ask_row, summary_row, failed = _rows(dsv2_home)
+    ask_row, summary_row, failed, prompt_row, extract_row = _rows(dsv2_home)
     assert ask_row["command"] == "ask" and ask_row["prompt"] == "What do residents pay?"
     assert ask_row["output"] and ask_row["output_tokens"] > 0 and ask_row["prompt_tokens"] > 20
     assert ask_row["cached_tokens"] == 0 and ask_row["exit_status"] == 0
@@ -100,6 +104,10 @@ def test_ask_summarize_and_a_failure_each_write_a_row_with_its_fields(tmp_path: 
     assert set(ask_row["timings"]) >= {"prompt_eval_s", "generation_s"}
     assert summary_row["command"] == "summarize" and summary_row["output"] and summary_row["output_tokens"] > 0
     assert failed["command"] == "ask" and failed["exit_status"] == 3 and "gone.txt" in failed["error"]
+    assert prompt_row["command"] == "prompt" and prompt_row["system"] == "Be brief." and prompt_row["output"]
+    assert prompt_row["prompt"] == "Say hello." and prompt_row["inputs"] == [] and prompt_row["output_tokens"] > 0
+    assert extract_row["command"] == "extract" and extract_row["exit_status"] == 3
+    assert extract_row["inputs"][0]["source"] == str(tmp_path / "gone.pdf")
     assert SECRET.encode() not in log_path(dsv2_home).read_bytes()
 
     found = runner.invoke(app, ["logs", "-q", "what do RESIDENTS pay", "--json"])  # --no-log left no row
