@@ -265,10 +265,12 @@ def chat(
       dsv2 chat -c
     """
     from .. import templates
-    from ..errors import Dsv2Error
+    from ..errors import Dsv2Error, UsageError
     from ..fsutil import write_atomic
     from ..settings import default_home
 
+    if "-" in (paths or []):
+        raise UsageError("dsv2 chat reads your turns from standard input: name files, not -")
     if cont or cid is not None:
         conversation, history = continued(env, cont, cid)
     else:

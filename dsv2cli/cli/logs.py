@@ -302,10 +302,9 @@ def logs(
         head = f"## {r.datetime_utc}  {r.command}  conversation {r.conversation_id}"
         if r.exit_status:
             head += f"  (exit {r.exit_status}: {r.error or 'failed'})"
-        tokens = (
-            f"model {r.model or '-'}; tokens: prompt {r.prompt_tokens}, cached {r.cached_tokens}, "
-            f"output {r.output_tokens}"
-        )
+        counts = (r.prompt_tokens, r.cached_tokens, r.output_tokens)
+        prompt_n, cached_n, output_n = ("-" if n is None else f"{n:,}" for n in counts)
+        tokens = f"model {r.model or '-'}; tokens: prompt {prompt_n}, cached {cached_n}, output {output_n}"
         body = [head, "", tokens]
         if r.inputs:
             body.append("inputs: " + ", ".join(f"{i['source']} ({str(i.get('sha256', ''))[:12]})" for i in r.inputs))
