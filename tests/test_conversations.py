@@ -3,21 +3,25 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pyte
 import pytest
 from typer.testing import CliRunner
 
 from dsv2cli.cli import app
 
 from .conftest import dsv2_cmd
+from .terminal import squeeze
 
 runner = CliRunner()
 MODEL = ["--threads", "1", "--temperature", "0"]
+ROWS, COLS = 200, 120  # tall enough that nothing scrolls away
 CONTRACT = "The lease starts on 1 March 2024 and ends on 1 May 2030. The monthly rent is 1,250 euros.\n"
 
 
@@ -123,7 +127,9 @@ def test_chat_in_a_pty_three_turns_each_evaluating_only_its_own_tokens(contract:
     env = {**os.environ, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"}
     env.pop("NO_COLOR", None)
     args = ["-m", "dsv2cli", "chat", str(contract), *MODEL, "--max-tokens", "48", "--ctx", "1024"]
-    child = pexpect.spawn(sys.executable, args, env=env, timeout=120, encoding="utf-8", dimensions=(50, 120))
+    child = pexpect.spawn(sys.executable, args, env=env, timeout=120, encoding="utf-8", dimensions=(ROWS, COLS))
+    seen = io.StringIO()
+    child.logfile_read = seen
     ready = "\x1b[?2004h"  # prompt_toolkit turns bracketed paste on as each prompt starts
     try:
         for question in ("When does the lease end?", "What year is that?", "Repeat the year."):
@@ -145,6 +151,12 @@ def test_chat_in_a_pty_three_turns_each_evaluating_only_its_own_tokens(contract:
         child.close()
     assert child.exitstatus == 0
     turns = log_rows()
+    # What a person sees: every answer stays on the screen (no progress display drew over it).
+    screen = pyte.Screen(COLS, ROWS)
+    pyte.Stream(screen).feed(seen.getvalue())
+    shown = squeeze("\n".join(screen.display))
+    for turn in turns[:3]:
+        assert squeeze(turn["output"]) in shown, (turn["output"], screen.display)
     assert [r["command"] for r in turns] == ["chat"] * 4
     assert len({r["conversation_id"] for r in turns}) == 1
     assert "2030" in turns[0]["output"]
