@@ -212,3 +212,33 @@ def test_ask_continues_across_processes_with_its_documents(contract: Path) -> No
     assert rows[0]["conversation_id"] == rows[1]["conversation_id"] == payload["conversation_id"]
     other = run("ask", "--cid", "0000nosuch", "Why?")
     assert other.returncode == 2 and "no conversation" in other.stderr
+
+
+@pytest.mark.slow
+def test_chat_over_a_corpus_larger_than_the_window_retrieves_for_each_turn(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    root.mkdir()
+    for i in range(40):
+        body = "\n".join(
+            f"def helper_{i}_{k}(value):\n    '''Scale value by {k}.'''\n    return value * {k}\n" for k in range(6)
+        )
+        (root / f"module_{i:02d}.py").write_text(body)
+    (root / "ferry_fares.py").write_text(
+        "RESIDENT_FARE_CAP_EUR = 4.50\n\n\ndef resident_fare(standard_fare):\n"
+        "    '''Island residents never pay more than the regional fare cap.'''\n"
+        "    return min(standard_fare, RESIDENT_FARE_CAP_EUR)\n"
+    )
+    (root / "harbour_hours.py").write_text(
+        "HARBOUR_OPENS_AT = '06:00'\n\n\ndef harbour_open(now):\n"
+        "    '''The harbour gate opens at six in the morning.'''\n    return now >= HARBOUR_OPENS_AT\n"
+    )
+    turns = "What is RESIDENT_FARE_CAP_EUR in resident_fare?\nWhen does the harbour gate open, HARBOUR_OPENS_AT?\n"
+    done = run("chat", "--repo", str(root), *MODEL, "--ctx", "1024", "--max-tokens", "16", stdin=turns)
+    assert done.returncode == 0, done.stderr
+    assert "retrieving passages for each question" in done.stderr
+    first, second = log_rows()
+    for row, planted in ((first, "ferry_fares.py"), (second, "harbour_hours.py")):
+        assert row["options"]["strategy"] == "retrieve"
+        assert planted in {Path(s["path"]).name for s in row["sources"]}, row["sources"]
+        assert row["prompt_tokens"] + 16 <= 1024
+    assert second["prompt"].startswith("When does the harbour gate open")
