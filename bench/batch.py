@@ -3,8 +3,10 @@ concurrencies, against packed requests; and an interrupted batch resumed.
 
     python bench/batch.py [--docs 40] [--concurrency 1,4,8] [--max-tokens 24] [--threads 2]
 
-Starts `python -m llama_cpp.server` on loopback with the embedded SmolLM2 (n_ctx 4096, one
-request at a time: llama-cpp-python's server has one context and no --n_parallel) and summarizes
+Starts `python -m llama_cpp.server` on loopback with the embedded SmolLM2 (n_ctx 4096). That
+server has one llama.cpp context and no --n_parallel: it answers one request at a time, so more
+requests in flight only overlap the client's side (a server with slots, llama-server -np N or
+vLLM, is where concurrency pays). It summarizes
 short real documents (module docstrings of this Python's standard library) with
 `Session.summarize_each`: for each mode documents/s, requests, prompt tokens as the server counted
 them, and what packing saves. Then a batch is stopped halfway and run again with the same --out
@@ -128,27 +130,31 @@ def main() -> None:
     docs = documents(args.docs)
     chars = sum(len(d.text) for d in docs)
     print(f"{len(docs)} documents (stdlib module docstrings, {chars / len(docs):.0f} characters on average)")
+    print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work skews the rates)")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DSV2_HOME"] = str(Path(tmp) / "home")
         server, url = start_server(model, args.threads, Path(tmp) / "server.log")
         try:
-            rows = []
-            for c in [int(c) for c in args.concurrency.split(",")]:
-                rows.append((f"one request per document, concurrency {c}", *run(url, docs, c, args.max_tokens)))
-            rows.append(("packed, concurrency 1", *run(url, docs, 1, args.max_tokens, pack=True)))
-            base_status, base_s = rows[0][1], rows[0][2]
             head = f"{'mode':44} {'docs/s':>7} {'requests':>8} {'prompt tok':>10} {'output tok':>10} {'wall s':>7}"
-            print(head + "  vs first")
-            for name, status, wall in rows:
+            print(head + "  vs first", flush=True)
+            rows: list[tuple[str, Any, float]] = []
+            modes: list[tuple[str, int, bool]] = [
+                (f"one request per document, concurrency {c}", c, False) for c in map(int, args.concurrency.split(","))
+            ]
+            for name, concurrency, pack in [*modes, ("packed, concurrency 1", 1, True)]:
+                status, wall = run(url, docs, concurrency, args.max_tokens, pack=pack)
+                rows.append((name, status, wall))
                 print(
                     f"{name:44} {status.done / wall:7.2f} {status.requests:8d} {status.prompt_tokens:10,d} "
-                    f"{status.output_tokens:10,d} {wall:7.1f}  {base_s / wall:.2f}x"
+                    f"{status.output_tokens:10,d} {wall:7.1f}  {rows[0][2] / wall:.2f}x"
                     + (
                         f"  ({status.rerun} re-run alone, {status.failed} failed)"
                         if status.rerun or status.failed
                         else ""
-                    )
+                    ),
+                    flush=True,
                 )
+            base_status = rows[0][1]
             packed = rows[-1][1]
             saved = base_status.prompt_tokens - packed.prompt_tokens
             print(

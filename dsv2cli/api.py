@@ -424,9 +424,18 @@ class Session:
             usd = handle.cost(result.input_tokens, result.output_tokens, result.cache_hit_tokens)
             return batch.Sent([(i, run)], result.calls, usd, result.input_tokens, result.output_tokens)
 
+        # Packing stops when the model does not answer in the packed form: after PACK_TRIAL packed
+        # requests of which none gave most of its documents a summary, the rest go one by one.
+        packing = {"tried": 0, "good": 0, "on": True}
+
         def unit_of(indexes: list[int]) -> batch.Sent:
-            if len(indexes) == 1:
-                return one(indexes[0])
+            with lock:
+                alone = len(indexes) == 1 or not packing["on"]
+            if alone:
+                sent = batch.Sent([])
+                for i in indexes:
+                    sent.add(one(i))
+                return sent
             got = batch.run_pack(
                 [docs[i] for i in indexes],
                 first.runner(),
@@ -452,6 +461,15 @@ class Session:
             )
             if sent.requests:
                 sent.packed = (len(indexes), usage.prompt_tokens)
+                with lock:
+                    packing["tried"] += 1
+                    packing["good"] += 2 * len(got.results) >= len(indexes)
+                    if packing["on"] and packing["tried"] >= batch.PACK_TRIAL and not packing["good"]:
+                        packing["on"] = False
+                        self.notify(
+                            f"packing off: the model answered none of the first {packing['tried']} packed requests "
+                            "in the ### N form; the remaining documents go one per request"
+                        )
             for k in got.missing:
                 sent.add(one(indexes[k]))
                 sent.rerun += 1

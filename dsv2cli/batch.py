@@ -50,6 +50,8 @@ AHEAD = 4
 # tokens of it (or --max-tokens, if less): a brief summary is well under 200 tokens.
 PACK_MAX_DOCUMENTS = 10
 PACK_OUTPUT_PER_DOCUMENT = 200
+# Packed requests tried before packing is turned off for a model that answers none of them usably.
+PACK_TRIAL = 2
 # What a packed request asks for per document, by --style.
 PACK_STYLES = {
     "brief": "one short paragraph of at most three sentences, its main point first",

@@ -77,6 +77,23 @@ def test_pack_splits_the_answer_back_and_reruns_the_one_it_missed(dsv2_home: Pat
     assert re.search(r"batch: 5 of 5 documents \(1 re-run alone\), 2 request\(s\)", run.stderr)
 
 
+def test_packing_stops_when_the_model_ignores_the_packed_form(dsv2_home: Path, tmp_path: Path) -> None:
+    """A model that answers prose to packed requests: after two useless packed requests the rest of
+    the batch goes one document per request instead of paying for a third."""
+    paths = write_docs(tmp_path / "notes", 25)  # three packs of at most 10
+    with serve(answer=lambda body: "These documents are about ferries.") as server:
+        args = ["summarize", "--each", *map(str, paths), *remote(server.url), "--pack", "--concurrency", "1"]
+        run = runner.invoke(app, [*args, "--json"])  # one at a time: packs in flight are not called back
+        chats = server.chats()
+    assert run.exit_code == 0, run.output
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["source"] for r in records] == [str(p) for p in paths]
+    assert all(r["strategy"] == "whole" for r in records)
+    packed = [c for c in chats if NUMBERED.search(last_user_message(c))]
+    assert len(packed) == 2 and len(chats) == 2 + 25  # two packed tries, then every document alone
+    assert "packing off: the model answered none of the first 2 packed requests" in run.stderr
+
+
 def test_the_cost_of_a_batch_is_reported_as_it_goes(dsv2_home: Path, tmp_path: Path) -> None:
     paths = write_docs(tmp_path / "notes", 3)
     usage = {"prompt_tokens": 100, "completion_tokens": 10}
