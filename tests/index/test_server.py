@@ -17,7 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 
 from dsv2cli.cli import app
 from dsv2cli.errors import ExitCode
-from dsv2cli.index import CorpusIndex, EmbeddedChroma, LlamaEmbedder, chunk_document
-from dsv2cli.index.server import ChromaServer, IndexServerError
+from dsv2cli.index import CorpusIndex, EmbeddedChroma, LlamaEmbedder, chunk_document, retrieve
+from dsv2cli.index.server import ChromaServer, IndexServerError, using
 from dsv2cli.settings import resolve
 from dsv2cli.sources import load_inputs
 
@@ -75,11 +75,14 @@ class Server:
 
     def collections(self) -> dict[str, set[str]]:
         """Every collection on the server and its ids, read with chromadb's own client."""
+        return {c.name: set(c.get(include=[])["ids"]) for c in self.client().list_collections()}
+
+    def client(self) -> Any:
+        """chromadb's own client of this server."""
         import chromadb
         from chromadb.config import Settings
 
-        client = chromadb.HttpClient(host=self.url, settings=Settings(anonymized_telemetry=False))
-        return {c.name: set(c.get(include=[])["ids"]) for c in client.list_collections()}
+        return chromadb.HttpClient(host=self.url, settings=Settings(anonymized_telemetry=False))
 
 
 @pytest.fixture(scope="session")
@@ -353,3 +356,31 @@ def test_an_index_moved_between_embedded_and_server_is_never_read_from_the_wrong
     dropped = runner.invoke(app, ["index", "drop", str(root)], env={"DSV2_HOME": str(home)})
     assert dropped.exit_code == 0, dropped.output
     assert not [n for n in chroma_server.collections() if n.startswith(f"dsv2-{back.corpus_id}-")]
+
+
+def test_vectors_someone_else_removed_are_reported_and_a_rebuild_restores_them(
+    tmp_path: Path, chroma_server: Server, embedder: LlamaEmbedder
+) -> None:
+    root = make_corpus(tmp_path / "corpus", files=2, seed=13)
+    documents, _ = load_inputs([str(root)])
+    home = tmp_path / "home"
+    server = ChromaServer(chroma_server.url)
+
+    def ask_once() -> tuple[str, list[str]]:
+        with using(server):
+            found = retrieve(
+                "customer invoice", documents, corpus=[root], home=home, budget=400,
+                count_tokens=lambda t: len(t) // 4, embedder=embedder,
+            )  # fmt: skip
+        return found.method, found.notices
+
+    assert ask_once() == ("hybrid", [])
+    index = CorpusIndex(home, [root], vectors=server)
+    name = server.collection(index.directory, embedder.fingerprint)
+    assert name in chroma_server.collections()
+    chroma_server.client().delete_collection(name)  # a colleague's drop
+    method, notices = ask_once()
+    assert method == "bm25" and any("ranked with BM25 alone" in n for n in notices)
+    index.rebuild(documents, embedder)
+    assert ask_once() == ("hybrid", [])
+    index.drop()
