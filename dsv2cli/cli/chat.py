@@ -82,8 +82,17 @@ def documents_of(env: Env, session: Any, flags: Flags, paths: Sequence[str], con
     )
 
 
-def record_turn(log: logs.RunLog | None, result: Any, handle: Any, docs: Sequence[Any], *, now: bool) -> None:
-    """One answered turn into the log (``now``: written at once, as a chat session goes on)."""
+def record_turn(
+    log: logs.RunLog | None,
+    result: Any,
+    handle: Any,
+    docs: Sequence[Any],
+    *,
+    now: bool,
+    note: Callable[[str], None] | None = None,
+) -> None:
+    """One answered turn into the log (``now``: written at once, as a chat session goes on; a log
+    that cannot be written is a ``note``, and the session goes on)."""
     if log is None:
         return
     usage, the_plan = result.usage, result.plan
@@ -114,7 +123,13 @@ def record_turn(log: logs.RunLog | None, result: Any, handle: Any, docs: Sequenc
         },
     )
     if now:
-        log.write_now(response)
+        import sqlite3
+
+        try:
+            log.write_now(response)
+        except (sqlite3.Error, OSError) as exc:
+            if note is not None:
+                note(f"warning: could not write the log {log.store.path} ({exc})")
         log.started = time.perf_counter()
     else:
         log.add(response)
@@ -353,4 +368,4 @@ def chat(
                 f"turn: {result.usage.prompt_tokens:,} prompt tokens, {result.evaluated:,} evaluated "
                 f"({result.reused:,} kept), {result.usage.output_tokens} output"
             )
-        record_turn(log, result, run.handle, docs, now=True)
+        record_turn(log, result, run.handle, docs, now=True, note=env.note)

@@ -21,7 +21,7 @@ from .app import app
 from .common import Env
 from .options import Flags, JsonOpt, uses
 
-LOG_KEY = "dsv2.log"
+LOG_ATTR = "dsv2_run_log"  # the run's RunLog, held on its Env (reachable from worker threads too)
 
 
 @dataclass
@@ -63,8 +63,6 @@ def begin(
 ) -> RunLog | None:
     """Start recording this run (None when --no-log or ``dsv2 logs off``). ``conversation``: an
     existing one to continue (-c / --cid); else a new one is opened on ``paths`` and flags' inputs."""
-    import click
-
     from ..logs import Conversation, LogStore, log_path, logging_enabled, new_conversation_id
     from ..settings import default_home
 
@@ -82,17 +80,12 @@ def begin(
         }
         conversation = Conversation(new_conversation_id(), command, prompt, None, system, documents)
     log = RunLog(LogStore(log_path(home)), conversation, command, prompt)
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        ctx.meta[LOG_KEY] = log
+    setattr(env, LOG_ATTR, log)
     return log
 
 
-def current(env: Env | None = None) -> RunLog | None:
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    found = ctx.meta.get(LOG_KEY) if ctx is not None else None
+def current(env: Env) -> RunLog | None:
+    found = getattr(env, LOG_ATTR, None)
     return found if isinstance(found, RunLog) else None
 
 
@@ -105,9 +98,7 @@ def finish(env: Env, error: BaseException | None) -> None:
     log = current(env)
     if log is None:
         return
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        ctx.meta.pop(LOG_KEY, None)
+    setattr(env, LOG_ATTR, None)
     if error is None:
         status, message = 0, None
     elif isinstance(error, click.exceptions.Exit):
