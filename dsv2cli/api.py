@@ -379,15 +379,11 @@ class Session:
         # Only numbers are kept; each document is planned again when its turn comes.
         routed: dict[int, tuple[ModelHandle, dict[str, Any]]] = {}
         sizes: list[int | None] = []
-        estimate: dict[int, list[Any]] = {}
+        sent_alone: dict[int, tuple[int, int]] = {}  # (prompt tokens, requests) of each document sent alone
         for i in pending:
             the_plan, handle, answered_by = route(docs[i])
             routed[i] = (handle, answered_by)
-            tokens, calls = the_plan.sent_estimate()
-            entry = estimate.setdefault(id(handle), [handle, [], 0, 0])
-            entry[1].append(docs[i])
-            entry[2] += tokens
-            entry[3] += calls
+            sent_alone[i] = the_plan.sent_estimate()
             packable = handle is first and the_plan.strategy == WHOLE and docs[i].kind != "repo"
             sizes.append(the_plan.document_tokens + 8 if packable else None)  # 8: its number and tags
         per_document = min(settings.max_tokens, batch.PACK_OUTPUT_PER_DOCUMENT)
@@ -403,10 +399,18 @@ class Session:
                 f"({packed} packed, at most {batch.PACK_MAX_DOCUMENTS} documents and {per_document} output "
                 "tokens each)"
             )
-        for handle, sent, tokens, calls in estimate.values():
-            if handle is first and pack:
-                calls = len(units) + sum(1 for i in pending if routed[i][0] is not first)
-            guard_outgoing(handle, sent, tokens, calls, self.send, self.notify)
+            size_of = dict(zip(pending, sizes, strict=True))
+            for unit in units:
+                if len(unit) > 1:  # one request: the packed prompt's own tokens and its documents'
+                    together = (first.window - room) + sum(size_of[i] or 0 for i in unit)
+                    sent_alone[unit[0]] = (together, 1)
+                    sent_alone.update({i: (0, 0) for i in unit[1:]})
+        # Before anything is sent: secrets refused, what goes where said, and asked (off this machine).
+        for handle in {id(h): h for h, _ in routed.values()}.values():
+            mine = [i for i in pending if routed[i][0] is handle]
+            tokens = sum(sent_alone[i][0] for i in mine)
+            calls = sum(sent_alone[i][1] for i in mine)
+            guard_outgoing(handle, [docs[i] for i in mine], tokens, calls, self.send, self.notify)
         params = self._params()
         lock = threading.Lock()
 

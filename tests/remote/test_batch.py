@@ -74,6 +74,7 @@ def test_pack_splits_the_answer_back_and_reruns_the_one_it_missed(dsv2_home: Pat
     assert chats[0]["max_tokens"] == 5 * 200  # each document's share of the output
     assert "MISSME" in last_user_message(chats[1]) and '<document source="3:' not in last_user_message(chats[1])
     assert "packing: 5 document(s) in 1 request(s)" in run.stderr
+    assert "prompt tokens (estimated) in 1 request(s)" in run.stderr  # the privacy line counts the packed request
     assert re.search(r"batch: 5 of 5 documents \(1 re-run alone\), 2 request\(s\)", run.stderr)
 
 
