@@ -196,9 +196,8 @@ class Conversation:
             return self._plan_retrieval(question)
         passages = self.context if self.strategy == WHOLE else None
         prompt = self._build(question, passages, self.history)
-        alone = self._build(question, passages, [])
-        history_tokens = len(prompt.ids) - len(alone.ids) if self.history or self.summary else 0
-        if self.summary and not self.history:
+        history_tokens = 0
+        if self.history or self.summary:  # earlier turns and the summary of folded ones
             history_tokens = len(prompt.ids) - len(self._without_summary(question, passages).ids)
         sources = []
         if self.strategy == WHOLE:
@@ -224,8 +223,7 @@ class Conversation:
         from .index import retrieve
 
         base = self._build(question, "", self.history)
-        alone = self._build(question, "", [])
-        history_tokens = len(base.ids) - len(alone.ids)
+        history_tokens = len(base.ids) - len(self._without_summary(question, "").ids)
         target = self.window - self.max_tokens - len(base.ids) - RETRIEVAL_SLACK
         if target < 32:  # no room for passages: turn() folds history first
             return TurnPlan(
