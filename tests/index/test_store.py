@@ -151,6 +151,7 @@ def stored_vectors(index: CorpusIndex, embedder: LlamaEmbedder) -> dict[str, lis
     return {i: list(map(float, v)) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
 
 
+@pytest.mark.slow
 def test_killed_mid_build_the_index_tells_the_truth_and_the_next_run_resumes_to_a_clean_build(
     make_repo, dsv2_home: Path, embedder: LlamaEmbedder, minilm_gguf: Path
 ) -> None:
@@ -177,6 +178,8 @@ def test_killed_mid_build_the_index_tells_the_truth_and_the_next_run_resumes_to_
         f"interrupted at {status.embedded}/24 chunks; the next run resumes; BM25 covers all files"
     )
     assert len(index.chunks()) == 24
+    documents, _ = load_inputs([str(root)])
+    assert index.pending(documents, embedder.fingerprint).to_embed == 24 - status.embedded  # dsv2 plan's estimate
     kept = len(vector_ids(index, embedder))
     assert status.embedded <= kept <= status.embedded + 4  # a batch stored just before its marker line
 
@@ -201,6 +204,38 @@ def test_killed_mid_build_the_index_tells_the_truth_and_the_next_run_resumes_to_
     resumed, fresh = stored_vectors(index, embedder), stored_vectors(clean, embedder)
     assert resumed.keys() == fresh.keys()
     assert min(float(np.dot(resumed[h], fresh[h])) for h in fresh) >= 0.9999
+
+
+def test_a_build_in_progress_in_another_process_is_shown_as_building(
+    make_repo, dsv2_home: Path, embedder: LlamaEmbedder
+) -> None:
+    from filelock import FileLock
+
+    root = make_repo(n_files=2)
+    build(root, dsv2_home, embedder)
+    index = CorpusIndex(dsv2_home, [root])
+    index.marker_path.write_text(json.dumps({"pid": 1, "vectors": embedder.fingerprint, "embedded": 1}))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, filelock; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); time.sleep(60)",
+            str(index.directory / "lock"),
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while index.status().state != "building" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = index.status()
+        assert status.state == "building" and not status.complete
+        assert status.summary() == "being built by another dsv2 process, 1/2 chunks; BM25 covers all files"
+    finally:
+        holder.kill()
+        holder.wait()
+    with FileLock(str(index.directory / "lock")):
+        pass
+    assert index.status().state == "interrupted"  # the holder died without finishing
 
 
 def test_index_list_shows_every_index_under_dsv2_home(make_repo, dsv2_home: Path, embedder: LlamaEmbedder) -> None:
