@@ -753,6 +753,7 @@ class Session:
                 fields.digest,
                 self.notify,
                 concurrency=settings.parallel,
+                on_batch=progress.on_batch if progress is not None else None,
             )
         for handle in opened:
             for notice in handle.notices():

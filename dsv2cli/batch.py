@@ -80,6 +80,7 @@ class BatchStatus:
     packed_prompt_tokens: int = 0  # the prompt tokens of those requests alone
     cost_usd: float | None = None
     started: float = field(default_factory=time.perf_counter)
+    task: str = "summarizing"  # what is done to each document: "summarizing", "extracting"
 
     @property
     def finished(self) -> int:

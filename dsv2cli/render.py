@@ -345,10 +345,11 @@ class Screen:
         far on a terminal; elsewhere a line every ``BATCH_LINE_EVERY_S`` and one at the end."""
         total = status.total
         if self._progress is not None:
-            self.report(DOCUMENTS, "summarizing documents", status.finished, total)
-            step = self._steps.get("summarizing documents")
+            name = f"{status.task} documents"
+            self.report(DOCUMENTS, name, status.finished, total)
+            step = self._steps.get(name)
             if step is not None and step.task is not None and status.cost_usd is not None:
-                self._progress.update(step.task, description=f"summarizing documents, ${status.cost_usd:.4f} so far")
+                self._progress.update(step.task, description=f"{name}, ${status.cost_usd:.4f} so far")
             return
         if self.animate:
             return

@@ -10,10 +10,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..batch import BatchStatus, Ordered
 from ..engines.base import GenerationParams, PromptProgress
 from ..engines.handle import ModelHandle
 from ..errors import PER_INPUT_ERRORS, Dsv2Error
-from ..parallel import closer, ordered_map
+from ..parallel import closer
 from ..sources.base import Document
 from .output import Sink
 from .run import ExtractionError, ExtractionResult, plan, run
@@ -150,10 +151,14 @@ def run_batch(
     schema_digest: str,
     notify: Notify,
     concurrency: int = 1,
+    on_batch: Callable[[BatchStatus], None] | None = None,
 ) -> BatchReport:
     """Every input in order; with ``concurrency`` > 1 that many are read and extracted at once
-    (a remote backend serves them in parallel), and results are still written in input order."""
+    (a remote backend serves them in parallel), and results are still written in input order and
+    then dropped (``batch.Ordered``: memory does not grow with the number of inputs).
+    ``on_batch``: where the batch stands (done, skipped, failed, cost so far) after each input."""
     report = BatchReport()
+    status = BatchStatus(total=len(paths), task="extracting")
     for note in sink.notes:
         notify(note)
 
@@ -179,15 +184,24 @@ def run_batch(
         if isinstance(outcome, Dsv2Error):
             notify(f"error: {outcome}; skipped")
             report.failed.append((paths[i], outcome))
+            status.failed += 1
         elif outcome is None:
             report.skipped += 1
+            status.skipped += 1
         else:
             sink.write(outcome.to_record())
             for line in describe(outcome):
                 notify(line)
             report.done += 1
+            status.done += 1
+            status.requests += outcome.chunks
+            status.prompt_tokens += outcome.input_tokens
+            status.output_tokens += outcome.output_tokens
+            status.add_cost(outcome.cost_usd)
+        if on_batch is not None:
+            on_batch(status)
 
     abort = getattr(extract, "abort", None)
-    ordered_map(one, paths, concurrency, record, on_abort=abort if callable(abort) else None)
+    Ordered(one, concurrency, on_abort=abort if callable(abort) else None).run(paths, record)
     sink.close()
     return report

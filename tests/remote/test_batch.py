@@ -229,3 +229,24 @@ def test_on_a_terminal_the_batch_bar_shows_the_cost_and_never_covers_the_summari
     assert run.text.count("Summary " + "x" * 20) == 4
     assert b"summarizing documents, $0.0001 so far" in run.raw  # the live bar carried the cost
     assert "summarizing documents" not in run.text  # and it was cleared at the end
+
+
+def test_an_extract_batch_reports_its_progress_and_cost(dsv2_home: Path, tmp_path: Path) -> None:
+    from ..extract.conftest import write_invoices
+
+    paths = write_invoices(tmp_path / "in")
+    answer = json.dumps(
+        {
+            "invoice_number": {"evidence": "INVOICE No. INV-2026", "value": "INV-2026"},
+            "due_date": None,
+            "total": None,
+        }
+    )
+    env = {"DSV2_PRICE_INPUT": "1.0", "DSV2_PRICE_OUTPUT": "2.0", "NO_COLOR": "1"}
+    usage = {"prompt_tokens": 300, "completion_tokens": 20}
+    with serve(answer=lambda body: answer, usage=lambda body: usage) as server:
+        args = ["extract", str(paths["a"]), str(paths["b"]), "--schema", str(paths["schema"]), *remote(server.url)]
+        run = runner.invoke(app, args, env=env)
+    assert run.exit_code == 0, run.output
+    assert len(server.chats()) == 2
+    assert re.search(r"^dsv2: batch: 2 of 2 documents, 2 request\(s\), .*done in .*, \$0\.0007$", run.stderr, re.M)
