@@ -94,6 +94,10 @@ class Tokenizer:
             return []
         if has_long_run(text):
             return self._encode_long(text)
+        if len(text) >= _PY_COUNT_MIN and self._bpe is not None and self._bpe.encodes_faster:
+            ids = self._bpe.encode(text)
+            if ids is not None:
+                return ids
         buf, n = self._tokenize(text.encode("utf-8", "surrogatepass"))
         return list(buf[:n])
 

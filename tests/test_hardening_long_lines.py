@@ -147,3 +147,17 @@ def test_summarize_dry_run_of_a_word_longer_than_llama_cpp_survives(tmp_path: Pa
     )
     assert proc.returncode == 0, proc.stderr
     assert '"strategy": "map-reduce"' in proc.stdout
+
+
+def test_encode_takes_the_fast_route_in_order(deepseek_vocab: Path, smollm2: Path) -> None:
+    """``encode`` orders the pieces the way ``count`` finds them (one pass, steps only for the lines
+    that need them): the same pieces as the plain reading, in the same order."""
+    rng = random.Random(13)
+    alphabet = "abc XYZ 09 \n\n\t.,;:!?'\"()[]{}<>-_=+*/\\|@#$%^&~`éüñß€→中文日本語한국어🙂\u00a0\u2003[PAD100015]"
+    for vocab in _vocabularies(deepseek_vocab, smollm2):
+        counter = BpeCounter.load(vocab)
+        assert counter is not None
+        pre = counter._pre
+        for _ in range(200):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 400)))
+            assert pre.ordered(text) == pre.split(text), repr(text)
