@@ -344,6 +344,8 @@ class Screen:
         """A batch (``summarize --each``; a ``batch.BatchStatus``): the documents' bar with the cost so
         far on a terminal; elsewhere a line every ``BATCH_LINE_EVERY_S`` and one at the end."""
         total = status.total
+        if total <= 1:  # one input: its own lines say it all
+            return
         if self._progress is not None:
             name = f"{status.task} documents"
             self.report(DOCUMENTS, name, status.finished, total)
