@@ -67,6 +67,14 @@ SUITE: list[tuple[str, str, list[str], list[str], list[str]]] = [
         [r"^index build", r"^\| page recall"],
     ),
     (
+        # Real 10-K/10-Q filings: needs --financebench DIR (a checkout of github.com/patronus-ai/financebench)
+        "page recall on FinanceBench filings",
+        "financebench_recall.py",
+        [],
+        ["--filings", "5"],
+        [r"^\d+ FinanceBench", r"^index build", r"^filings that fit", r"^\| page recall", r"^skipped"],
+    ),
+    (
         "llama.cpp threads and wait policy",
         "threads.py",
         [],
@@ -94,12 +102,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", help="run only benchmarks whose name contains this")
+    ap.add_argument(
+        "--financebench",
+        metavar="DIR",
+        help="a checkout (or git directory) of github.com/patronus-ai/financebench; without it that step is skipped",
+    )
     args = ap.parse_args()
     table: list[tuple[str, str]] = []
     for name, script, full, quick, patterns in SUITE:
         if args.only and args.only not in name:
             continue
         cmd = [sys.executable, str(BENCH / script), *(quick if args.quick else full)]
+        if script == "financebench_recall.py":
+            if not args.financebench:
+                table.append((name, "skipped: no --financebench DIR (a copy of github.com/patronus-ai/financebench)"))
+                continue
+            cmd += ["--financebench", args.financebench]
         print(f"\n=== {name}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
