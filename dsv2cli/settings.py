@@ -129,8 +129,8 @@ class Settings:
     split_mode: str | None = field(default=None, metadata={"help": "several GPUs: " + "|".join(SPLIT_MODES)})
     tensor_split: tuple[float, ...] | None = field(default=None, metadata={"help": "share per GPU, e.g. 3,1"})
     cache_size: str = field(default="4G", metadata={"help": "prompt-prefix cache bound, e.g. 2G, 500M"})
-    max_input_file: str = field(default="256M", metadata={"help": "most bytes read from one input, e.g. 64M"})
-    max_input_total: str = field(default="1G", metadata={"help": "most bytes read from all inputs of a run"})
+    max_input_file: str = field(default="64M", metadata={"help": "most bytes read from one input, e.g. 64M"})
+    max_input_total: str = field(default="256M", metadata={"help": "most bytes read from all inputs of a run"})
     # Remote backends (engines/openai.py). --backend is "local", "openai" or a profile name; a
     # profile (built in, or [profiles.NAME] in the config file) fills the values below that no
     # flag or DSV2_* variable sets. The API key itself is never a setting: it is read from the

@@ -1,9 +1,12 @@
 """How much input is read: a cap per file and one for all inputs together, checked while reading.
 
 Without a cap, ``dsv2 pack /dev/zero`` or ``yes | dsv2 pack -`` would read until memory ran out.
-The defaults (256 MiB per file, 1 GiB in total) are far above what any context window holds
-(a 128k-token window is about half a megabyte of text) and far below what a machine's memory
-does. Set them with ``max_input_file`` / ``max_input_total`` in ``config.toml`` or the
+The defaults (64 MiB per file, 256 MiB in total) are far above what any context window holds
+(a 128k-token window is about half a megabyte of text; a 300-page annual report is 1-2 MB of
+text, a 2,400-page PDF manual about 10 MB of file) and low enough that a pathological input
+(``yes | head -c 200M``: 100 million one-letter lines, which cost ~5 microseconds and ~30 bytes
+of memory each in heading detection and packing) is refused within a second instead of taking
+gigabytes and a quarter of an hour. Set them with ``max_input_file`` / ``max_input_total`` in ``config.toml`` or the
 ``DSV2_MAX_INPUT_FILE`` / ``DSV2_MAX_INPUT_TOTAL`` variables (sizes like ``64M``, ``2G``).
 """
 
@@ -14,8 +17,8 @@ from typing import BinaryIO
 
 from ..errors import InputError
 
-DEFAULT_MAX_INPUT_FILE = 256 * 1024**2
-DEFAULT_MAX_INPUT_TOTAL = 1024**3
+DEFAULT_MAX_INPUT_FILE = 64 * 1024**2
+DEFAULT_MAX_INPUT_TOTAL = 256 * 1024**2
 
 # Read in blocks of this size: an input over the cap stops at most one block past it.
 _BLOCK = 1 << 20
