@@ -10,7 +10,7 @@ from typing import Any
 
 from ..sources.base import Document
 from .embedder import Embedder, resolve_embedder
-from .ranking import DEFAULT_FUSION, Fusion, ScoredChunk, rank
+from .ranking import Fusion, ScoredChunk, default_fusion, rank
 from .select import SelectedSource, pack_chunks
 from .store import CorpusIndex, UpdateReport
 from .vectors import DamagedStoreError, VectorStoreError
@@ -66,7 +66,7 @@ def retrieve(
     embedder: Embedder | None = None,
     threads: int | None = None,
     gpu_layers: int | None = None,
-    fusion: Fusion = DEFAULT_FUSION,
+    fusion: Fusion | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Retrieval:
     """Update the corpus index, rank its chunks for ``question`` and pack the best into ``budget``.
@@ -75,7 +75,8 @@ def retrieve(
     the input paths that name it (they choose the index directory).
 
     ``embedder`` (an object) wins over ``embed_model`` (a GGUF path); with neither, the default
-    MiniLM is used if installed, else BM25 alone and a notice says so.
+    MiniLM is used if installed, else BM25 alone and a notice says so. ``fusion``: by default
+    ``ranking.default_fusion`` (dense-leaning for a paged corpus such as PDFs).
     """
     notices: list[str] = []
     if embedder is None:
@@ -115,7 +116,7 @@ def retrieve(
             method = "hybrid"
         elif dense is not None:
             notices.append("the index has no vectors for this embedder: ranked with BM25 alone")
-    ranked = rank(chunks, question, dense=dense, fusion=fusion, method=method)
+    ranked = rank(chunks, question, dense=dense, fusion=fusion or default_fusion(chunks), method=method)
     sources = pack_chunks(ranked, budget, count_tokens)
     return Retrieval(
         sources, method, sum(s.tokens for s in sources), len(chunks), report, notices, list(ranked), count_tokens
