@@ -116,12 +116,7 @@ def plan(
             document_tokens=document_tokens,
             source=", ".join(d.source for d in docs),
         )
-        sources = [
-            {**s.location.to_dict(), "cite": s.location.cite(), "score": None}
-            for d in docs
-            for s in d.segments
-            if s.text.strip()
-        ]
+        sources = [{**p.location.to_dict(), "cite": p.cite(), "score": None} for p in passages]
         return AskPlan(WHOLE, prompt, budget, document_tokens, sources, passages=passages)
 
     from .index import retrieve

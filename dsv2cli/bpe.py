@@ -287,20 +287,8 @@ class _DeepSeekSplit:
         return out
 
     def pieces(self, text: str) -> Counter[str | int]:
-        """The pieces of ``text`` with their multiplicities: lines with a character the one pass
-        does not model (or a user-defined token) take the steps, the rest the one pass."""
-        plain = text.isascii()
-        pieces: Counter[str | int] = Counter()
-        done = 0
-        while found := self._next_stepwise(text, done, plain):
-            start = text.rfind("\n", 0, found[0]) + 1
-            end = text.find("\n", found[1])
-            end = len(text) if end < 0 else end
-            pieces.update(self._one_pass.findall(text, done, start))
-            pieces.update(self.split(text[start:end]))
-            done = end
-        pieces.update(self._one_pass.findall(text, done))
-        return pieces
+        """The pieces of ``text`` with their multiplicities (``ordered``'s pieces, counted)."""
+        return Counter(self.ordered(text))
 
 
 def _alternation(words: list[str]) -> str:

@@ -141,6 +141,9 @@ class Conversation:
         self.summary = summary
         self.folded_turns = 0
         self.notices: list[str] = []
+        # The embedder, resolved on the first retrieving turn and kept: each turn used to build a
+        # new one, which hashed the GGUF and loaded the model again to embed the question.
+        self._embedder: Any = None
         self.context = render_context(self.docs) if self.docs else ""
         self.example = citations.format_example(
             [citations.Passage(s.location, s.text) for d in self.docs for s in d.segments if s.text.strip()]
@@ -221,6 +224,7 @@ class Conversation:
     def _plan_retrieval(self, question: str) -> TurnPlan:
         from .ask import render_selected
         from .index import retrieve
+        from .index.embedder import resolve_embedder
 
         base = self._build(question, "", self.history)
         history_tokens = len(base.ids) - len(self._without_summary(question, "").ids)
@@ -230,6 +234,11 @@ class Conversation:
                 question, base, RETRIEVE, self.window, self.max_tokens, 0, history_tokens, short=32 - target
             )
         assert self.home is not None
+        if self._embedder is None:
+            choice = resolve_embedder(self.home, self.embed_model, threads=self.threads)
+            self._embedder = choice.embedder
+            if choice.notice and choice.notice not in self.notices:
+                self.notices.append(choice.notice)
         found = retrieve(
             question,
             self.docs,
@@ -238,6 +247,7 @@ class Conversation:
             budget=target,
             count_tokens=self.tokenizer.count,
             embed_model=self.embed_model,
+            embedder=self._embedder,
             threads=self.threads,
             progress=self.on_index_progress,
         )

@@ -117,6 +117,10 @@ def ask(
         raise UsageError("no question: give one as the first argument, or -q / --questions-file")
 
     text = chat.ask_template(env, template, prompt_file)
+    if (cont or cid is not None) and (strict_citations or no_sources):
+        # A continued conversation answers through dsv2cli.chat_session, which does not check
+        # citations yet: refuse rather than ignore the flags.
+        raise UsageError("--strict-citations and --no-sources do not apply to -c/--cid (continued conversations)")
     if cont or cid is not None:  # after the conversation's history: dsv2cli.chat_session
         streaming = not json_out and (stream or env.stdout_isatty)
         chat.ask_continued(

@@ -105,6 +105,10 @@ def summarize(
         from ..errors import UsageError
 
         raise UsageError("--out, --pack and --force go with --each (one summary per document)")
+    if each and (system is not None or template is not None):
+        from ..errors import UsageError
+
+        raise UsageError("-s/--system and -t/--template do not apply to --each yet; use --prompt-file")
     if each:
         _summarize_each(env, session, docs, prompt_file, strategy, dry_run, json_out, out, force, pack)
         return

@@ -33,7 +33,7 @@ Sections (``Location.section``), in this order of trust:
    the first entry have no section.
 2. without an outline, numbered headings in the text (structure.py), with contents pages and
    table rows set aside and each heading followed by body text;
-3. otherwise none. ``Document.heading_source`` says which ("outline", "numbered headings", "none").
+3. otherwise none. ``Document.headings`` says which ("outline", "numbered headings", "none").
 """
 
 from __future__ import annotations
@@ -280,11 +280,9 @@ def pdf_document(data: bytes | Path, source: str, password: str | None = None) -
     pages, _removed = strip_repeated_edges([t.split("\n") if t.strip() else [] for t in texts])
     starts, located = outline_starts(pages, outline)
     if len(outline) >= 2 and located * _OUTLINE_FOUND >= len(outline):
-        segments, method = _cut(pages, starts, source), "outline"
-    else:
-        segments = page_segments(pages, source)
-        method = "numbered headings" if any(s.location.section for s in segments) else "none"
-    return Document(source, "pdf", segments, warnings, heading_source=method)
+        return Document(source, "pdf", _cut(pages, starts, source), warnings, heading_source="outline")
+    # Without an outline, Document.headings says "numbered headings" or "none" from the segments.
+    return Document(source, "pdf", page_segments(pages, source), warnings)
 
 
 # -- Outline: where each bookmark's heading sits on its page, and its label ---------------------

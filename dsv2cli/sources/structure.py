@@ -169,12 +169,6 @@ def _ends_like_a_page(s: str) -> bool:
     return 0 < len(s) <= _MAX_TOC_LINE and s[-1] in _PAGE_END
 
 
-def is_toc_entry(line: str) -> bool:
-    """A contents line by its shape alone: a title, dot leaders, a page number."""
-    s = line.strip()
-    return _ends_like_a_page(s) and _LEADERS.search(s) is not None
-
-
 def _self_bodied(title: str) -> bool:
     """A numbered line that carries its own text ("1.1 Agreement means this document.")."""
     t = title.rstrip()
@@ -288,14 +282,13 @@ def find_headings(lines: Sequence[str]) -> list[Heading]:
                 found.append(Heading(index, label, title, number))
                 prev = None
             continue
-        if len(number) == 1:
-            style = _top_style(lines[index])
-            if top_style is not None and style != top_style:
-                continue
+        style = _top_style(lines[index]) if len(number) == 1 else None
+        if style is not None and top_style is not None and style != top_style:
+            continue
         if _continues(prev, number):
             found.append(Heading(index, label, title, number))
             prev = number
-            if len(number) == 1:
-                top_style = _top_style(lines[index])
+            if style is not None:
+                top_style = style
     # One isolated "1." is a list item more often than a structure.
     return found if sum(1 for h in found if h.number) >= 2 else []
