@@ -121,6 +121,13 @@ def supports_gpu_offload() -> bool:
     return bool(_lib().llama_supports_gpu_offload())
 
 
+def default_gpu_layers(gpu_layers: int | None) -> int:
+    """``--gpu-layers`` as given, else every layer where the build can offload and none where not."""
+    if gpu_layers is not None:
+        return gpu_layers
+    return -1 if supports_gpu_offload() else 0
+
+
 def cache_type_ids() -> dict[str, int]:
     """KV cache type names dsv2 accepts (kvcache.CACHE_TYPES) -> llama.cpp's ggml_type values
     (``Llama(type_k=...)``)."""

@@ -114,9 +114,7 @@ class LlamaCppBackend:
         if self.options.refuse is not None:
             raise self.options.refuse
         opts = self.options
-        gpu_layers = opts.gpu_layers
-        if gpu_layers is None:
-            gpu_layers = -1 if llama.supports_gpu_offload() else 0
+        gpu_layers = llama.default_gpu_layers(opts.gpu_layers)
         threads = opts.threads or default_threads()
         size = opts.model_path.stat().st_size if opts.model_path.exists() else 0
         announce = opts.on_load if opts.on_load is not None and size >= opts.announce_load_bytes else None

@@ -165,9 +165,7 @@ class LlamaEmbedder:
             limit = min(self.max_tokens or n_ctx_train, n_ctx_train)
             # A GGUF that names no pooling (e.g. a generative model) is mean-pooled.
             pooling = -1 if info.arch_value("pooling_type") is not None else 1  # LLAMA_POOLING_TYPE_*
-            gpu_layers = self.gpu_layers
-            if gpu_layers is None:
-                gpu_layers = -1 if llama.supports_gpu_offload() else 0
+            gpu_layers = llama.default_gpu_layers(self.gpu_layers)
             batch_tokens = self.batch_tokens or (GPU_BATCH_TOKENS if gpu_layers != 0 else DEFAULT_BATCH_TOKENS)
             n_batch = max(limit, batch_tokens)
             try:
