@@ -240,6 +240,21 @@ class Session:
             self.notify(line)
         return docs
 
+    def _count(self, handle: ModelHandle, docs: Sequence[Document]) -> Any:
+        """``packing.ContextCount`` of ``docs`` as ``handle`` counts them, through the persistent
+        token-count cache: the planners choose a strategy from it, so a document seen before is
+        not tokenized again, and one seen now is tokenized once, segment by segment."""
+        from .engines.handle import count_cache
+        from .packing import count_context
+
+        counter, _ = count_cache(self.settings, handle)
+        try:
+            return count_context(docs, counter.count_joined)
+        finally:
+            counter.close()
+            for notice in counter.notices:  # a damaged or unwritable token-count cache
+                self.notify(notice)
+
     def _sendable(self, doc: Document) -> Document:
         """``doc``, or RefusedError when it held secrets and a remote backend would get it."""
         refuse_secrets_early(self.settings, self.environ, [doc], self.send)
@@ -273,7 +288,8 @@ class Session:
         def plan_on(handle: ModelHandle) -> Any:
             tok = handle.tokenizer(dry_run)
             s = self.settings
-            return summ.plan(docs, tok, handle.facts, spec, handle.window, s.max_tokens, strategy, s.parallel)
+            counted = self._count(handle, docs)
+            return summ.plan(docs, tok, handle.facts, spec, handle.window, s.max_tokens, strategy, s.parallel, counted)
 
         the_plan = plan_on(routing.first)
         handle, answered_by = routing.choose(
@@ -350,7 +366,8 @@ class Session:
         def plan_on(handle: ModelHandle, doc: Document) -> Any:
             # Documents run settings.parallel at once; each one's map-reduce calls run one at a time.
             tok = handle.tokenizer(dry_run)
-            return summ.plan([doc], tok, handle.facts, spec, handle.window, settings.max_tokens, strategy, 1)
+            counted = self._count(handle, [doc])
+            return summ.plan([doc], tok, handle.facts, spec, handle.window, settings.max_tokens, strategy, 1, counted)
 
         def route(doc: Document) -> tuple[Any, ModelHandle, dict[str, Any]]:
             the_plan = plan_on(routing.first, doc)
@@ -576,7 +593,11 @@ class Session:
         routing = self.routing
         progress = self.progress
 
+        counts: dict[int, Any] = {}  # per backend: the corpus counted once for every question
+
         def plan_on(handle: ModelHandle, question: str) -> Any:
+            if id(handle) not in counts:
+                counts[id(handle)] = self._count(handle, docs)
             with self._scope():
                 return asking.plan(
                     question,
@@ -593,6 +614,8 @@ class Session:
                     on_index_progress=progress.on_index if progress else None,
                     system=system_prompt(system, True) if system else None,
                     template=template,
+                    counted=counts[id(handle)],
+                    gpu_layers=self.settings.gpu_layers,
                 )
 
         if template is not None:
@@ -740,6 +763,7 @@ class Session:
             guard=guard,
             on_prompt=progress.on_prompt if progress and one_at_a_time else None,
             on_output=progress.on_output if progress and one_at_a_time else None,
+            count=self._count,
         )
         with self._scope(resumable=True):
             report = ex.run_batch(

@@ -11,7 +11,16 @@ from . import citations, prompts
 from .chat import ChatPrompt, Message, ModelFacts, format_chat
 from .engines.base import Backend, GenerationParams, PromptProgress, Usage
 from .errors import ContextOverflowError, UsageError
-from .packing import Budget, ensure_fits, render_block, render_context
+from .packing import (
+    Budget,
+    ContextCount,
+    count_context,
+    ensure_fits,
+    joined_by,
+    near_budget,
+    render_block,
+    render_context,
+)
 from .sources.base import Document
 from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
 from .tokens import Tokenizer
@@ -89,9 +98,17 @@ def plan(
     on_index_progress: Callable[[int, int], None] | None = None,
     system: str | None = None,
     template: str | None = None,
+    counted: ContextCount | None = None,
+    gpu_layers: int | None = None,
 ) -> AskPlan:
     """``system``: the whole system message (default: the shipped one); ``template``: the user
-    message's template, with {{ document }} and {{ question }} (default: the shipped ``ask``)."""
+    message's template, with {{ document }} and {{ question }} (default: the shipped ``ask``).
+
+    ``counted``: the corpus's counts per segment (``packing.count_context`` over a
+    ``tokens.CountCache``); without it the corpus is counted here. Whole or retrieve is chosen
+    from those counts; the whole corpus's prompt is built only when it runs whole.
+    ``gpu_layers``: the embedder's offload when retrieving (None: all layers where the build
+    offloads, as for the generator)."""
     if not question.strip():
         raise UsageError("the question is empty")
     if strategy == MAP_REDUCE:
@@ -103,25 +120,28 @@ def plan(
     example = citations.format_example(passages)
     overhead = len(build_prompt(tokenizer, facts, system, "", question, example, template).ids)
     budget = Budget(window=window, output=max_tokens, overhead=overhead)
-    context = render_context(docs)
-    whole = build_prompt(tokenizer, facts, system, context, question, example, template)  # the one full tokenization
-    context_tokens = len(whole.ids) - overhead
+    counted = counted if counted is not None else count_context(docs, joined_by(tokenizer.count))
+    context_tokens = counted.tokens
     chosen = choose("ask", context_tokens, budget.document, strategy)
-    if chosen == WHOLE:
-        prompt, document_tokens = whole, context_tokens
-        ensure_fits(
-            len(prompt.ids),
-            window,
-            max_tokens,
-            document_tokens=document_tokens,
-            source=", ".join(d.source for d in docs),
-        )
-        sources = [{**p.location.to_dict(), "cite": p.cite(), "score": None} for p in passages]
-        return AskPlan(WHOLE, prompt, budget, document_tokens, sources, passages=passages)
+    if chosen == WHOLE or (strategy is None and near_budget(context_tokens, budget)):
+        context = render_context(docs)  # the one full tokenization, for the strategy that runs:
+        prompt = build_prompt(tokenizer, facts, system, context, question, example, template)
+        document_tokens = len(prompt.ids) - overhead
+        if strategy == WHOLE or budget.fits(document_tokens):
+            ensure_fits(
+                len(prompt.ids),
+                window,
+                max_tokens,
+                document_tokens=document_tokens,
+                source=", ".join(d.source for d in docs),
+            )
+            sources = [{**p.location.to_dict(), "cite": p.cite(), "score": None} for p in passages]
+            return AskPlan(WHOLE, prompt, budget, document_tokens, sources, passages=passages)
+        context_tokens = document_tokens
 
     from .index import retrieve
 
-    assert chosen == RETRIEVE
+    assert strategy in (None, RETRIEVE)
     target = budget.document - RETRIEVAL_SLACK
     found = None
     for _ in range(4):
@@ -144,6 +164,7 @@ def plan(
                 count_tokens=tokenizer.count,
                 embed_model=embed_model,
                 threads=threads,
+                gpu_layers=gpu_layers,
                 progress=on_index_progress,
             )
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -147,13 +147,25 @@ class ContextCount:
         return {id(seg): n for seg, n in self.parts if seg is not None}
 
 
-def count_context(
-    docs: Sequence[Document], count_joined: Callable[[Sequence[str]], tuple[int, list[int]]]
-) -> ContextCount:
+# (texts) -> (exact tokens of "".join(texts), tokens of each text): ``tokens.CountCache.count_joined``.
+CountJoined = Callable[[Sequence[str]], tuple[int, list[int]]]
+
+
+def count_context(docs: Sequence[Document], count_joined: CountJoined) -> ContextCount:
     """Count the packed context part by part (see ``tokens.CountCache.count_joined``), never twice."""
     parts = context_parts(docs)
     total, counts = count_joined([text for _, text in parts])
     return ContextCount(total, [(seg, n) for (seg, _), n in zip(parts, counts, strict=True)])
+
+
+def joined_by(count: Callable[[str], int]) -> CountJoined:
+    """``count_joined`` for a bare tokenizer, without a count cache: the whole counted exactly
+    (cuts between parts can merge tokens), and each part on its own."""
+
+    def count_joined(texts: Sequence[str]) -> tuple[int, list[int]]:
+        return count("".join(texts)), [count(t) for t in texts]
+
+    return count_joined
 
 
 @dataclass(frozen=True)
@@ -187,6 +199,17 @@ class Budget:
 
     def fits(self, document_tokens: int) -> bool:
         return document_tokens <= self.document
+
+
+# How far a context's own count may stand from its share of the prompt it is put in (tokens can
+# merge where the template meets the context). Planners choose a strategy from the context's
+# counts; within this many tokens over the budget they build the prompt and count it exactly first.
+TEMPLATE_JOIN_SLACK = 16
+
+
+def near_budget(document_tokens: int, budget: Budget) -> bool:
+    """Over ``budget.document`` by so little that only the exact prompt can tell whether it fits."""
+    return budget.document < document_tokens <= budget.document + TEMPLATE_JOIN_SLACK
 
 
 def ensure_fits(prompt_tokens: int, window: int, output: int, *, document_tokens: int, source: str) -> None:
@@ -392,14 +415,27 @@ def _hard_split(text: str, limit: int, count: Count) -> list[str]:
     return parts
 
 
-def make_pieces(docs: Sequence[Document], limit: int, count: Count) -> list[Piece]:
+def make_pieces(
+    docs: Sequence[Document], limit: int, count: Count, known: Mapping[int, int] | None = None
+) -> list[Piece]:
+    """The pieces of ``docs``, each at most ``limit`` tokens with its document's tags.
+
+    ``known``: tokens per ``id(segment)`` already counted in the context
+    (``ContextCount.segment_tokens``), used instead of counting each segment again. Such a count
+    also takes in the newlines around the segment and, at a document's ends, its tags: a few
+    tokens more than the piece alone, so chunks come out a few tokens short of full, never over
+    (the prompts built from them are counted exactly: ``fit_halving``). A segment it says is too
+    big is counted on its own before it is split.
+    """
     pieces: list[Piece] = []
     for source, segments, numbered in (block for doc in docs for block in blocks(doc)):
         header = count(render_segments(source, [])) + PIECE_JOIN_TOKENS
         for segment in segments:
             if not segment.text.strip():
                 continue
-            tokens = piece_tokens(segment, count, numbered)
+            tokens = known.get(id(segment)) if known is not None else None
+            if tokens is None:
+                tokens = piece_tokens(segment, count, numbered)
             if tokens <= limit - header:  # the usual case (a page, a section): counted once
                 pieces.append(Piece(source, segment, tokens, numbered, header))
                 continue

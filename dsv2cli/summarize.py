@@ -10,7 +10,16 @@ from . import prompts
 from .chat import ChatPrompt, Message, ModelFacts, format_chat
 from .engines.base import Backend, GenerationParams, PromptProgress, Usage
 from .errors import PER_INPUT_ERRORS, Dsv2Error, UsageError
-from .packing import Budget, PackedChunk, ensure_fits, render_context
+from .packing import (
+    Budget,
+    ContextCount,
+    PackedChunk,
+    count_context,
+    ensure_fits,
+    joined_by,
+    near_budget,
+    render_context,
+)
 from .parallel import closer, ordered_map
 from .sources.base import Document
 from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
@@ -97,23 +106,35 @@ def plan(
     max_tokens: int,
     strategy: str | None = None,
     concurrency: int = 1,
+    counted: ContextCount | None = None,
 ) -> Plan:
-    """Tokenize exactly what would be sent and decide how to run. No model weights needed."""
+    """Decide how to run from token counts, and build the prompt only for what runs. No model
+    weights needed.
+
+    ``counted``: the context's counts per segment (``packing.count_context`` over a
+    ``tokens.CountCache``: cached, so a document is tokenized once across runs); without it the
+    context is counted here. The strategy is chosen from those counts; the whole prompt is then
+    built (and counted exactly) only when it runs whole, and map-reduce sizes its chunks from the
+    same per-segment counts.
+    """
     if strategy == RETRIEVE:
         raise UsageError("--strategy retrieve is for `dsv2 ask`; summarize uses whole or map-reduce")
     overhead = len(build_prompt(tokenizer, facts, spec, "").ids)
     budget = Budget(window=window, output=max_tokens, overhead=overhead)
-    prompt = build_prompt(tokenizer, facts, spec, render_context(docs))
-    document_tokens = len(prompt.ids) - overhead
+    counted = counted if counted is not None else count_context(docs, joined_by(tokenizer.count))
     source = ", ".join(d.source for d in docs)
-    chosen = choose("summarize", document_tokens, budget.document, strategy)
-    if chosen == WHOLE:
-        ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=document_tokens, source=source)
-        return Plan(WHOLE, document_tokens, budget, source, prompt=prompt)
+    chosen = choose("summarize", counted.tokens, budget.document, strategy)
+    if chosen == WHOLE or (strategy is None and near_budget(counted.tokens, budget)):
+        prompt = build_prompt(tokenizer, facts, spec, render_context(docs))  # the one full tokenization
+        document_tokens = len(prompt.ids) - overhead
+        if strategy == WHOLE or budget.fits(document_tokens):
+            ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=document_tokens, source=source)
+            return Plan(WHOLE, document_tokens, budget, source, prompt=prompt)
     mapper = MapReduce(
         tokenizer, facts.architecture, facts.chat_template, spec.system, spec.template, window, max_tokens, concurrency
     )
-    return Plan(MAP_REDUCE, document_tokens, budget, source, mapper=mapper, chunks=mapper.chunks(docs))
+    chunks = mapper.chunks(docs, counted.segment_tokens())
+    return Plan(MAP_REDUCE, counted.tokens, budget, source, mapper=mapper, chunks=chunks)
 
 
 def run(

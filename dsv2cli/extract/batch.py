@@ -14,6 +14,7 @@ from ..batch import BatchStatus, Ordered
 from ..engines.base import GenerationParams, PromptProgress
 from ..engines.handle import ModelHandle
 from ..errors import PER_INPUT_ERRORS, Dsv2Error
+from ..packing import ContextCount
 from ..parallel import closer
 from ..sources.base import Document
 from .output import Sink
@@ -53,6 +54,8 @@ class Extractor:
     guard: Guard | None = None
     on_prompt: PromptProgress | None = None  # (prompt tokens evaluated, total) of each model call
     on_output: PromptProgress | None = None  # (output tokens written, reserved) of each model call
+    # (model, [document]) -> packing.ContextCount through a token-count cache; None: plan counts itself
+    count: Callable[[ModelHandle, Sequence[Document]], ContextCount] | None = None
     _models: dict[str, ModelHandle] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -73,7 +76,8 @@ class Extractor:
 
     def _run(self, doc: Document, m: ModelHandle) -> ExtractionResult:
         max_tokens = self.params.max_tokens or default_max_tokens(len(self.fields.fields), m.window)
-        the_plan = plan(doc, m.tokenizer(), m.facts, self.fields, m.window, max_tokens)
+        counted = self.count(m, [doc]) if self.count is not None else None
+        the_plan = plan(doc, m.tokenizer(), m.facts, self.fields, m.window, max_tokens, counted)
         if the_plan.chunks:
             self.notify(
                 f"{doc.source}: {the_plan.document_tokens} tokens, over the {the_plan.budget.document}-token budget "

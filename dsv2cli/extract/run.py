@@ -22,10 +22,14 @@ from ..errors import ContextOverflowError, Dsv2Error, ExitCode
 from ..packing import (
     PIECE_JOIN_TOKENS,
     Budget,
+    ContextCount,
     PackedChunk,
+    count_context,
     ensure_fits,
     fit_halving,
+    joined_by,
     make_pieces,
+    near_budget,
     plan_chunks,
     render_document,
 )
@@ -101,15 +105,29 @@ def build_prompt(tokenizer: Tokenizer, facts: ModelFacts, fields: FieldSet, cont
 
 
 def plan(
-    doc: Document, tokenizer: Tokenizer, facts: ModelFacts, fields: FieldSet, window: int, max_tokens: int
+    doc: Document,
+    tokenizer: Tokenizer,
+    facts: ModelFacts,
+    fields: FieldSet,
+    window: int,
+    max_tokens: int,
+    counted: ContextCount | None = None,
 ) -> ExtractPlan:
-    """Tokenize exactly what would be sent; chunk when the document does not fit one window."""
+    """The prompts that would be sent: one when the document fits the window, else one per chunk.
+
+    ``counted``: the document's counts per segment (``packing.count_context`` over a
+    ``tokens.CountCache``); without it the document is counted here. The whole prompt is built
+    only when those counts say it fits (or miss by a few tokens); chunks are sized from them.
+    """
     overhead = len(build_prompt(tokenizer, facts, fields, "").ids)
     budget = Budget(window=window, output=max_tokens, overhead=overhead)
-    whole = build_prompt(tokenizer, facts, fields, render_document(doc))
-    document_tokens = len(whole.ids) - overhead
-    if budget.fits(document_tokens):
-        return ExtractPlan(doc.source, document_tokens, budget, [whole])
+    counted = counted if counted is not None else count_context([doc], joined_by(tokenizer.count))
+    document_tokens = counted.tokens
+    if budget.fits(document_tokens) or near_budget(document_tokens, budget):
+        whole = build_prompt(tokenizer, facts, fields, render_document(doc))  # the one full tokenization
+        if budget.fits(len(whole.ids) - overhead):
+            return ExtractPlan(doc.source, len(whole.ids) - overhead, budget, [whole])
+        document_tokens = len(whole.ids) - overhead
     if budget.document < MIN_CHUNK_TOKENS:
         raise ContextOverflowError.no_room(
             window=window,
@@ -121,7 +139,10 @@ def plan(
             source=doc.source,
         )
     fitted = fit_halving(
-        plan_chunks(make_pieces([doc], budget.document - PIECE_JOIN_TOKENS, tokenizer.count), budget.document),
+        plan_chunks(
+            make_pieces([doc], budget.document - PIECE_JOIN_TOKENS, tokenizer.count, counted.segment_tokens()),
+            budget.document,
+        ),
         lambda chunk: build_prompt(tokenizer, facts, fields, chunk.render()),
         lambda prompt: len(prompt.ids) + max_tokens <= window,
     )

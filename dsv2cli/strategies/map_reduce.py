@@ -10,7 +10,7 @@ order: nothing dropped, nothing repeated.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .. import prompts
@@ -62,7 +62,8 @@ class MapReduce:
         overhead = len(self._prompt(template, {**values, "document": ""}).ids)
         return self.window - self.max_tokens - overhead
 
-    def chunks(self, docs: Sequence[Document]) -> list[PackedChunk]:
+    def chunks(self, docs: Sequence[Document], known: Mapping[int, int] | None = None) -> list[PackedChunk]:
+        """``known``: tokens per segment already counted (``packing.make_pieces``)."""
         budget = self._budget(prompts.load("map"), {"part": "9999", "parts": "9999"})
         if budget < 64:
             raise ContextOverflowError.no_room(
@@ -73,7 +74,7 @@ class MapReduce:
                 what="per chunk",
                 input_tokens=0,
             )
-        return plan_chunks(make_pieces(docs, budget - PIECE_JOIN_TOKENS, self.tokenizer.count), budget)
+        return plan_chunks(make_pieces(docs, budget - PIECE_JOIN_TOKENS, self.tokenizer.count, known), budget)
 
     def run(
         self,
