@@ -42,6 +42,8 @@ from .server import EMBEDDED, default_vectors, vectors_location
 from .vectors import DamagedStoreError, VectorStoreFactory
 
 MANIFEST_VERSION = 1
+MANIFEST = "manifest.json"
+MARKER = "BUILDING"
 EMBED_BATCH = 32
 LOCK_TIMEOUT_S = 600.0
 
@@ -181,6 +183,47 @@ def _chunk_record(chunk: Chunk) -> dict[str, Any]:
     }
 
 
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    """The manifest of the index in ``directory``; None when absent, unreadable or of another version."""
+    try:
+        data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+        return None
+    return data
+
+
+def read_marker(directory: Path) -> dict[str, Any] | None:
+    """The BUILDING marker's JSON (None when absent); {} for an unreadable or older one."""
+    try:
+        text = (directory / MARKER).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def locked_by_other(directory: Path) -> bool:
+    """Whether another process holds the lock of the index in ``directory`` now (a build in progress)."""
+    from filelock import FileLock, Timeout
+
+    if not (directory / "lock").exists():
+        return False
+    try:
+        with FileLock(str(directory / "lock"), timeout=0):
+            return False
+    except Timeout:
+        return True
+    except OSError:
+        return False
+
+
 class CorpusIndex:
     """The index of one corpus (a set of root paths) under ``home``; its vectors are kept by
     ``vectors`` (default: an embedded chromadb in the index directory, or the index server in
@@ -201,8 +244,8 @@ class CorpusIndex:
         self.roots = [Path(r).expanduser().resolve() for r in roots]
         self.corpus_id = corpus_id(self.roots)
         self.directory = self.home / "index" / self.corpus_id
-        self.manifest_path = self.directory / "manifest.json"
-        self.marker_path = self.directory / "BUILDING"
+        self.manifest_path = self.directory / MANIFEST
+        self.marker_path = self.directory / MARKER
 
     # -- locking and manifest -------------------------------------------------------------
 
@@ -213,44 +256,13 @@ class CorpusIndex:
         return FileLock(str(self.directory / "lock"), timeout=LOCK_TIMEOUT_S)
 
     def _read_manifest(self) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
-            return None
-        return data
+        return read_manifest(self.directory)
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         write_atomic(self.manifest_path, json.dumps(manifest, ensure_ascii=False, separators=(",", ":")), durable=True)
 
     def _read_marker(self) -> dict[str, Any] | None:
-        """The BUILDING marker's JSON (None when absent); {} for an unreadable or older one."""
-        try:
-            text = self.marker_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError:
-            return {}
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def _locked_by_other(self) -> bool:
-        """Whether another process holds the index lock now (a build in progress)."""
-        from filelock import FileLock, Timeout
-
-        if not (self.directory / "lock").exists():
-            return False
-        try:
-            with FileLock(str(self.directory / "lock"), timeout=0):
-                return False
-        except Timeout:
-            return True
-        except OSError:
-            return False
+        return read_marker(self.directory)
 
     # -- update -------------------------------------------------------------------------
 
@@ -505,11 +517,7 @@ class CorpusIndex:
 
 def status_of(directory: Path) -> IndexStatus:
     """What the index in ``directory`` holds, read from its manifest and BUILDING marker (the
-    vector store is not opened)."""
-    index = CorpusIndex.__new__(CorpusIndex)  # no roots needed to read an existing directory
-    index.directory = directory
-    index.manifest_path = directory / "manifest.json"
-    index.marker_path = directory / "BUILDING"
+    vector store is not opened, and no roots are needed)."""
     corpus = directory.name
     if not directory.is_dir():
         return IndexStatus(corpus, directory, False, "missing")
@@ -518,10 +526,10 @@ def status_of(directory: Path) -> IndexStatus:
         with contextlib.suppress(OSError):  # a file removed while we walk
             if path.is_file():
                 size += path.stat().st_size
-    manifest = index._read_manifest()
-    marker = index._read_marker()
+    manifest = read_manifest(directory)
+    marker = read_marker(directory)
     if marker is not None:
-        state = "building" if index._locked_by_other() else "interrupted"
+        state = "building" if locked_by_other(directory) else "interrupted"
     else:
         state = "ready" if manifest else "missing"
     embedded: int | None = None
