@@ -309,11 +309,16 @@ def _unnumbered(text: str) -> str:
     return text[m.end() :] if m else text
 
 
-def _title_matches(line: str, title: str) -> bool:
-    have, want = _norm(line), _norm(title)
+def _norms(text: str) -> tuple[str, str]:
+    """A line or a title as compared: its letters and digits casefolded, with and without its number."""
+    return _norm(text), _norm(_unnumbered(text))
+
+
+def _title_matches(line: tuple[str, str], title: tuple[str, str]) -> bool:
+    """Does the line (``_norms``) read as the heading of the title (``_norms``)?"""
+    (have, have_bare), (want, want_bare) = line, title
     if not have or not want:
         return False
-    have_bare, want_bare = _norm(_unnumbered(line)), _norm(_unnumbered(title))
     for h, w in ((have, want), (have_bare, want_bare), (have_bare, want)):
         if not h or not w:
             continue
@@ -324,10 +329,17 @@ def _title_matches(line: str, title: str) -> bool:
     return False
 
 
-def _find_title(lines: list[str], title: str, begin: int) -> int | None:
+def _find_title(lines: list[str], normed: dict[int, tuple[str, str]], title: str, begin: int) -> int | None:
+    """The first line from ``begin`` on (then from the top) that reads as the title's heading.
+    ``normed``: the page's lines already normalised, by index; filled as lines are compared, so
+    each line of a page is normalised once however many entries point at the page."""
+    want = _norms(title)
     order: list[int] = [*range(begin, len(lines)), *range(begin)]
     for i in order:
-        if _title_matches(lines[i], title):
+        have = normed.get(i)
+        if have is None:
+            have = normed[i] = _norms(lines[i])
+        if _title_matches(have, want):
             return i
     return None
 
@@ -373,10 +385,11 @@ def outline_starts(pages: list[list[str]], outline: list[OutlineEntry]) -> tuple
     starts: dict[int, dict[int, str]] = {}
     located = 0
     last: dict[int, int] = {}  # page -> line where the previous entry on it starts
+    normed: dict[int, dict[int, tuple[str, str]]] = {}  # page -> line -> _norms(line)
     for entry in outline:
         lines = pages[entry.page]
         begin = last.get(entry.page, 0)
-        at = _find_title(lines, entry.title, begin)
+        at = _find_title(lines, normed.setdefault(entry.page, {}), entry.title, begin)
         where = at if at is not None else begin
         located += at is not None
         starts.setdefault(entry.page, {})[where] = outline_label(entry.title, lines[at] if at is not None else None)
