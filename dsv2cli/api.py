@@ -352,6 +352,7 @@ class Session:
         from . import batch
         from . import summarize as summ
         from .errors import PER_INPUT_ERRORS, Dsv2Error
+        from .parallel import ordered_map
         from .remote import classify_input
         from .strategies import WHOLE
 
@@ -521,11 +522,18 @@ class Session:
             if on_batch is not None:
                 on_batch(status)
 
-        runner = batch.Ordered(unit_of, settings.parallel, on_abort=closer_of(routing))
         with self._scope(resumable=True):
             if on_batch is not None:
                 on_batch(status)
-            runner.run(units, each)
+            ordered_map(
+                unit_of,
+                units,
+                settings.parallel,
+                each,
+                on_abort=closer_of(routing),
+                ahead=settings.parallel * batch.AHEAD,
+                keep=False,  # each unit's outcome is written and dropped: memory does not grow with the batch
+            )
         for handle in routing.handles():
             for notice in handle.notices():
                 self.notify(notice)

@@ -22,14 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from . import prompts
 from .chat import ChatPrompt, Message, ModelFacts, format_chat
@@ -41,10 +40,8 @@ from .sources.base import Document
 from .summarize import SummaryResult
 from .tokens import Tokenizer
 
-U = TypeVar("U")
-R = TypeVar("R")
-
-# A worker may run this many units ahead of the oldest unfinished one (per worker).
+# A worker may run this many units ahead of the oldest unfinished one (per worker): the ``ahead``
+# that ``summarize --each`` and batch extraction give ``parallel.ordered_map``.
 AHEAD = 4
 # At most this many documents share one packed request, and each gets at most this many output
 # tokens of it (or --max-tokens, if less): a brief summary is well under 200 tokens.
@@ -365,71 +362,3 @@ def run_pack(
             timings={"packed_with": float(len(docs))},
         )
     return PackOutcome(results, usage, [i for i in range(len(docs)) if i not in results])
-
-
-# --- running units in input order, bounded -------------------------------------------------------
-
-
-class Ordered(Generic[U, R]):
-    """``fn`` over ``units`` with ``workers`` at once; ``on_each(i, result)`` in input order, in the
-    caller's thread, and the result dropped after. A worker starts unit ``i`` only while
-    ``i < oldest unfinished + workers * AHEAD``: a slow unit holds the others back instead of
-    letting finished results pile up. Workers are daemon threads (a request blocked on a slow
-    server does not hold up Ctrl-C); an error in ``fn`` stops the batch and is raised here after
-    ``on_abort``."""
-
-    def __init__(self, fn: Callable[[U], R], workers: int, on_abort: Callable[[], None] | None = None) -> None:
-        self.fn, self.workers, self.on_abort = fn, max(1, workers), on_abort
-
-    def run(self, units: Sequence[U], on_each: Callable[[int, R], None]) -> None:
-        if self.workers == 1 or len(units) <= 1:
-            for i, unit in enumerate(units):
-                on_each(i, self.fn(unit))
-            return
-        limit = self.workers * AHEAD
-        cond = threading.Condition()
-        state = {"next": 0, "oldest": 0}
-        stop = threading.Event()
-        finished: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
-
-        def work() -> None:
-            while not stop.is_set():
-                with cond:
-                    while state["next"] < len(units) and state["next"] >= state["oldest"] + limit and not stop.is_set():
-                        cond.wait(0.25)
-                    if stop.is_set() or state["next"] >= len(units):
-                        return
-                    i = state["next"]
-                    state["next"] += 1
-                try:
-                    finished.put((i, True, self.fn(units[i])))
-                except BaseException as exc:  # handed to the caller's thread
-                    finished.put((i, False, exc))
-
-        for n in range(min(self.workers, len(units))):
-            threading.Thread(target=work, name=f"dsv2-batch-{n}", daemon=True).start()
-        ready: dict[int, Any] = {}
-        completed = False
-        try:
-            emitted = 0
-            while emitted < len(units):
-                try:
-                    i, ok, value = finished.get(timeout=0.25)  # a timeout keeps Ctrl-C responsive
-                except queue.Empty:
-                    continue
-                if not ok:
-                    raise value
-                ready[i] = value
-                while emitted in ready:
-                    on_each(emitted, ready.pop(emitted))
-                    emitted += 1
-                    with cond:
-                        state["oldest"] = emitted
-                        cond.notify_all()
-            completed = True
-        finally:
-            stop.set()
-            with cond:
-                cond.notify_all()
-            if not completed and self.on_abort is not None:
-                self.on_abort()

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -26,6 +26,8 @@ def ordered_map(
     *,
     in_order: bool = True,
     on_abort: Callable[[], None] | None = None,
+    ahead: int | None = None,
+    keep: bool = True,
 ) -> list[R]:
     """``[fn(item) for item in items]`` with up to ``workers`` calls running at once.
 
@@ -35,68 +37,89 @@ def ordered_map(
     the workers are daemon threads, so a request blocked on a slow server does not hold up the
     exit (a ThreadPoolExecutor would join it at interpreter exit, and closing an httpx client
     does not wake a thread blocked reading its socket).
+
+    For long batches: ``ahead`` bounds how far the workers run past the oldest unfinished item
+    (item ``i`` starts only while ``i < oldest unfinished + ahead``), so a slow item holds the
+    others back instead of letting finished results pile up; ``keep=False`` drops each result
+    once ``on_each`` has it and returns an empty list, so memory does not grow with ``items``.
     """
     if workers <= 1 or len(items) <= 1:
         results: list[R] = []
         for i, item in enumerate(items):
-            results.append(fn(item))
+            result = fn(item)
+            if keep:
+                results.append(result)
             if on_each is not None:
-                on_each(i, results[-1])
+                on_each(i, result)
         return results
-    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for i in range(len(items)):
-        todo.put(i)
-    finished: queue.SimpleQueue[int] = queue.SimpleQueue()
-    values: dict[int, R] = {}
-    errors: dict[int, BaseException] = {}
+    limit = len(items) if ahead is None else max(1, ahead)
+    cond = threading.Condition()
+    claimed = 0  # items started (guarded by cond)
+    oldest = 0  # items before this one are all finished and handed on (guarded by cond)
+    finished: queue.SimpleQueue[tuple[int, bool, object]] = queue.SimpleQueue()
     stop = threading.Event()
 
+    def claim() -> int | None:
+        nonlocal claimed
+        with cond:
+            while not stop.is_set() and claimed < len(items) and claimed >= oldest + limit:
+                cond.wait(0.25)
+            if stop.is_set() or claimed >= len(items):
+                return None
+            claimed += 1
+            return claimed - 1
+
     def work() -> None:
-        while not stop.is_set():
+        while (i := claim()) is not None:
             try:
-                i = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                values[i] = fn(items[i])
+                finished.put((i, True, fn(items[i])))
             except BaseException as exc:  # handed to the caller's thread
-                errors[i] = exc
-            finished.put(i)
+                finished.put((i, False, exc))
+
+    def advance(to: int) -> None:
+        nonlocal oldest
+        with cond:
+            oldest = to
+            cond.notify_all()
 
     for n in range(min(workers, len(items))):
         threading.Thread(target=work, name=f"dsv2-call-{n}", daemon=True).start()
 
-    def take(i: int) -> R:
-        if i in errors:
-            raise errors[i]
-        return values[i]
-
+    values: dict[int, R] = {}  # finished, not yet handed on (or kept)
     completed = False
     try:
         ready: set[int] = set()
         next_in_order = 0
-        while len(ready) < len(items):
+        while next_in_order < len(items):
             try:
-                i = finished.get(timeout=0.25)  # a timeout keeps Ctrl-C responsive
+                i, ok, value = finished.get(timeout=0.25)  # a timeout keeps Ctrl-C responsive
             except queue.Empty:
                 continue
+            if not ok:  # fail now, not when the items before it are done
+                raise cast(BaseException, value)
+            result = cast(R, value)
             ready.add(i)
-            if i in errors:  # fail now, not when the items before it are done
-                raise errors[i]
             if not in_order:
-                result = take(i)
+                if keep:
+                    values[i] = result
                 if on_each is not None:
                     on_each(i, result)
-                continue
+            else:
+                values[i] = result
             while next_in_order in ready:
-                result = take(next_in_order)
-                if on_each is not None:
-                    on_each(next_in_order, result)
+                ready.discard(next_in_order)
+                if in_order:
+                    result = values[next_in_order] if keep else values.pop(next_in_order)
+                    if on_each is not None:
+                        on_each(next_in_order, result)
                 next_in_order += 1
+                advance(next_in_order)
         completed = True
-        return [take(i) for i in range(len(items))]
+        return [values[i] for i in range(len(items))] if keep else []
     finally:
         stop.set()
+        with cond:
+            cond.notify_all()
         if not completed and on_abort is not None:
             on_abort()
 

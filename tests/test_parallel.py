@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,53 @@ def test_a_local_backend_called_from_several_threads_takes_turns(smollm2: Path) 
 
     answers = ordered_map(ask, ["one", "two", "three"], 3)
     assert len(answers) == 3 and all(answers)
+
+
+def test_ahead_holds_workers_back_while_the_oldest_item_is_unfinished() -> None:
+    """A slow first item: with ``ahead=3`` the other worker does items 1 and 2, then waits."""
+    gate = threading.Event()
+    third_done = threading.Event()
+    started: list[int] = []
+    held: list[list[int]] = []
+
+    def call(i: int) -> int:
+        started.append(i)
+        if i == 0:
+            gate.wait(10)
+        if i == 2:
+            third_done.set()
+        return i
+
+    def release_later() -> None:
+        third_done.wait(10)
+        time.sleep(0.4)  # time enough for the free worker to start item 3, were it allowed to
+        held.append(sorted(started))
+        gate.set()
+
+    threading.Thread(target=release_later, daemon=True).start()
+    seen: list[int] = []
+    out = ordered_map(call, list(range(12)), 2, lambda i, _r: seen.append(i), ahead=3)
+    assert held == [[0, 1, 2]]  # while item 0 ran, nothing past item 2 started
+    assert out == list(range(12)) and seen == list(range(12)) and sorted(started) == list(range(12))
+
+
+class _Result:
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_keep_false_drops_each_result_once_handed_on(workers: int) -> None:
+    """A long batch: results reach ``on_each`` in order and are not held after (nor returned)."""
+    refs: list[weakref.ref[_Result]] = []
+    alive_before: list[int] = []
+
+    def on_each(i: int, result: _Result) -> None:
+        assert result.i == i
+        gc.collect()
+        alive_before.append(sum(ref() is not None for ref in refs[: max(i - 1, 0)]))
+        refs.append(weakref.ref(result))
+
+    out = ordered_map(_Result, list(range(30)), workers, on_each, keep=False)
+    assert out == [] and len(refs) == 30
+    assert alive_before == [0] * 30  # results two or more places back were already gone

@@ -10,12 +10,12 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..batch import BatchStatus, Ordered
+from ..batch import AHEAD, BatchStatus
 from ..engines.base import GenerationParams, PromptProgress
 from ..engines.handle import ModelHandle
 from ..errors import PER_INPUT_ERRORS, Dsv2Error
 from ..packing import ContextCount
-from ..parallel import closer
+from ..parallel import closer, ordered_map
 from ..sources.base import Document
 from .output import Sink
 from .run import ExtractionError, ExtractionResult, plan, run
@@ -159,7 +159,8 @@ def run_batch(
 ) -> BatchReport:
     """Every input in order; with ``concurrency`` > 1 that many are read and extracted at once
     (a remote backend serves them in parallel), and results are still written in input order and
-    then dropped (``batch.Ordered``: memory does not grow with the number of inputs).
+    then dropped (``parallel.ordered_map`` with ``keep=False``: memory does not grow with the number of
+    inputs).
     ``on_batch``: where the batch stands (done, skipped, failed, cost so far) after each input."""
     report = BatchReport()
     status = BatchStatus(total=len(paths), task="extracting")
@@ -206,6 +207,14 @@ def run_batch(
             on_batch(status)
 
     abort = getattr(extract, "abort", None)
-    Ordered(one, concurrency, on_abort=abort if callable(abort) else None).run(paths, record)
+    ordered_map(
+        one,
+        paths,
+        concurrency,
+        record,
+        on_abort=abort if callable(abort) else None,
+        ahead=concurrency * AHEAD,
+        keep=False,
+    )
     sink.close()
     return report
