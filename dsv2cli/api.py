@@ -39,6 +39,7 @@ from .settings import Settings, resolve
 from .sources.base import Document
 
 if TYPE_CHECKING:
+    from .chat_session import Resumed
     from .memory import ContextChoice
 
 __all__ = [

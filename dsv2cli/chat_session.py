@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import citations, prompts
+from . import citations, logs, prompts
 from .chat import ChatPrompt, Message, ModelFacts, format_chat
 from .engines.base import Backend, GenerationParams, PromptProgress, Usage
 from .errors import ContextOverflowError, UsageError
@@ -89,6 +89,37 @@ class TurnResult:
     def evaluated(self) -> int:
         """Prompt tokens this turn evaluated (the rest were kept from earlier turns)."""
         return self.usage.prompt_tokens - self.reused
+
+
+@dataclass
+class Resumed:
+    """A logged conversation to continue (``-c``: the last one; ``--cid``): the log's record of
+    it and its answered turns."""
+
+    logged: logs.Conversation
+    history: list[Exchange]
+
+    def system(self, given: str | None) -> str | None:
+        """The ``-s`` text: as given now, else what the conversation was opened with."""
+        return given if given is not None else self.logged.system
+
+
+def find_logged(home: Path, cid: str | None) -> Resumed:
+    """The conversation ``cid`` names (None: the last one of ask, chat or prompt) in the log under
+    ``home``, with its successful turns; a missing one is a usage error (exit 2)."""
+    store = logs.LogStore(logs.log_path(home))
+    found = store.conversation(cid) if cid is not None else store.last_conversation(logs.CONVERSING)
+    if found is None:
+        raise UsageError(
+            f"no conversation {cid!r} in the log (dsv2 logs)" if cid else "no conversation to continue in the log"
+        )
+    rows = store.responses(limit=None, conversation_id=found.id)
+    history = [
+        Exchange(r.prompt or "", r.output or "")
+        for r in rows
+        if r.exit_status == 0 and r.command in logs.CONVERSING and r.output is not None
+    ]
+    return Resumed(found, history)
 
 
 def system_prompt(user_system: str | None, documents: bool) -> str | None:

@@ -36,6 +36,7 @@ MAX_BYTES = 64 * 1024 * 1024  # the file's bound; the oldest responses go first
 MAX_FIELD_CHARS = 200_000  # one prompt or output longer than this is cut, with a marker
 BUSY_TIMEOUT_S = 30.0
 PRUNE_FRACTION = 0.1  # share of responses deleted per pruning step
+CONVERSING = ("ask", "chat", "prompt")  # the commands whose conversations -c / --cid continue
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -350,6 +351,7 @@ def environ_home(environ: Mapping[str, str]) -> Path:
 
 
 __all__ = [
+    "CONVERSING",
     "LOG_FILE",
     "MAX_BYTES",
     "Conversation",

@@ -242,3 +242,29 @@ def test_chat_over_a_corpus_larger_than_the_window_retrieves_for_each_turn(tmp_p
         assert planted in {Path(s["path"]).name for s in row["sources"]}, row["sources"]
         assert row["prompt_tokens"] + 16 <= 1024
     assert second["prompt"].startswith("When does the harbour gate open")
+
+
+@pytest.mark.slow
+def test_a_logged_prompt_is_resumed_by_the_api_by_prompt_c_and_by_chat_c() -> None:
+    from dsv2cli.api import Session
+    from dsv2cli.errors import UsageError
+
+    first = runner.invoke(app, ["prompt", "Name a harbour.", "-s", "Be terse.", *MODEL, "--max-tokens", "8"])
+    assert first.exit_code == 0, first.output
+    with Session(threads=1, temperature=0) as dsv2:
+        plan = dsv2.resume(dry_run=True).plan("And a river?")  # the last conversation, its system text kept
+        assert plan.system == "Be terse." and "Name a harbour." in plan.prompt.text
+        assert dsv2.resume(dry_run=True, system="Be long.").plan("And a river?").system == "Be long."
+        with pytest.raises(UsageError, match="no conversation '0000nosuch'"):
+            dsv2.resume("0000nosuch")
+    shown = runner.invoke(app, ["prompt", "-c", "And a river?", "--dry-run", "--json"])
+    assert shown.exit_code == 0, shown.output
+    payload = json.loads(shown.stdout)
+    assert payload["system"] == "Be terse." and "Name a harbour." in payload["prompt"]
+    chatted = run("chat", "-c", *MODEL, "--max-tokens", "8", stdin="And a river?\n")
+    assert chatted.returncode == 0, chatted.stderr
+    assert "1 earlier turn(s)" in chatted.stderr
+    rows = log_rows()
+    assert [r["command"] for r in rows] == ["prompt", "chat"]
+    assert rows[0]["conversation_id"] == rows[1]["conversation_id"]
+    assert rows[1]["system"] == "Be terse."

@@ -128,7 +128,6 @@ def ask(
             flags,
             asked,
             list(paths or []),
-            cont=cont,
             cid=cid,
             system=system,
             template=text,

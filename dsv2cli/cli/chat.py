@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import logs
 from .app import app, elapsed
@@ -32,54 +32,7 @@ from .options import (
     uses,
 )
 
-if TYPE_CHECKING:
-    from ..logs import Conversation
-
-CONVERSING = ("ask", "chat", "prompt")  # the commands whose conversations -c continues
 HELP = "/sources  /reset  /save FILE  /system TEXT  /help; Ctrl-C stops an answer, Ctrl-D leaves"
-
-
-def continued(env: Env, cont: bool, cid: str | None) -> tuple[Conversation | None, list[Any]]:
-    """The logged conversation -c (the last one) or --cid names, and its turns; (None, []) for neither."""
-    from ..chat_session import Exchange
-    from ..errors import UsageError
-    from ..logs import LogStore, log_path
-    from ..settings import default_home
-
-    if not cont and cid is None:
-        return None, []
-    store = LogStore(log_path(default_home(env.environ)))
-    found = store.conversation(cid) if cid is not None else store.last_conversation(CONVERSING)
-    if found is None:
-        raise UsageError(
-            f"no conversation {cid!r} in the log (dsv2 logs)" if cid else "no conversation to continue in the log"
-        )
-    rows = store.responses(limit=None, conversation_id=found.id)
-    history = [
-        Exchange(r.prompt or "", r.output or "")
-        for r in rows
-        if r.exit_status == 0 and r.command in CONVERSING and r.output is not None
-    ]
-    return found, history
-
-
-def documents_of(env: Env, session: Any, flags: Flags, paths: Sequence[str], conversation: Any) -> list[Any]:
-    """The documents named now, or else those the continued conversation was opened on."""
-    if paths or flags.repo or conversation is None:
-        return env.load(session, flags, list(paths)) if (paths or flags.repo) else []
-    docs = conversation.documents or {}
-    named = [p for p in docs.get("paths", []) if p != "-"]
-    if not named and not docs.get("repo"):
-        return []
-    return list(
-        session.load(
-            named,
-            repo=docs.get("repo"),
-            include=docs.get("include") or (),
-            exclude=docs.get("exclude") or (),
-            password=flags.password,
-        )
-    )
 
 
 def record_turn(
@@ -162,7 +115,6 @@ def ask_continued(
     asked: Sequence[str],
     paths: Sequence[str],
     *,
-    cont: bool,
     cid: str | None,
     system: str | None,
     template: str | None,
@@ -171,18 +123,19 @@ def ask_continued(
     json_out: bool,
     streaming: bool,
 ) -> None:
-    """``ask -c`` / ``ask --cid``: each question after the conversation's history (its documents
-    when none are named)."""
+    """``ask -c`` / ``ask --cid`` (``cid`` None: the last conversation): each question after the
+    conversation's history (its documents when none are named)."""
     from .. import render
 
-    conversation, history = continued(env, cont, cid)
-    assert conversation is not None
     session = env.session(flags)
-    if system is None:
-        system = conversation.system
-    log = None if dry_run else logs.begin(env, flags, "ask", prompt=asked[0], system=system, conversation=conversation)
-    docs = documents_of(env, session, flags, paths, conversation)
-    run = session.chat(docs, system=system, template=template, history=history, strategy=strategy, dry_run=dry_run)
+    found = session.logged(cid)
+    conversation = found.logged
+    log = None if dry_run else logs.begin(env, flags, "ask", prompt=asked[0], conversation=conversation)
+    named = env.load(session, flags, list(paths)) if paths or flags.repo else None
+    run = session.resume(
+        found, named, password=flags.password, system=system, template=template, strategy=strategy, dry_run=dry_run
+    )
+    docs = run.conversation.docs
     for question in asked:
         if dry_run:
             the_plan = run.plan(question)
@@ -286,17 +239,17 @@ def chat(
 
     if "-" in (paths or []):
         raise UsageError("dsv2 chat reads your turns from standard input: name files, not -")
-    if cont or cid is not None:
-        conversation, history = continued(env, cont, cid)
-    else:
-        conversation, history = None, []
-    if conversation is not None and system is None:
-        system = conversation.system
-    text = templates.load_for(template, "chat", env.environ) if template else None
     session = env.session(flags)
-    docs = documents_of(env, session, flags, list(paths or []), conversation)
-    run = session.chat(docs, system=system, template=text, history=history, strategy=strategy)
+    found = session.logged(cid) if cont or cid is not None else None
+    text = templates.load_for(template, "chat", env.environ) if template else None
+    named = env.load(session, flags, list(paths or [])) if paths or flags.repo else None
+    if found is not None:
+        run = session.resume(found, named, password=flags.password, system=system, template=text, strategy=strategy)
+    else:
+        run = session.chat(named or [], system=system, template=text, strategy=strategy)
+    conversation = found.logged if found is not None else None
     conv = run.conversation
+    docs, history = conv.docs, list(conv.history)
     screen = env.screen
     log = logs.begin(env, flags, "chat", prompt=None, paths=list(paths or []), system=system, conversation=conversation)
     if docs:

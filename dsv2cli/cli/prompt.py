@@ -8,7 +8,7 @@ import typer
 
 from . import logs
 from .app import app, elapsed
-from .chat import continued, record_turn
+from .chat import record_turn
 from .common import Env
 from .options import (
     CACHE,
@@ -75,10 +75,12 @@ def prompt(
     if not question.strip():
         raise UsageError('no prompt: give it as an argument (dsv2 prompt "...") or on standard input')
     session = env.session(flags)
-    conversation, history = continued(env, cont, cid)
-    if conversation is not None and system is None:
-        system = conversation.system
-    run = session.chat([], system=system, history=history, dry_run=dry_run)
+    found = session.logged(cid) if cont or cid is not None else None
+    if found is not None:
+        run = session.resume(found, [], system=system, dry_run=dry_run)
+    else:
+        run = session.chat([], system=system, dry_run=dry_run)
+    conversation = found.logged if found is not None else None
     if dry_run:
         the_plan = run.plan(question)
         cid_now = conversation.id if conversation is not None else None
