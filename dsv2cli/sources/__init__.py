@@ -108,6 +108,22 @@ def document_from_bytes(data: bytes, source: str, suffix: str = "", password: st
     return text_document(data, source, kind)
 
 
+def _read_repo(
+    path: str,
+    limits: InputLimits,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> tuple[list[Document], RepoReport]:
+    """A directory walked as a repository (``load_repo``): its documents, not yet made inert, and
+    its report. Nothing read is an InputError; the bytes read count towards ``limits``' total."""
+    docs, report = load_repo(path, include, exclude, max_file_bytes)
+    if not docs:
+        raise InputError(f"{quote_name(report.root)}: no files to read ({len(report.skipped)} skipped)")
+    limits.take_total(report.bytes, report.root)
+    return docs, report
+
+
 def load(
     path: str, stdin: BinaryIO | None = None, *, password: str | None = None, limits: InputLimits | None = None
 ) -> Document:
@@ -120,10 +136,7 @@ def load(
             redact_document(document_from_bytes(_read_stdin(stdin, limits), STDIN_NAME, password=password))
         )
     if os.path.isdir(path):
-        docs, report = load_repo(path)
-        if not docs:
-            raise InputError(f"{quote_name(path)}: no files to read ({len(report.skipped)} skipped)")
-        limits.take_total(report.bytes, report.root)
+        docs, report = _read_repo(path, limits)
         segments = [s for d in docs for s in d.segments]
         return neutralise(
             Document(report.root, "repo", segments, report.notes(), [r for d in docs for r in d.redactions])
@@ -161,10 +174,7 @@ def load_inputs(
     notes: list[str] = []
     for target in targets:
         if target != "-" and os.path.isdir(target):
-            repo_docs, report = load_repo(target, include, exclude, max_file_bytes)
-            if not repo_docs:
-                raise InputError(f"{quote_name(report.root)}: no files to read ({len(report.skipped)} skipped)")
-            limits.take_total(report.bytes, report.root)
+            repo_docs, report = _read_repo(target, limits, include, exclude, max_file_bytes)
             inert = [neutralise(d) for d in repo_docs]
             docs.extend(inert)
             notes.extend(report.notes())

@@ -213,6 +213,12 @@ def test_no_inputs_and_empty_directories_are_input_errors(tmp_path: Path) -> Non
     (tmp_path / "nothing").mkdir()
     with pytest.raises(InputError, match="no files to read"):
         load_inputs([str(tmp_path / "nothing")])
+    # load and load_inputs read a directory the same way: the same line, naming it as its notes do
+    _write(tmp_path, "nothing/.env", "KEY=1\n")
+    for read in (lambda p: load_inputs([p]), load):
+        with pytest.raises(InputError) as caught:
+            read(f"{tmp_path / 'nothing'}/")
+        assert str(caught.value) == f"{tmp_path / 'nothing'}: no files to read (1 skipped)"
 
 
 def test_relative_root_gives_relative_paths(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
