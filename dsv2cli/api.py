@@ -719,6 +719,51 @@ class Session:
         )
         return ChatRun(self, handle, conversation)
 
+    def logged(self, cid: str | None = None) -> Resumed:
+        """The logged conversation ``cid`` names (None: the last one of ask, chat or prompt) and its
+        answered turns; one not in the log is a UsageError."""
+        from .chat_session import find_logged
+
+        return find_logged(self.settings.home, cid)
+
+    def resume(
+        self,
+        conversation: Resumed | str | None = None,
+        docs: Sequence[Document] | None = None,
+        *,
+        password: str | None = None,
+        system: str | None = None,
+        template: str | None = None,
+        strategy: str | None = None,
+        dry_run: bool = False,
+    ) -> ChatRun:
+        """Continue a logged conversation (what :meth:`logged` found, or its id; None: the last
+        one): :meth:`chat` after its answered turns, with the system text it was opened with unless
+        ``system`` is given, over ``docs`` or, when None, the documents it was opened on, read again."""
+        from .chat_session import Resumed
+
+        found = conversation if isinstance(conversation, Resumed) else self.logged(conversation)
+        if docs is None:
+            opened = found.logged.documents or {}
+            named = [p for p in opened.get("paths", []) if p != "-"]
+            docs = []
+            if named or opened.get("repo"):
+                docs = self.load(
+                    named,
+                    repo=opened.get("repo"),
+                    include=opened.get("include") or (),
+                    exclude=opened.get("exclude") or (),
+                    password=password,
+                )
+        return self.chat(
+            docs,
+            system=found.system(system),
+            template=template,
+            history=found.history,
+            strategy=strategy,
+            dry_run=dry_run,
+        )
+
     # --- extract -----------------------------------------------------------------------------
 
     def extract(
