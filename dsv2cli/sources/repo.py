@@ -149,6 +149,7 @@ class _Walk:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         self.max_file_bytes = max_file_bytes
+        self.root_shown = redact_name(self.root_display)[0]
         self.report = RepoReport(self.root_display)
         self.docs: list[Document] = []
         # Folders entered although a rule matches their name: source named like build output
@@ -166,9 +167,15 @@ class _Walk:
                 rel = rel[:start] + _MASK * (len(folder) - 1 - start) + rel[len(folder) - 1 :]
         return ignored_by(rules, rel, is_dir) is not None
 
+    def name(self, rel: str) -> tuple[str, list[str]]:
+        """The path as shown, and the kinds of the tokens taken out of ``rel``: a token in a
+        file name is not shown either, and is reported as a redaction when the file is read.
+        ``rel`` is scanned once; the root part (the user named it: not reported) once per walk."""
+        shown, kinds = redact_name(rel)
+        return (shown if self.root_display == "." else posixpath.join(self.root_shown, shown)), kinds
+
     def display(self, rel: str) -> str:
-        shown = rel if self.root_display == "." else posixpath.join(self.root_display, rel)
-        return redact_name(shown)[0]  # a token in a file name is not shown either
+        return self.name(rel)[0]
 
     def skip(self, rel: str, reason: str, is_dir: bool = False) -> None:
         self.report.skipped.append(Skipped(self.display(rel) + ("/" if is_dir else ""), reason))
@@ -272,7 +279,7 @@ class _Walk:
         if looks_binary(data):
             self.skip(rel, "binary")
             return None
-        display = self.display(rel)
+        display, name_kinds = self.name(rel)
         text = normalize_newlines(decode(data, display, self.report.warnings))
         if not self.filters.named(rel):
             long_reason = long_line_reason(entry.name, text)
@@ -280,7 +287,7 @@ class _Walk:
                 self.skip(rel, long_reason)
                 return None
         text, findings = redact(text)
-        found = [Redaction(display, None, kind) for kind in redact_name(rel)[1]]
+        found = [Redaction(display, None, kind) for kind in name_kinds]
         found += [Redaction(display, f.line, f.kind) for f in findings]
         self.report.redactions.extend(found)
         text = text.rstrip("\n")

@@ -472,8 +472,8 @@ def redact_document(doc: Document) -> Document:
     for seg in doc.segments:
         text, findings = redact(seg.text)
         loc = seg.location
-        if name_kinds:
-            loc = replace(loc, source=redact_name(loc.source)[0])
+        if name_kinds:  # a segment names its document (a page, a section), seldom another file
+            loc = replace(loc, source=source if loc.source == doc.source else redact_name(loc.source)[0])
         first = loc.line_start if loc.line_start is not None else 1
         found += [Redaction(source, first + f.line - 1, f.kind, loc.page) for f in findings]
         segments.append(Segment(text, loc) if findings or loc is not seg.location else seg)
