@@ -246,6 +246,7 @@ class CorpusIndex:
         self.directory = self.home / "index" / self.corpus_id
         self.manifest_path = self.directory / MANIFEST
         self.marker_path = self.directory / MARKER
+        self._manifest: tuple[tuple[int, int, int], dict[str, Any]] | None = None  # (file key, parsed)
 
     # -- locking and manifest -------------------------------------------------------------
 
@@ -256,10 +257,28 @@ class CorpusIndex:
         return FileLock(str(self.directory / "lock"), timeout=LOCK_TIMEOUT_S)
 
     def _read_manifest(self) -> dict[str, Any] | None:
-        return read_manifest(self.directory)
+        """The manifest, parsed again only when the file changed (its inode, size or mtime), so
+        that one ``retrieve`` (update, chunks, dense_scores) parses it once while another
+        process's update is still seen. Shared: callers never change it."""
+        key = self._manifest_key()
+        if key is not None and self._manifest is not None and self._manifest[0] == key:
+            return self._manifest[1]
+        manifest = read_manifest(self.directory)
+        # stat before reading: a file replaced in between is parsed again next time, never stale
+        self._manifest = (key, manifest) if key is not None and manifest is not None else None
+        return manifest
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         write_atomic(self.manifest_path, json.dumps(manifest, ensure_ascii=False, separators=(",", ":")), durable=True)
+        key = self._manifest_key()  # written under the lock: the file is ours until it is released
+        self._manifest = (key, manifest) if key is not None else None
+
+    def _manifest_key(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self.manifest_path.stat()
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
     def _read_marker(self) -> dict[str, Any] | None:
         return read_marker(self.directory)

@@ -117,6 +117,38 @@ def test_a_deleted_file_leaves_the_index(make_repo, dsv2_home: Path, embedder: L
     assert_consistent(index, embedder)
 
 
+def test_a_retrieve_parses_the_manifest_once_and_a_held_index_sees_another_writer(
+    make_repo, dsv2_home: Path, embedder: LlamaEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsv2cli.index import store
+
+    root = make_repo(n_files=4)
+    build(root, dsv2_home, embedder)
+    parsed: list[Path] = []
+    real = store.read_manifest
+    monkeypatch.setattr(store, "read_manifest", lambda d: parsed.append(d) or real(d))
+    documents, _ = load_inputs([str(root)])
+    question = "What does the module compute?"
+    found = retrieve(
+        question,
+        documents,
+        corpus=[str(root)],
+        home=dsv2_home,
+        budget=500,
+        count_tokens=approx_tokens,
+        embedder=embedder,
+    )
+    assert found.method == "hybrid" and found.candidates == 4
+    assert len(parsed) == 1  # update, chunks and dense_scores share one parse
+
+    held = CorpusIndex(dsv2_home, [root])
+    assert len(held.chunks()) == 4
+    (root / "pkg" / "mod_03.py").unlink()
+    build(root, dsv2_home, embedder)  # another CorpusIndex (as another process would) rewrites it
+    assert not any(c.path.endswith("mod_03.py") for c in held.chunks())
+    assert held.status().files == 3
+
+
 def test_status_reports_the_index_and_drop_removes_it(make_repo, dsv2_home: Path, embedder: LlamaEmbedder) -> None:
     root = make_repo(n_files=4)
     index = open_index(dsv2_home, [str(root)])
