@@ -62,6 +62,12 @@ class ChatPrompt:
     messages: tuple[Message, ...] = ()
 
 
+def system_of(prompt: ChatPrompt | None) -> str | None:
+    """The system message a prompt carries (the built-in instructions and what -s added), if any."""
+    messages = prompt.messages if prompt is not None else ()
+    return next((m.content for m in messages if m.role == "system"), None)
+
+
 class _Boundary:
     """Marks the end of the stable prefix among the pieces to tokenize."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import citations, logs, prompts
-from .chat import ChatPrompt, Message, ModelFacts, format_chat
+from .chat import ChatPrompt, Message, ModelFacts, format_chat, system_of
 from .engines.base import Backend, GenerationParams, PromptProgress, Usage
 from .errors import ContextOverflowError, UsageError
 from .packing import Budget, render_context
@@ -70,7 +70,7 @@ class TurnPlan:
 
     @property
     def system(self) -> str | None:
-        return next((m.content for m in self.prompt.messages if m.role == "system"), None)
+        return system_of(self.prompt)
 
 
 @dataclass

@@ -26,9 +26,14 @@ from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .sources.secrets import redact
+
+if TYPE_CHECKING:
+    from .engines.base import Usage
+    from .engines.handle import ModelHandle
+    from .sources.base import Document
 
 LOG_FILE = "logs.db"
 OFF_FILE = "logs-off"  # present: nothing is recorded (``dsv2 logs off``)
@@ -159,6 +164,54 @@ def _clean(text: str | None) -> tuple[str | None, int]:
 
 def input_record(source: str, kind: str, sha256: str, tokens: int | None = None) -> dict[str, Any]:
     return {"source": source, "kind": kind, "sha256": sha256, **({"tokens": tokens} if tokens is not None else {})}
+
+
+def document_inputs(docs: Sequence[Document]) -> list[dict[str, Any]]:
+    """The ``inputs`` of documents read: source, kind and content hash."""
+    return [input_record(d.source, d.kind, d.content_hash) for d in docs]
+
+
+def answered(
+    handle: ModelHandle,
+    usage: Usage,
+    plan: Any,
+    *,
+    prompt: str | None,
+    output: str | None,
+    docs: Sequence[Document],
+    options: Mapping[str, Any],
+    answered_by: Mapping[str, Any] | None = None,
+    plan_s: float | None = None,
+) -> dict[str, Any]:
+    """The columns of one model answer (a question of ``ask``, a chat or ``ask -c`` turn, a
+    ``prompt``), for ``Response(conversation_id, command, **answered(...))``: ``plan`` is what was
+    sent (its ``prompt`` and ``sources``); ``answered_by`` defaults to the handle's backend, not
+    escalated; ``plan_s`` is timed where the caller measured it."""
+    from .chat import system_of
+
+    backend = handle.describe()
+    timings = {"load_s": round(handle.load_s, 4)}
+    if plan_s is not None:
+        timings["plan_s"] = round(plan_s, 4)
+    timings |= {"prompt_eval_s": round(usage.prompt_eval_s, 4), "generation_s": round(usage.generation_s, 4)}
+    return {
+        "model": handle.name,
+        "backend": backend,
+        "system": system_of(plan.prompt),
+        "prompt": prompt,
+        "output": output,
+        "inputs": document_inputs(docs),
+        "sources": plan.sources,
+        "prompt_tokens": usage.prompt_tokens,
+        "cached_tokens": int(usage.extra.get("prefix_reused_tokens", 0)),
+        "output_tokens": usage.output_tokens,
+        "timings": timings,
+        "cost_usd": handle.cost(usage.prompt_tokens, usage.output_tokens),
+        "answered_by": answered_by
+        if answered_by is not None
+        else {"backend": backend.get("backend"), "escalated": False, "reason": None},
+        "options": options,
+    }
 
 
 class LogStore:
@@ -357,6 +410,8 @@ __all__ = [
     "Conversation",
     "LogStore",
     "Response",
+    "answered",
+    "document_inputs",
     "input_record",
     "log_path",
     "logging_enabled",

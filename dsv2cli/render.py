@@ -459,8 +459,9 @@ def summary_plan_payload(run: Any) -> dict[str, Any]:
 
 def _system(prompt: Any) -> str | None:
     """The system message a prompt carries (what -s/--system added shows here)."""
-    messages = prompt.messages if prompt is not None else ()
-    return next((m.content for m in messages if m.role == "system"), None)
+    from .chat import system_of
+
+    return system_of(prompt)
 
 
 def turn_plan_payload(the_plan: Any, handle: Any, conversation_id: str | None) -> dict[str, Any]:

@@ -4,10 +4,8 @@ and ``prompt -c`` share with it: reopening a logged conversation and recording i
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from . import logs
 from .app import app, elapsed
@@ -33,59 +31,6 @@ from .options import (
 )
 
 HELP = "/sources  /reset  /save FILE  /system TEXT  /help; Ctrl-C stops an answer, Ctrl-D leaves"
-
-
-def record_turn(
-    log: logs.RunLog | None,
-    result: Any,
-    handle: Any,
-    docs: Sequence[Any],
-    *,
-    now: bool,
-    note: Callable[[str], None] | None = None,
-) -> None:
-    """One answered turn into the log (``now``: written at once, as a chat session goes on; a log
-    that cannot be written is a ``note``, and the session goes on)."""
-    if log is None:
-        return
-    usage, the_plan = result.usage, result.plan
-    response = log.response(
-        model=handle.name,
-        backend=handle.describe(),
-        system=the_plan.system,
-        prompt=the_plan.question,
-        output=result.answer,
-        inputs=logs.inputs(docs),
-        sources=the_plan.sources,
-        prompt_tokens=usage.prompt_tokens,
-        cached_tokens=result.reused,
-        output_tokens=usage.output_tokens,
-        timings={
-            "load_s": round(handle.load_s, 4),
-            "prompt_eval_s": round(usage.prompt_eval_s, 4),
-            "generation_s": round(usage.generation_s, 4),
-        },
-        cost_usd=handle.cost(usage.prompt_tokens, usage.output_tokens),
-        answered_by={"backend": handle.describe().get("backend"), "escalated": False, "reason": None},
-        options={
-            "strategy": the_plan.strategy,
-            "finish": usage.finish_reason,
-            "stopped": result.stopped,
-            "folded_turns": result.folded,
-            "evaluated_tokens": result.evaluated,
-        },
-    )
-    if now:
-        import sqlite3
-
-        try:
-            log.write_now(response)
-        except (sqlite3.Error, OSError) as exc:
-            if note is not None:
-                note(f"warning: could not write the log {log.store.path} ({exc})")
-        log.started = time.perf_counter()
-    else:
-        log.add(response)
 
 
 def ask_template(env: Env, name: str | None, prompt_file: Path | None) -> str | None:
@@ -145,7 +90,7 @@ def ask_continued(
                 env.screen.write(the_plan.prompt.text + "\n")
             continue
         result = run.turn(question, on_text=env.screen.write if streaming else None)
-        record_turn(log, result, run.handle, docs, now=False)
+        logs.record_turn(log, result, run.handle, docs, now=False)
         if streaming:
             env.screen.finish_stream()
         if json_out:
@@ -321,4 +266,4 @@ def chat(
                 f"turn: {result.usage.prompt_tokens:,} prompt tokens, {result.evaluated:,} evaluated "
                 f"({result.reused:,} kept), {result.usage.output_tokens} output"
             )
-        record_turn(log, result, run.handle, docs, now=True, note=env.note)
+        logs.record_turn(log, result, run.handle, docs, now=True, note=env.note)

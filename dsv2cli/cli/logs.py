@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -128,12 +128,6 @@ def finish(env: Env, error: BaseException | None) -> None:
 # --- what each command records -----------------------------------------------------------------
 
 
-def inputs(docs: Sequence[Any]) -> list[dict[str, Any]]:
-    from ..logs import input_record
-
-    return [input_record(d.source, d.kind, d.content_hash) for d in docs]
-
-
 def file_inputs(paths: Sequence[str]) -> list[dict[str, Any]]:
     """Inputs hashed from their bytes (extract reads them itself)."""
     from ..logs import input_record
@@ -150,42 +144,73 @@ def file_inputs(paths: Sequence[str]) -> list[dict[str, Any]]:
 
 def record_answer(env: Env, answer: Any, docs: Sequence[Any]) -> None:
     """One question of ``ask``."""
+    from ..logs import answered
+
     log = current(env)
     if log is None or answer.answer is None:
         return
-    usage, handle, the_plan = answer.usage, answer.handle, answer.plan
-    log.add(
-        log.response(
-            model=handle.name,
-            backend=handle.describe(),
-            system=_system(the_plan.prompt),
-            prompt=answer.question,
-            output=answer.answer,
-            inputs=inputs(docs),
-            sources=the_plan.sources,
-            prompt_tokens=usage.prompt_tokens,
-            cached_tokens=int(usage.extra.get("prefix_reused_tokens", 0)),
-            output_tokens=usage.output_tokens,
-            timings={
-                "load_s": round(handle.load_s, 4),
-                "plan_s": round(answer.plan_s, 4),
-                "prompt_eval_s": round(usage.prompt_eval_s, 4),
-                "generation_s": round(usage.generation_s, 4),
-            },
-            cost_usd=handle.cost(usage.prompt_tokens, usage.output_tokens),
-            answered_by=answer.answered_by,
-            options={"strategy": the_plan.strategy, "retrieval": the_plan.retrieval, "finish": usage.finish_reason},
-        )
+    usage, the_plan = answer.usage, answer.plan
+    options = {"strategy": the_plan.strategy, "retrieval": the_plan.retrieval, "finish": usage.finish_reason}
+    values = answered(
+        answer.handle,
+        usage,
+        the_plan,
+        prompt=answer.question,
+        output=answer.answer,
+        docs=docs,
+        options=options,
+        answered_by=answer.answered_by,
+        plan_s=answer.plan_s,
     )
+    log.add(log.response(**values))
 
 
-def _system(prompt: Any) -> str | None:
-    messages = prompt.messages if prompt is not None else ()
-    return next((m.content for m in messages if m.role == "system"), None)
+def record_turn(
+    log: RunLog | None,
+    result: Any,
+    handle: Any,
+    docs: Sequence[Any],
+    *,
+    now: bool,
+    note: Callable[[str], None] | None = None,
+) -> None:
+    """One answered turn of ``chat``, ``ask -c`` or ``prompt`` into the log (``now``: written at
+    once, as a chat session goes on; a log that cannot be written is a ``note``, and the session
+    goes on)."""
+    from ..logs import answered
+
+    if log is None:
+        return
+    usage, the_plan = result.usage, result.plan
+    options = {
+        "strategy": the_plan.strategy,
+        "finish": usage.finish_reason,
+        "stopped": result.stopped,
+        "folded_turns": result.folded,
+        "evaluated_tokens": result.evaluated,
+    }
+    values = answered(
+        handle, usage, the_plan, prompt=the_plan.question, output=result.answer, docs=docs, options=options
+    )
+    response = log.response(**values)
+    if now:
+        import sqlite3
+
+        try:
+            log.write_now(response)
+        except (sqlite3.Error, OSError) as exc:
+            if note is not None:
+                note(f"warning: could not write the log {log.store.path} ({exc})")
+        log.started = time.perf_counter()
+    else:
+        log.add(response)
 
 
 def record_summary(env: Env, run: Any) -> None:
     """One ``summarize`` (a summary per document with --each)."""
+    from ..chat import system_of
+    from ..logs import document_inputs
+
     log = current(env)
     result = run.result
     if log is None or result is None:
@@ -195,10 +220,10 @@ def record_summary(env: Env, run: Any) -> None:
         log.response(
             model=result.model,
             backend=handle.describe(),
-            system=_system(run.plan.prompt) if run.plan is not None else None,
+            system=system_of(run.plan.prompt) if run.plan is not None else None,
             prompt=log.prompt,
             output=result.summary,
-            inputs=inputs(run.docs),
+            inputs=document_inputs(run.docs),
             sources=result.chunks,
             prompt_tokens=result.input_tokens,
             cached_tokens=None,

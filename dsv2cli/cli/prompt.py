@@ -8,7 +8,6 @@ import typer
 
 from . import logs
 from .app import app, elapsed
-from .chat import record_turn
 from .common import Env
 from .options import (
     CACHE,
@@ -93,7 +92,7 @@ def prompt(
     log = logs.begin(env, flags, "prompt", prompt=question, system=system, conversation=conversation)
     streaming = not json_out and (stream or env.stdout_isatty)
     result = run.turn(question, on_text=env.screen.write if streaming else None)
-    record_turn(log, result, run.handle, [], now=False)
+    logs.record_turn(log, result, run.handle, [], now=False)
     if streaming:
         env.screen.finish_stream()
     if result.usage.finish_reason == "length":
