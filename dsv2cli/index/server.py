@@ -30,11 +30,12 @@ it interrupts leaves ``BUILDING`` behind, and the next run resumes (store.py).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, RemoteError, one_line
@@ -47,7 +48,6 @@ TOKEN_ENV = "DSV2_INDEX_TOKEN"
 EMBEDDED = "embedded"  # the location of vectors kept by the embedded chromadb
 CONNECT_TIMEOUT_S = 10.0
 LIST_PAGE = 100
-T = TypeVar("T")
 
 
 class IndexServerError(RemoteError):
@@ -150,11 +150,17 @@ class ChromaServer:
 
     def _call(self, call: Any) -> Any:
         """``call()``, its failures as one IndexServerError."""
+        with self.errors():
+            return call()
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """A failed call to the server within the block as one IndexServerError."""
         import httpx
         from chromadb.errors import ChromaError
 
         try:
-            return call()
+            yield
         except (httpx.HTTPError, ChromaError, ValueError) as exc:  # ValueError: chromadb's client on a bad reply
             raise IndexServerError(f"index server {self.url}: {_reason(exc)}") from exc
 
@@ -166,27 +172,8 @@ class ServerVectorStore(ChromaVectorStore):
         super().__init__(collection)
         self.server = server
 
-    def add(self, ids: Sequence[str], embeddings: Sequence[Sequence[float]]) -> None:
-        self.server._call(lambda: super(ServerVectorStore, self).add(ids, embeddings))
-
-    def delete(self, ids: Sequence[str]) -> None:
-        self.server._call(lambda: super(ServerVectorStore, self).delete(ids))
-
-    def query(
-        self, embedding: Sequence[float], n: int, *, among: Collection[str] | None = None
-    ) -> list[tuple[str, float]]:
-        result: list[tuple[str, float]] = self.server._call(
-            lambda: super(ServerVectorStore, self).query(embedding, n, among=among)
-        )
-        return result
-
-    def count(self) -> int:
-        result: int = self.server._call(lambda: super(ServerVectorStore, self).count())
-        return result
-
-    def ids(self) -> set[str]:
-        result: set[str] = self.server._call(lambda: super(ServerVectorStore, self).ids())
-        return result
+    def _errors(self) -> AbstractContextManager[None]:
+        return self.server.errors()
 
 
 def _reason(exc: BaseException) -> str:

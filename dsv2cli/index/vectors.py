@@ -15,10 +15,11 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import Dsv2Error, one_line
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 # Records per chromadb call: chromadb refuses more than its max batch size (5461 for the embedded
 # client of chromadb 1.5).
 CHROMA_BATCH = 5000
-T = TypeVar("T")
 
 
 class VectorStoreError(Dsv2Error):
@@ -107,74 +107,67 @@ class VectorStoreFactory(Protocol):
 
 class ChromaVectorStore:
     """A ``VectorStore`` over one chromadb collection made with ``embedding_function=None`` (dsv2
-    embeds; chromadb's default function would download a model) in its default space, squared L2."""
+    embeds; chromadb's default function would download a model) in its default space, squared L2.
+
+    Each method runs inside :meth:`_errors`, where a subclass turns chromadb's failures into its
+    own error type; the base lets them through."""
 
     def __init__(self, collection: ChromaCollection) -> None:
         self.collection = collection
 
+    def _errors(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
     def add(self, ids: Sequence[str], embeddings: Sequence[Sequence[float]]) -> None:
-        for start in range(0, len(ids), CHROMA_BATCH):
-            batch = slice(start, start + CHROMA_BATCH)
-            vectors: list[Sequence[float] | Sequence[int]] = list(embeddings[batch])
-            self.collection.upsert(ids=list(ids[batch]), embeddings=vectors)
+        with self._errors():
+            for start in range(0, len(ids), CHROMA_BATCH):
+                batch = slice(start, start + CHROMA_BATCH)
+                vectors: list[Sequence[float] | Sequence[int]] = list(embeddings[batch])
+                self.collection.upsert(ids=list(ids[batch]), embeddings=vectors)
 
     def delete(self, ids: Sequence[str]) -> None:
-        for start in range(0, len(ids), CHROMA_BATCH):  # chromadb refuses an empty list: no call then
-            self.collection.delete(ids=list(ids[start : start + CHROMA_BATCH]))
+        with self._errors():
+            for start in range(0, len(ids), CHROMA_BATCH):  # chromadb refuses an empty list: no call then
+                self.collection.delete(ids=list(ids[start : start + CHROMA_BATCH]))
 
     def query(
         self, embedding: Sequence[float], n: int, *, among: Collection[str] | None = None
     ) -> list[tuple[str, float]]:
-        restrict: list[str] | None = None
-        if among is not None:
-            # chromadb fails the whole query when a restricting id is not stored, and refuses an
-            # empty list of ids
-            restrict = self.collection.get(ids=list(among), include=[])["ids"] if among else []
-            n = min(n, len(restrict))
-        if n <= 0:
-            return []
-        queries: list[Sequence[float] | Sequence[int]] = [embedding]
-        result = self.collection.query(query_embeddings=queries, n_results=n, ids=restrict, include=["distances"])
-        distances = result["distances"]
-        assert distances is not None  # asked for in include
-        # for unit vectors, squared L2 distance d = 2 - 2 cos, so cos = 1 - d/2
-        return [(i, 1.0 - float(d) / 2.0) for i, d in zip(result["ids"][0], distances[0], strict=True)]
+        with self._errors():
+            restrict: list[str] | None = None
+            if among is not None:
+                # chromadb fails the whole query when a restricting id is not stored, and refuses an
+                # empty list of ids
+                restrict = self.collection.get(ids=list(among), include=[])["ids"] if among else []
+                n = min(n, len(restrict))
+            if n <= 0:
+                return []
+            queries: list[Sequence[float] | Sequence[int]] = [embedding]
+            result = self.collection.query(query_embeddings=queries, n_results=n, ids=restrict, include=["distances"])
+            distances = result["distances"]
+            assert distances is not None  # asked for in include
+            # for unit vectors, squared L2 distance d = 2 - 2 cos, so cos = 1 - d/2
+            return [(i, 1.0 - float(d) / 2.0) for i, d in zip(result["ids"][0], distances[0], strict=True)]
 
     def count(self) -> int:
-        return self.collection.count()
+        with self._errors():
+            return self.collection.count()
 
     def ids(self) -> set[str]:
-        return set(self.collection.get(include=[])["ids"])
+        with self._errors():
+            return set(self.collection.get(include=[])["ids"])
 
 
 class EmbeddedVectorStore(ChromaVectorStore):
-    """``ChromaVectorStore`` of the embedded client; chromadb's failures as VectorStoreError
-    (the base class lets them through: the index server wraps them its own way)."""
+    """``ChromaVectorStore`` of the embedded client; chromadb's failures as VectorStoreError or
+    DamagedStoreError (the index server wraps them its own way: server.py)."""
 
     def __init__(self, collection: ChromaCollection, where: Path) -> None:
         super().__init__(collection)
         self.where = where
 
-    def _call(self, call: Callable[[], T]) -> T:
-        with chroma_errors(self.where):
-            return call()
-
-    def add(self, ids: Sequence[str], embeddings: Sequence[Sequence[float]]) -> None:
-        self._call(lambda: super(EmbeddedVectorStore, self).add(ids, embeddings))
-
-    def delete(self, ids: Sequence[str]) -> None:
-        self._call(lambda: super(EmbeddedVectorStore, self).delete(ids))
-
-    def query(
-        self, embedding: Sequence[float], n: int, *, among: Collection[str] | None = None
-    ) -> list[tuple[str, float]]:
-        return self._call(lambda: super(EmbeddedVectorStore, self).query(embedding, n, among=among))
-
-    def count(self) -> int:
-        return self._call(lambda: super(EmbeddedVectorStore, self).count())
-
-    def ids(self) -> set[str]:
-        return self._call(lambda: super(EmbeddedVectorStore, self).ids())
+    def _errors(self) -> AbstractContextManager[None]:
+        return chroma_errors(self.where)
 
 
 @dataclass(frozen=True)

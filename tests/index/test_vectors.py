@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Collection, Sequence
@@ -18,7 +19,9 @@ from dsv2cli.index.vectors import (
     ChromaVectorStore,
     EmbeddedChroma,
     VectorStore,
+    VectorStoreError,
     VectorStoreFactory,
+    collection_name,
     forget_chroma_clients,
 )
 from dsv2cli.sources import load_inputs
@@ -48,6 +51,24 @@ def chroma(tmp_path: Path) -> ChromaVectorStore:
     store = EmbeddedChroma().create(tmp_path / "index", "fp-one")
     store.add(list(VECTORS), list(VECTORS.values()))
     return store
+
+
+def test_every_call_of_the_embedded_store_fails_as_a_vector_store_error(tmp_path: Path) -> None:
+    directory = tmp_path / "index"
+    factory = EmbeddedChroma()
+    store = factory.create(directory, "fp-one")
+    store.add(["a"], [VECTORS["a"]])
+    factory._client(directory).delete_collection(collection_name("fp-one"))  # gone under the open store
+    calls = [
+        lambda: store.add(["b"], [VECTORS["b"]]),
+        lambda: store.delete(["a"]),
+        lambda: store.query(QUERY, 1),
+        lambda: store.count(),
+        lambda: store.ids(),
+    ]
+    for call in calls:
+        with pytest.raises(VectorStoreError, match="^vector store " + re.escape(str(directory / "chroma")) + ": "):
+            call()
 
 
 def test_chroma_store_counts_lists_and_upserts_by_id(chroma: ChromaVectorStore) -> None:
