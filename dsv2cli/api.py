@@ -1137,9 +1137,11 @@ class ChatRun:
         *,
         on_text: Callable[[str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        planned: Any = None,
     ) -> Any:
         """Answer ``question`` after the history (chat_session.TurnResult); Ctrl-C during the
-        answer, or ``should_stop()`` turning true, stops it and keeps the conversation."""
+        answer, or ``should_stop()`` turning true, stops it and keeps the conversation.
+        ``planned``: what :meth:`plan` just gave for this question, sent as it is."""
         session, conv = self.session, self.conversation
         policy = session.send if not self.confirmed else SendPolicy(session.send.allow_secrets, True)
         estimate = conv.context_tokens + len(question) // 3 + 64
@@ -1155,6 +1157,7 @@ class ChatRun:
                 on_text=on_text,
                 on_prompt_progress=progress.on_prompt if progress else None,
                 should_stop=should_stop,
+                planned=planned,
             )
         for notice in [*conv.notices, *self.handle.notices()]:
             session.notify(notice)

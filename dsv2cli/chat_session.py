@@ -317,11 +317,13 @@ class Conversation:
         on_text: Callable[[str], None] | None = None,
         on_prompt_progress: PromptProgress | None = None,
         should_stop: Callable[[], bool] | None = None,
+        planned: TurnPlan | None = None,
     ) -> TurnResult:
         """Answer ``question`` after the history; Ctrl-C, or ``should_stop()`` turning true
         (checked between prompt slices and streamed pieces), stops the generation: the partial
-        answer is kept, ``stopped`` set, and the conversation goes on."""
-        plan, folded = self._fitting_plan(question, backend, params, notify)
+        answer is kept, ``stopped`` set, and the conversation goes on. ``planned``: what
+        :meth:`plan` just gave for this question (nothing happened in between), not made again."""
+        plan, folded = self._fitting_plan(question, backend, params, notify, planned)
         usage = Usage()
         pieces: list[str] = []
         stopped = False
@@ -348,9 +350,14 @@ class Conversation:
         return TurnResult(plan, answer, usage, stopped, folded)
 
     def _fitting_plan(
-        self, question: str, backend: Backend, params: GenerationParams, notify: Callable[[str], None]
+        self,
+        question: str,
+        backend: Backend,
+        params: GenerationParams,
+        notify: Callable[[str], None],
+        planned: TurnPlan | None = None,
     ) -> tuple[TurnPlan, int]:
-        plan = self.plan(question)
+        plan = planned if planned is not None and planned.question == question else self.plan(question)
         folded = 0
         while plan.overflow > 0:
             if not self.history:

@@ -268,3 +268,22 @@ def test_a_logged_prompt_is_resumed_by_the_api_by_prompt_c_and_by_chat_c() -> No
     assert [r["command"] for r in rows] == ["prompt", "chat"]
     assert rows[0]["conversation_id"] == rows[1]["conversation_id"]
     assert rows[1]["system"] == "Be terse."
+
+
+@pytest.mark.slow
+def test_prompt_plans_its_turn_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # prompt plans before the model loads (an oversize prompt is refused first); the turn then
+    # sends that plan instead of counting the whole prompt again.
+    from dsv2cli.chat_session import Conversation
+
+    plans: list[str] = []
+    real = Conversation.plan
+
+    def counted(self: Conversation, question: str) -> object:
+        plans.append(question)
+        return real(self, question)
+
+    monkeypatch.setattr(Conversation, "plan", counted)
+    done = runner.invoke(app, ["prompt", "Name a harbour.", *MODEL, "--max-tokens", "4"])
+    assert done.exit_code == 0, done.output
+    assert plans == ["Name a harbour."]

@@ -88,10 +88,10 @@ def prompt(
         else:
             env.screen.write(the_plan.prompt.text + "\n")
         return
-    run.plan(question)  # over the window: refused before the model loads
+    the_plan = run.plan(question)  # over the window: refused before the model loads
     log = logs.begin(env, flags, "prompt", prompt=question, system=system, conversation=conversation)
     streaming = not json_out and (stream or env.stdout_isatty)
-    result = run.turn(question, on_text=env.screen.write if streaming else None)
+    result = run.turn(question, on_text=env.screen.write if streaming else None, planned=the_plan)
     logs.record_turn(log, result, run.handle, [], now=False)
     if streaming:
         env.screen.finish_stream()
