@@ -948,6 +948,7 @@ class Session:
                     embed_model=settings.embed_model,
                     threads=threads_used,
                     measure=measure,
+                    gpu_layers=settings.gpu_layers,
                 )
             sources["index"] = index_plan.source
             index_s = index_plan.seconds

@@ -232,17 +232,22 @@ class IndexEstimate:
         return self.to_embed / self.chunks_per_s if self.chunks_per_s else None
 
 
-def planned_embedder(home: Path, embed_model: str | Path | None, threads: int | None) -> tuple[Any, str | None]:
+def planned_embedder(
+    home: Path, embed_model: str | Path | None, threads: int | None, gpu_layers: int | None = None
+) -> tuple[Any, str | None]:
     """(the embedder ask would use, or None, its name) without converting or loading anything:
     the default MiniLM not yet converted is returned as (None, its name)."""
     from .index.embedder import DEFAULT_FILE, DEFAULT_MAX_TOKENS, LlamaEmbedder, default_weights_dir
 
     if embed_model:
         path = Path(embed_model).expanduser()
-        return (LlamaEmbedder(path, threads=threads), path.name) if path.is_file() else (None, path.name)
+        if not path.is_file():
+            return None, path.name
+        return LlamaEmbedder(path, threads=threads, gpu_layers=gpu_layers), path.name
     converted = home / "models" / DEFAULT_FILE
     if converted.is_file():
-        return LlamaEmbedder(converted, max_tokens=DEFAULT_MAX_TOKENS, threads=threads), converted.name
+        embedder = LlamaEmbedder(converted, max_tokens=DEFAULT_MAX_TOKENS, threads=threads, gpu_layers=gpu_layers)
+        return embedder, converted.name
     return None, (DEFAULT_FILE if default_weights_dir() is not None else None)  # converted on first use
 
 
@@ -265,29 +270,33 @@ def estimate_index(
     embed_model: str | Path | None,
     threads: int,
     measure: bool | None,
+    gpu_layers: int | None = None,
 ) -> IndexEstimate:
     """The corpus's index as ``ask`` would find it: chunks to embed, counted exactly with the
     index's own chunker (no model is loaded), and the time at a measured rate if one was recorded
     (an earlier index build, an earlier plan), else the default. ``measure``: True measures the
-    rate now, None measures it only when there is work and no recorded rate, False never does."""
+    rate now, None measures it only when there is work and no recorded rate, False never does.
+    ``gpu_layers``: the embedder's offload as ask would run it (None: the default), part of the
+    recorded rate's key."""
     from .index.embedder import record_rate, recorded_rate, resolve_embedder
     from .index.retrieve import open_index
 
     index = open_index(home, corpus)
-    embedder, name = planned_embedder(home, embed_model, threads)
+    embedder, name = planned_embedder(home, embed_model, threads, gpu_layers)
     if name is None:  # BM25 alone: chunking only
         work = index.pending(documents, None)
         return IndexEstimate(work.state, work.chunks, 0, None, None, None)
     work = index.pending(documents, embedder.fingerprint if embedder is not None else None)
-    rate = recorded_rate(home, embedder.fingerprint, threads) if embedder is not None else None
+    rate = recorded_rate(home, embedder.fingerprint, threads, gpu_layers) if embedder is not None else None
     if work.to_embed and (measure or (measure is None and rate is None)):
-        if embedder is None:
-            embedder = resolve_embedder(home, embed_model, threads=threads).embedder  # converts MiniLM once
+        if embedder is None:  # converts MiniLM once
+            embedder = resolve_embedder(home, embed_model, threads=threads, gpu_layers=gpu_layers).embedder
         if embedder is not None:
             texts = _probe_texts(documents)
             measured = measure_embed_speed(embedder, texts)
             if measured > 0:
-                record_rate(home, embedder.fingerprint, threads, len(texts), len(texts) / measured, "dsv2 plan")
+                seconds = len(texts) / measured
+                record_rate(home, embedder.fingerprint, threads, gpu_layers, len(texts), seconds, "dsv2 plan")
                 return IndexEstimate(work.state, work.chunks, work.to_embed, name, measured, "measured", True)
     if not work.to_embed:
         return IndexEstimate(work.state, work.chunks, 0, name, rate, "measured" if rate else None)

@@ -138,6 +138,15 @@ def test_plan_estimates_indexing_until_ask_has_built_the_index(tmp_path: Path) -
     text = runner.invoke(app, [a for a in args if a != "--json"]).stdout
     assert "1 to embed" in text and "(measured on this machine)" in text
 
+    # the rate is kept per offload, resolved as the embedder resolves it: 3 layers were never
+    # measured; 0 is the measured run on a build that cannot offload (ask left --gpu-layers unset)
+    from dsv2cli.llama import supports_gpu_offload
+
+    other = json.loads(runner.invoke(app, [*args, "--gpu-layers", "3"]).stdout)
+    assert other["estimates"]["index"] == "default"
+    cpu = json.loads(runner.invoke(app, [*args, "--gpu-layers", "0"]).stdout)
+    assert cpu["estimates"]["index"] == ("default" if supports_gpu_offload() else "measured")
+
 
 def test_plan_json_names_where_each_estimate_comes_from(tmp_path: Path) -> None:
     from dsv2cli import planning

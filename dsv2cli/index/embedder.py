@@ -252,25 +252,33 @@ def resolve_embedder(
 
 # --- how fast this machine builds an index -------------------------------------------------------
 
-RATES_FILE = "embed-speed.json"  # under $DSV2_HOME/cache: chunks/s by embedder fingerprint and threads
+RATES_FILE = "embed-speed.json"  # under $DSV2_HOME/cache: chunks/s by embedder fingerprint, threads and offload
 
 
-def _rate_key(fingerprint: str, threads: int) -> str:
-    return f"{fingerprint}/{threads}"
+def _rate_key(fingerprint: str, threads: int, gpu_layers: int | None) -> str:
+    """The offload is resolved as the embedder resolves it (``llama.default_gpu_layers``), so a rate
+    measured with layers on a GPU is never taken for a CPU run. Keys written before the offload
+    was part of them ("<fingerprint>/<threads>") are never asked for again: a miss."""
+    from .. import llama
+
+    return f"{fingerprint}/{threads}/gpu{llama.default_gpu_layers(gpu_layers)}"
 
 
-def recorded_rate(home: Path, fingerprint: str, threads: int) -> float | None:
-    """Chunks/s last measured for this embedder at ``threads`` (an index build, ``dsv2 plan``)."""
+def recorded_rate(home: Path, fingerprint: str, threads: int, gpu_layers: int | None) -> float | None:
+    """Chunks/s last measured for this embedder at ``threads`` and ``gpu_layers`` (``--gpu-layers``;
+    None: the default offload) by an index build or ``dsv2 plan``."""
     import json
 
     try:
-        entry = json.loads((home / "cache" / RATES_FILE).read_text()).get(_rate_key(fingerprint, threads))
+        entry = json.loads((home / "cache" / RATES_FILE).read_text()).get(_rate_key(fingerprint, threads, gpu_layers))
         return float(entry["chunks_per_s"]) if entry else None
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
 
 
-def record_rate(home: Path, fingerprint: str, threads: int, chunks: int, seconds: float, how: str) -> None:
+def record_rate(
+    home: Path, fingerprint: str, threads: int, gpu_layers: int | None, chunks: int, seconds: float, how: str
+) -> None:
     """Keep a measured rate for ``dsv2 plan``'s indexing estimate (atomic replace of a small file)."""
     import json
     import time
@@ -284,7 +292,7 @@ def record_rate(home: Path, fingerprint: str, threads: int, chunks: int, seconds
             data = {}
     except (OSError, ValueError):
         data = {}
-    data[_rate_key(fingerprint, threads)] = {
+    data[_rate_key(fingerprint, threads, gpu_layers)] = {
         "chunks_per_s": chunks / seconds,
         "chunks": chunks,
         "how": how,

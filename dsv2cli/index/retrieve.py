@@ -94,7 +94,7 @@ def retrieve(
         report = UpdateReport(files=len(documents))
         embedder = None
     if embedder is not None:
-        _record_rate(home, embedder, threads, report)
+        _record_rate(home, embedder, threads, gpu_layers, report)
     notices += report.notices
     if report.recovered and not report.notices:
         notices.append("the index was left incomplete by an interrupted run; it has been repaired")
@@ -123,7 +123,9 @@ def retrieve(
     )
 
 
-def _record_rate(home: Path, embedder: Embedder, threads: int | None, report: UpdateReport) -> None:
+def _record_rate(
+    home: Path, embedder: Embedder, threads: int | None, gpu_layers: int | None, report: UpdateReport
+) -> None:
     """An index build's chunks/s (chunking, embedding and writing), for ``dsv2 plan``'s estimate;
     builds of fewer than MIN_RECORDED_CHUNKS say too little about the rate (loading dominates)."""
     from ..parallel import default_threads
@@ -132,5 +134,6 @@ def _record_rate(home: Path, embedder: Embedder, threads: int | None, report: Up
     if report.embedded < MIN_RECORDED_CHUNKS:
         return
     used = getattr(embedder, "threads", None) or threads or default_threads()
+    offload = getattr(embedder, "gpu_layers", gpu_layers)  # what the embedder ran with (None: the default)
     with contextlib.suppress(OSError):  # a read-only cache directory: the answer does not depend on it
-        record_rate(home, embedder.fingerprint, used, report.embedded, report.seconds, "index build")
+        record_rate(home, embedder.fingerprint, used, offload, report.embedded, report.seconds, "index build")
