@@ -208,10 +208,11 @@ def discover_window(
     """
     import httpx
 
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    from .engines.openai import endpoint
+
     root = base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
     own = client is None
-    http = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)))
+    http, headers = endpoint(key, timeout, connect_s=min(timeout, 3.0), client=client)
     trained: tuple[int, str] | None = None
 
     def ask(method: str, url: str, body: dict[str, Any] | None = None) -> Any:

@@ -95,6 +95,21 @@ class _FormatRejected(Exception):
         self.message = message
 
 
+def endpoint(
+    api_key: str | None,
+    timeout_s: float,
+    *,
+    connect_s: float = CONNECT_TIMEOUT_S,
+    client: httpx.Client | None = None,
+) -> tuple[httpx.Client, dict[str, str]]:
+    """The HTTP client and headers for requests to an OpenAI-compatible endpoint, the chat calls'
+    and the window discovery's (``remote.discover_window``) alike: ``client`` when given, else a
+    new one that waits ``connect_s`` to connect and ``timeout_s`` for each next byte; the API key
+    as a bearer token when there is one (the only place it is sent)."""
+    http = client if client is not None else httpx.Client(timeout=httpx.Timeout(timeout_s, connect=connect_s))
+    return http, ({"Authorization": f"Bearer {api_key}"} if api_key else {})
+
+
 def response_format(mode: str, schema: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ``response_format`` request field for a JSON mode (None: send none)."""
     if mode == "json_schema":
@@ -188,10 +203,8 @@ class OpenAIBackend:
         self._sleep = sleep
         self._on_retry = on_retry
         self._owns_client = client is None
-        self._client = client or httpx.Client(timeout=httpx.Timeout(config.timeout_s, connect=CONNECT_TIMEOUT_S))
-        self._headers = {"Accept": "text/event-stream"}
-        if config.api_key:
-            self._headers["Authorization"] = f"Bearer {config.api_key}"
+        self._client, auth = endpoint(config.api_key, config.timeout_s, client=client)
+        self._headers = {"Accept": "text/event-stream", **auth}
         self._lock = threading.Lock()
         self._hold_until = 0.0  # time.monotonic() before which no new request starts (a Retry-After)
         # The response_format mode the server last accepted (None until a JSON call succeeds).

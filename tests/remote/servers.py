@@ -22,6 +22,7 @@ class Request:
     method: str
     path: str
     body: Any
+    authorization: str | None = None  # the Authorization header, as received
 
 
 def sse(text: str, usage: dict[str, Any] | None = None) -> bytes:
@@ -84,7 +85,7 @@ def serve(**config: Any) -> Iterator[Server]:
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
             with state.lock:
-                state.requests.append(Request(method, self.path, body))
+                state.requests.append(Request(method, self.path, body, self.headers.get("Authorization")))
                 failure = state.failures.pop(0) if state.failures and self.path.endswith("/chat/completions") else None
             if self.path.endswith("/chat/completions") and method == "POST":
                 if failure is not None:

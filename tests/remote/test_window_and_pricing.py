@@ -75,6 +75,21 @@ def test_the_window_is_read_from_the_server(dsv2_home: Path, routes: dict[Any, A
     assert server.chats() == []  # metadata only: nothing of a document was sent
 
 
+def test_the_window_is_asked_for_with_the_api_key_as_the_chat_calls_send_it(dsv2_home: Path) -> None:
+    """Discovery goes through the engine's client and headers: a key is sent as a bearer token, no key
+    sends no Authorization header."""
+    with serve(routes=LLAMA_SERVER) as server:
+        settings = resolve({"backend": "openai", "base_url": server.url, "api_model": "smol"}, {})
+        keyed = remote.target(settings, {"DSV2_API_KEY": "sk-test-1"})[0]
+        asked_with_key = [r.authorization for r in server.requests]
+        del server.requests[:]
+        plain = remote.target(settings, {})[0]
+        asked_without = [r.authorization for r in server.requests]
+    assert keyed.window == plain.window == 2048 and keyed.key_env == "DSV2_API_KEY"
+    assert asked_with_key == ["Bearer sk-test-1"] * 2  # /v1/models, then /props
+    assert asked_without == [None, None]
+
+
 def test_ctx_wins_and_the_server_is_not_asked(dsv2_home: Path) -> None:
     with serve(routes=VLLM) as server:
         found = target_of(server.url, ctx=1000)
