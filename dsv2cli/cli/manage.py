@@ -8,7 +8,7 @@ import typer
 
 from .app import app
 from .common import Env
-from .options import INPUTS, RETRIEVAL, Flags, JsonOpt, PathsArg, RepoOpt, uses
+from .options import INPUTS, RETRIEVAL, Flags, GpuLayersOpt, JsonOpt, PathsArg, RepoOpt, ThreadsOpt, uses
 
 cache_app = typer.Typer(help="Inspect or clear the prompt-prefix cache.", no_args_is_help=True)
 
@@ -130,14 +130,24 @@ def _when(updated: float | None) -> str:
 
 @index_app.command("rebuild")
 @uses(INPUTS, RETRIEVAL)
-def index_rebuild(paths: PathsArg = None, *, flags: Flags, env: Env) -> None:
-    """Drop and rebuild a corpus's index from scratch.
+def index_rebuild(
+    paths: PathsArg = None,
+    gpu_layers: GpuLayersOpt = None,
+    threads: ThreadsOpt = None,
+    *,
+    flags: Flags,
+    env: Env,
+) -> None:
+    """Drop and rebuild a corpus's index from scratch. --gpu-layers and --threads apply to the
+    embedding model, as they do when `dsv2 ask` builds the index.
 
     Examples:
 
     \b
       dsv2 index rebuild --repo ./src
+      dsv2 index rebuild report.pdf --gpu-layers 0 --threads 2
     """
+    flags.gpu_layers, flags.threads = gpu_layers, threads
     session = env.session(flags)
     corpus = _corpus(paths, flags.repo)
     session.index(corpus)  # a corpus is named before anything is read

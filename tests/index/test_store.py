@@ -403,3 +403,24 @@ def test_a_damaged_chroma_database_is_moved_aside_and_rebuilt_from_the_sources(
     assert (index.directory / "chroma.damaged" / "chroma.sqlite3").read_bytes().startswith(b"this is not")
     assert_consistent(index, embedder)
     assert any("47.50" in s.text for s in result.sources)
+
+
+def test_index_rebuild_from_the_command_line_takes_the_embedders_threads_and_offload(
+    make_repo, dsv2_home: Path, minilm_gguf: Path
+) -> None:
+    root = make_repo(n_files=3)
+    args = ["--embed-model", str(minilm_gguf), "--threads", "1", "--gpu-layers", "0"]
+    built = subprocess.run(
+        [*dsv2_cmd(), "index", "rebuild", "--repo", str(root), *args], capture_output=True, text=True, timeout=120
+    )
+    assert built.returncode == 0, built.stderr
+    assert "index rebuilt: 3 files, 3 chunks" in built.stderr
+    shown = subprocess.run(
+        [*dsv2_cmd(), "index", "status", "--repo", str(root), "--json"], capture_output=True, text=True, timeout=60
+    )
+    status = json.loads(shown.stdout)
+    assert (status["state"], status["chunks"], status["embedder"]) == ("ready", 3, minilm_gguf.name)
+    refused = subprocess.run(
+        [*dsv2_cmd(), "index", "rebuild", "--repo", str(root), "--threads", "0"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "threads" in refused.stderr
