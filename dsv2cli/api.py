@@ -713,6 +713,7 @@ class Session:
             strategy=strategy,
             embed_model=self.settings.embed_model,
             threads=self.settings.threads,
+            gpu_layers=self.settings.gpu_layers,
             history=history,
             summary=summary,
             on_index_progress=progress.on_index if progress else None,

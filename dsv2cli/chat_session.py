@@ -150,6 +150,7 @@ class Conversation:
         strategy: str | None = None,
         embed_model: str | None = None,
         threads: int | None = None,
+        gpu_layers: int | None = None,
         history: Sequence[Exchange] = (),
         summary: str | None = None,
         on_index_progress: Callable[[int, int], None] | None = None,
@@ -167,6 +168,7 @@ class Conversation:
         self.home = home
         self.embed_model = embed_model
         self.threads = threads
+        self.gpu_layers = gpu_layers  # the embedder's offload (None: the generator's default rule)
         self.on_index_progress = on_index_progress
         self.history = list(history)
         self.summary = summary
@@ -266,7 +268,7 @@ class Conversation:
             )
         assert self.home is not None
         if self._embedder is None:
-            choice = resolve_embedder(self.home, self.embed_model, threads=self.threads)
+            choice = resolve_embedder(self.home, self.embed_model, threads=self.threads, gpu_layers=self.gpu_layers)
             self._embedder = choice.embedder
             if choice.notice and choice.notice not in self.notices:
                 self.notices.append(choice.notice)
@@ -280,6 +282,7 @@ class Conversation:
             embed_model=self.embed_model,
             embedder=self._embedder,
             threads=self.threads,
+            gpu_layers=self.gpu_layers,
             progress=self.on_index_progress,
         )
         self.notices.extend(n for n in found.notices if n not in self.notices)
