@@ -236,10 +236,15 @@ class Session:
             exclude=exclude,
             password=password,
             limits=sources.InputLimits(*self.settings.input_limits),
+            pdf_cache=self._pdf_cache(),
         )
         for line in notes:
             self.notify(line)
         return docs
+
+    def _pdf_cache(self) -> Path:
+        """Where text extracted from PDFs is kept by content (sources/pdfcache.py)."""
+        return self.settings.home / "cache" / "pdf-text"
 
     def _count(self, handle: ModelHandle, docs: Sequence[Document]) -> Any:
         """``packing.ContextCount`` of ``docs`` as ``handle`` counts them, through the persistent
@@ -825,7 +830,13 @@ class Session:
                 list(paths),
                 # one input at a time, each read and dropped: the caps apply per input
                 lambda p: self._sendable(
-                    sources.load(p, stdin, password=password, limits=sources.InputLimits(*settings.input_limits))
+                    sources.load(
+                        p,
+                        stdin,
+                        password=password,
+                        limits=sources.InputLimits(*settings.input_limits),
+                        pdf_cache=self._pdf_cache(),
+                    )
                 ),
                 extractor,
                 sink,

@@ -88,14 +88,17 @@ def _read_file(path: str, limits: InputLimits, stdin: BinaryIO | None = None) ->
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 
 
-def document_from_bytes(data: bytes, source: str, suffix: str = "", password: str | None = None) -> Document:
+def document_from_bytes(
+    data: bytes, source: str, suffix: str = "", password: str | None = None, pdf_cache: Path | None = None
+) -> Document:
     """Pick a reader by suffix, or by content for standard input (``%PDF-``, ``<html``).
-    The PDF and HTML readers are imported when needed (a repository of code needs neither)."""
+    The PDF and HTML readers are imported when needed (a repository of code needs neither).
+    ``pdf_cache``: a folder keeping the text extracted from PDFs by content (``pdfcache.py``)."""
     head = data[:1024].lstrip().lower()
     if suffix == ".pdf" or (not suffix and data.startswith(b"%PDF-")):
         from .pdf import pdf_document
 
-        return pdf_document(data, source, password)
+        return pdf_document(data, source, password, pdf_cache)
     if not data.strip():
         raise InputError(f"{source}: input is empty")
     if looks_binary(data):
@@ -125,16 +128,21 @@ def _read_repo(
 
 
 def load(
-    path: str, stdin: BinaryIO | None = None, *, password: str | None = None, limits: InputLimits | None = None
+    path: str,
+    stdin: BinaryIO | None = None,
+    *,
+    password: str | None = None,
+    limits: InputLimits | None = None,
+    pdf_cache: Path | None = None,
 ) -> Document:
     """Read one input. A directory becomes one Document (kind "repo") with a segment per file,
     its skip/redaction report in ``warnings``. Raises InputError naming the file and the problem.
-    ``limits``: bytes per file and in total (default: ``InputLimits()``), checked while reading."""
+    ``limits``: bytes per file and in total (default: ``InputLimits()``), checked while reading.
+    ``pdf_cache``: a folder keeping the text extracted from PDFs by content (none: not kept)."""
     limits = InputLimits() if limits is None else limits
     if path == "-":
-        return neutralise(
-            redact_document(document_from_bytes(_read_stdin(stdin, limits), STDIN_NAME, password=password))
-        )
+        document = document_from_bytes(_read_stdin(stdin, limits), STDIN_NAME, password=password, pdf_cache=pdf_cache)
+        return neutralise(redact_document(document))
     if os.path.isdir(path):
         docs, report = _read_repo(path, limits)
         segments = [s for d in docs for s in d.segments]
@@ -142,7 +150,7 @@ def load(
             Document(report.root, "repo", segments, report.notes(), [r for d in docs for r in d.redactions])
         )
     data = _read_file(path, limits, stdin)
-    return neutralise(redact_document(document_from_bytes(data, path, Path(path).suffix.lower(), password)))
+    return neutralise(redact_document(document_from_bytes(data, path, Path(path).suffix.lower(), password, pdf_cache)))
 
 
 def load_inputs(
@@ -155,6 +163,7 @@ def load_inputs(
     password: str | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     limits: InputLimits | None = None,
+    pdf_cache: Path | None = None,
 ) -> tuple[list[Document], list[str]]:
     """Every input as Documents, in the order given, plus notes for stderr.
 
@@ -163,6 +172,7 @@ def load_inputs(
     print: per repository what was read, skipped (with reasons) and redacted; then every
     document warning prefixed with ``warning:``. ``limits`` caps the bytes read per file and
     for all inputs together (``InputLimits``; a repository's files count when its walk ends).
+    ``pdf_cache``: a folder keeping the text extracted from PDFs by content (none: not kept).
     """
     limits = InputLimits() if limits is None else limits
     targets = list(paths) + ([repo] if repo is not None else [])
@@ -184,7 +194,7 @@ def load_inputs(
                 for w in d.warnings[len(was.warnings) :]
             )
             continue
-        doc = load(target, stdin, password=password, limits=limits)
+        doc = load(target, stdin, password=password, limits=limits, pdf_cache=pdf_cache)
         docs.append(doc)
         notes.extend(r.note() for r in doc.redactions)
         notes.extend(f"warning: {w}" for w in doc.warnings)

@@ -86,6 +86,11 @@ def _replace_all(text: str, pairs: tuple[tuple[str, str], ...]) -> str:
     return text
 
 
+# What read_pdf returns, as kept by the text cache (pdfcache.py): bump it when clean_page_text or
+# read_outline change what they give, so that text extracted the old way is read again.
+READER_VERSION = 1
+
+
 def clean_page_text(raw: str) -> str:
     text = raw.replace("\r\n", "\n").replace("\r", "\n")
     text = _dehyphenate(_replace_all(text, _HYPHEN_MARKS))
@@ -228,8 +233,27 @@ def read_pages(data: bytes | Path, source: str, password: str | None = None) -> 
     return read_pdf(data, source, password)[0]
 
 
-def read_pdf(data: bytes | Path, source: str, password: str | None = None) -> tuple[list[str], list[OutlineEntry]]:
-    """Cleaned text of every page, in order ('' for a page without a text layer), and the outline."""
+def read_pdf(
+    data: bytes | Path, source: str, password: str | None = None, cache: Path | None = None
+) -> tuple[list[str], list[OutlineEntry]]:
+    """Cleaned text of every page, in order ('' for a page without a text layer), and the outline.
+
+    ``cache``: a folder where what is read from these bytes is kept, and read back the next time
+    instead of parsing the PDF again (``pdfcache.py``); never for a PDF opened with a password."""
+    if cache is None or password is not None or not isinstance(data, bytes):
+        return _read_pdf(data, source, password)
+    from .pdfcache import PdfTextCache
+
+    store = PdfTextCache(cache, READER_VERSION)
+    kept = store.get(data)
+    if kept is not None:
+        return kept[0], [OutlineEntry(level, title, page) for level, title, page in kept[1]]
+    pages, outline = _read_pdf(data, source, password)
+    store.put(data, (pages, [(e.level, e.title, e.page) for e in outline]))
+    return pages, outline
+
+
+def _read_pdf(data: bytes | Path, source: str, password: str | None) -> tuple[list[str], list[OutlineEntry]]:
     import pypdfium2 as pdfium  # lazy: keeps `dsv2 --help` fast
 
     try:
@@ -272,10 +296,10 @@ def _page_ranges(pages: list[str]) -> str:
     return ", ".join(spans)
 
 
-def pdf_document(data: bytes | Path, source: str, password: str | None = None) -> Document:
+def pdf_document(data: bytes | Path, source: str, password: str | None = None, cache: Path | None = None) -> Document:
     """A Document with one segment per page, or per (page, section) when sections are found
-    (the outline first, else numbered headings: see the module doc)."""
-    texts, outline = read_pdf(data, source, password)
+    (the outline first, else numbered headings: see the module doc). ``cache``: see ``read_pdf``."""
+    texts, outline = read_pdf(data, source, password, cache)
     if not texts:
         raise InputError(f"{source}: PDF has no pages")
     if not any(t.strip() for t in texts):
