@@ -33,7 +33,7 @@ SUITE: list[tuple[str, str, list[str], list[str], list[str]]] = [
         "ingest.py",
         [],
         ["--repeat", "1"],
-        [r"^\S.*\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x\s+[\d.]+x$", r"^dsv2 pack .* / repomix"],
+        [r"^\S.*\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x\s+[\d.]+x\s+\d+\s+[\d.]+x$", r"^dsv2 pack .* / repomix"],
     ),
     (
         "retrieval recall",
