@@ -1099,7 +1099,7 @@ class Session:
 
     def rebuild_index(self, corpus: Sequence[str | Path], docs: Sequence[Document]) -> Any:
         """Drop and rebuild a corpus's index from ``docs``; returns its status."""
-        from .index import resolve_embedder
+        from .index import record_build_rate, resolve_embedder
 
         index = self.index(corpus)
         settings = self.settings
@@ -1109,7 +1109,9 @@ class Session:
         if choice.notice:
             self.notify(choice.notice)
         with self._scope():
-            index.rebuild(docs, choice.embedder, progress=self.progress.on_index if self.progress else None)
+            report = index.rebuild(docs, choice.embedder, progress=self.progress.on_index if self.progress else None)
+        if choice.embedder is not None:  # for `dsv2 plan`'s indexing estimate, as a build inside ask records
+            record_build_rate(settings.home, choice.embedder, settings.threads, settings.gpu_layers, report)
         return index.status()
 
     def prefix_cache(self) -> Any:

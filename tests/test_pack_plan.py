@@ -184,3 +184,16 @@ def test_plan_measure_compares_thread_counts_and_later_plans_reuse_them() -> Non
     text = runner.invoke(app, [a for a in args if a != "--json"] + ["--no-measure"]).stdout
     assert "threads:   1 in use (--threads)" in text
     assert "1 thread: prompt" in text and "<- in use" in text
+
+
+def test_an_index_rebuild_records_the_rate_plan_estimates_with(tmp_path: Path, minilm_gguf: Path) -> None:
+    repo = _corpus(tmp_path / "src")
+    embed = ["--embed-model", str(minilm_gguf), "--threads", "1"]
+    args = ["plan", "--repo", str(repo), *FAST_PLAN, "--no-measure", *embed]
+    assert json.loads(runner.invoke(app, args).stdout)["estimates"]["index"] == "default"
+    rebuilt = runner.invoke(app, ["index", "rebuild", "--repo", str(repo), *embed])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    (repo / "module_00.py").write_text("def changed(value):\n    return value + 1\n")
+    changed = json.loads(runner.invoke(app, args).stdout)
+    assert changed["index_chunks_to_embed"] == 1
+    assert changed["estimates"]["index"] == "measured" and changed["embed_chunks_per_s"] > 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .chunking import Chunk, chunk_document
 from .embedder import Embedder, EmbedderChoice, LlamaEmbedder, default_model_path, resolve_embedder
 from .ranking import DEFAULT_FUSION, Fusion, ScoredChunk, rank
-from .retrieve import Retrieval, open_index, retrieve
+from .retrieve import Retrieval, open_index, record_build_rate, retrieve
 from .select import SelectedSource, pack_chunks
 from .store import (
     CorpusIndex,
@@ -49,6 +49,7 @@ __all__ = [
     "open_index",
     "pack_chunks",
     "rank",
+    "record_build_rate",
     "resolve_embedder",
     "retrieve",
     "status_of",

@@ -94,7 +94,7 @@ def retrieve(
         report = UpdateReport(files=len(documents))
         embedder = None
     if embedder is not None:
-        _record_rate(home, embedder, threads, gpu_layers, report)
+        record_build_rate(home, embedder, threads, gpu_layers, report)
     notices += report.notices
     if report.recovered and not report.notices:
         notices.append("the index was left incomplete by an interrupted run; it has been repaired")
@@ -123,7 +123,7 @@ def retrieve(
     )
 
 
-def _record_rate(
+def record_build_rate(
     home: Path, embedder: Embedder, threads: int | None, gpu_layers: int | None, report: UpdateReport
 ) -> None:
     """An index build's chunks/s (chunking, embedding and writing), for ``dsv2 plan``'s estimate;
