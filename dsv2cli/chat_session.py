@@ -16,6 +16,7 @@ than the window, each turn retrieves passages for its own question, as ``ask`` d
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,9 @@ class TurnPlan:
     sources: list[dict[str, Any]] = field(default_factory=list)
     retrieval: str | None = None
     short: int = 0  # retrieval: tokens missing to leave any room for passages
+    # The passages this turn's prompt carries, with their text: what the answer's citations are
+    # checked against (citations.check), as for `dsv2 ask`.
+    passages: list[citations.Passage] = field(default_factory=list)
 
     @property
     def overflow(self) -> int:
@@ -80,6 +84,12 @@ class TurnResult:
     usage: Usage
     stopped: bool = False  # Ctrl-C during generation: the answer is what came until then
     folded: int = 0  # turns folded into the summary before this one
+
+    @functools.cached_property
+    def citations(self) -> citations.CitationCheck | None:
+        """The answer's citations matched against the passages its prompt carried, quotes
+        checked (None: a turn over no documents)."""
+        return citations.check(self.answer, self.plan.passages) if self.plan.passages else None
 
     @property
     def reused(self) -> int:
@@ -235,16 +245,20 @@ class Conversation:
         history_tokens = 0
         if self.history or self.summary:  # earlier turns and the summary of folded ones
             history_tokens = len(prompt.ids) - len(self._without_summary(question, passages).ids)
-        sources = []
+        sent = []
         if self.strategy == WHOLE:
-            sources = [
-                {**s.location.to_dict(), "cite": s.location.cite(), "score": None}
-                for d in self.docs
-                for s in d.segments
-                if s.text.strip()
-            ]
+            sent = [citations.Passage(s.location, s.text) for d in self.docs for s in d.segments if s.text.strip()]
+        sources = [{**p.location.to_dict(), "cite": p.cite(), "score": None} for p in sent]
         return TurnPlan(
-            question, prompt, self.strategy, self.window, self.max_tokens, self.context_tokens, history_tokens, sources
+            question,
+            prompt,
+            self.strategy,
+            self.window,
+            self.max_tokens,
+            self.context_tokens,
+            history_tokens,
+            sources,
+            passages=sent,
         )
 
     def _without_summary(self, question: str, passages: str | None) -> ChatPrompt:
@@ -306,6 +320,7 @@ class Conversation:
             history_tokens,
             [s.to_dict() for s in found.sources],
             found.method,
+            passages=[citations.Passage(s.location, s.text) for s in found.sources],
         )
 
     # --- turns --------------------------------------------------------------------------------

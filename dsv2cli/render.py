@@ -508,6 +508,7 @@ def turn_payload(result: Any, handle: Any, conversation_id: str | None, total_s:
         "finish_reason": usage.finish_reason,
         "system": the_plan.system,
         "sources": the_plan.sources,
+        "citations": result.citations.to_dict() if result.citations is not None else None,
         "cost_usd": handle.cost(usage.prompt_tokens, usage.output_tokens),
         "timings": {
             "load_s": round(handle.load_s, 4),
@@ -604,14 +605,14 @@ def _where(entry: dict[str, Any]) -> str:
     return where
 
 
-def sources_block(check: Any) -> str:
+def sources_block(check: Any, title: str = "Sources") -> str:
     """What an ``ask`` answer cited and what it was given, for a reader to check (``citations.CitationCheck``).
 
     Each marker the answer used, with path, page or lines, and section; markers that match nothing
     that was sent, and why; the quotes checked; then the passages sent but not cited, per file.
     """
     data = check.to_dict()
-    out = ["", "Sources:"]
+    out = ["", f"{title}:"]
     if not data["used"] and not data["unknown"]:
         n = data["passages_sent"]
         out.append(f"  the answer cites none of the {n} passage{'s' if n != 1 else ''} sent")

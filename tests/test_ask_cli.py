@@ -243,3 +243,25 @@ def test_library_users_get_the_check_on_the_answer(fares_pdf: Path, scripted: Ca
     assert answer.answer == ANSWER and not check.ok
     assert [u.marker.text for u in check.unknown] == ["[fares.pdf p. 7]", "[src/app.py:12-20]"]
     assert [q.verified for q in check.quotes] == [True]
+
+
+def test_a_continued_ask_checks_its_citations_like_ask(fares_pdf: Path, scripted: Callable[..., ScriptedModel]) -> None:
+    """ask -c answers after the conversation's history, over its documents, and its answers get
+    the same Sources block, --json citations and --strict-citations as ask's."""
+    first = runner.invoke(app, ["ask", "What do residents pay?", str(fares_pdf), *on(scripted(ANSWER))])
+    assert first.exit_code == 0, first.output
+    invented = "The first ferry leaves at 06:10 [fares.pdf p. 7]."
+    model = scripted(invented, invented, "It leaves at 06:10 [fares.pdf p. 2].")
+    args = ["ask", "-c", "When is the first ferry?", *on(model)]
+    failed = runner.invoke(app, [*args, "--strict-citations"])
+    assert failed.exit_code == 8 == ExitCode.CITATION, failed.output
+    assert failed.stdout.startswith(invented) and "Sources:" in failed.stdout
+    assert "  [fares.pdf p. 7]  NOT SENT: page 7 of fares.pdf was not sent" in failed.stdout
+    assert failed.stderr.splitlines()[-1].startswith("dsv2: error: the citations do not check out")
+    as_json = runner.invoke(app, [*args, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    cites = json.loads(as_json.stdout)["citations"]
+    assert cites["verified"] is False and cites["unknown"][0]["marker"] == "[fares.pdf p. 7]"
+    passed = runner.invoke(app, [*args, "--strict-citations", "--no-sources"])
+    assert passed.exit_code == 0, passed.output
+    assert passed.stdout == "It leaves at 06:10 [fares.pdf p. 2].\n"

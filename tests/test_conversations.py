@@ -144,6 +144,8 @@ def test_chat_in_a_pty_three_turns_each_evaluating_only_its_own_tokens(contract:
         child.expect_exact(ready)
         child.sendline("/sources")
         child.expect("lease.txt")
+        child.expect("The last answer's sources:")  # checked against the passages sent, as ask's are
+        child.expect("passage")
         child.expect_exact(ready)
         child.sendcontrol("d")
         child.expect(pexpect.EOF)

@@ -12,15 +12,6 @@ from dsv2cli.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("flag", ["--strict-citations", "--no-sources"])
-def test_continued_ask_refuses_citation_flags_it_would_ignore(tmp_path: Path, flag: str) -> None:
-    doc = tmp_path / "notes.txt"
-    doc.write_text("The notice period is 30 days.\n", encoding="utf-8")
-    result = runner.invoke(app, ["ask", "What is the notice period?", str(doc), "-c", flag])
-    assert result.exit_code == 2, result.output
-    assert "do not apply to -c/--cid" in result.output
-
-
 @pytest.mark.parametrize("flag", [["-s", "Be brief."], ["-t", "brief"]])
 def test_summarize_each_refuses_system_and_template_it_would_ignore(tmp_path: Path, flag: list[str]) -> None:
     doc = tmp_path / "notes.txt"

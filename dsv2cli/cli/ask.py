@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -99,7 +99,7 @@ def ask(
       dsv2 ask -c "And what happens after it ends?"
     """
     from .. import render
-    from ..errors import CitationError, UsageError
+    from ..errors import UsageError
 
     asked = list(questions or [])
     if questions_file is not None:
@@ -117,12 +117,23 @@ def ask(
         raise UsageError("no question: give one as the first argument, or -q / --questions-file")
 
     text = chat.ask_template(env, template, prompt_file)
-    if (cont or cid is not None) and (strict_citations or no_sources):
-        # A continued conversation answers through dsv2cli.chat_session, which does not check
-        # citations yet: refuse rather than ignore the flags.
-        raise UsageError("--strict-citations and --no-sources do not apply to -c/--cid (continued conversations)")
+    screen = env.screen
+    streaming = not json_out and (stream or env.stdout_isatty)
+    failed: list[int] = []  # questions whose citations did not check out
+
+    def checked(number: int, check: Any) -> None:
+        """After an answer: its Sources block (text mode), what does not check out on stderr."""
+        if check is None:  # no documents: nothing to cite
+            return
+        if not json_out and not no_sources:
+            screen.write(render.sources_block(check))
+        where = f"question {number}: " if len(asked) > 1 else ""
+        for problem in check.problems():
+            env.note(f"warning: {where}{problem}")
+        if not check.ok:
+            failed.append(number)
+
     if cont or cid is not None:  # after the conversation's history: dsv2cli.chat_session
-        streaming = not json_out and (stream or env.stdout_isatty)
         chat.ask_continued(
             env,
             flags,
@@ -135,22 +146,21 @@ def ask(
             dry_run=dry_run,
             json_out=json_out,
             streaming=streaming,
+            checked=checked,
         )
+        _strict(strict_citations, failed, len(asked))
         return
     session = env.session(flags)
     if not dry_run:
         logs.begin(env, flags, "ask", prompt="\n".join(asked), paths=list(paths or []), system=system)
     docs = env.load(session, flags, paths)
     corpus = list(paths or []) + ([flags.repo] if flags.repo else [])
-    screen = env.screen
-    streaming = not json_out and (stream or env.stdout_isatty)
 
     def heading(number: int, asked_question: str) -> None:
         if len(asked) > 1 and not json_out:
             screen.write(("\n" if number > 1 else "") + f"## {asked_question}\n\n")
 
     max_tokens = session.settings.max_tokens
-    failed: list[int] = []  # questions whose citations did not check out
     for number, answer in enumerate(
         session.ask_many(
             asked,
@@ -180,16 +190,16 @@ def ask(
             env.write_json(render.answer_payload(answer, elapsed()))
         elif not streaming:
             screen.write(f"{answer.answer}\n")
-        check = answer.citations
-        if not json_out and not no_sources:
-            screen.write(render.sources_block(check))
-        where = f"question {number}: " if len(asked) > 1 else ""
-        for problem in check.problems():
-            env.note(f"warning: {where}{problem}")
-        if not check.ok:
-            failed.append(number)
+        checked(number, answer.citations)
+    _strict(strict_citations, failed, len(asked))
+
+
+def _strict(strict_citations: bool, failed: list[int], questions: int) -> None:
+    """--strict-citations: exit 8 when an answer's citations did not check out."""
+    from ..errors import CitationError
+
     if strict_citations and failed:
-        which = f" of question {', '.join(map(str, failed))}" if len(asked) > 1 else ""
+        which = f" of question {', '.join(map(str, failed))}" if questions > 1 else ""
         raise CitationError(
             f"the citations{which} do not check out: a marker matches no passage that was sent, or a quote "
             "is not in the passage it cites (--strict-citations)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import logs
 from .app import app, elapsed
@@ -67,9 +68,11 @@ def ask_continued(
     dry_run: bool,
     json_out: bool,
     streaming: bool,
+    checked: Callable[[int, Any], None] | None = None,
 ) -> None:
     """``ask -c`` / ``ask --cid`` (``cid`` None: the last conversation): each question after the
-    conversation's history (its documents when none are named)."""
+    conversation's history (its documents when none are named). ``checked(number, citations)``
+    after each answer (``citations.CitationCheck``, None over no documents), as for ``ask``."""
     from .. import render
 
     session = env.session(flags)
@@ -81,7 +84,7 @@ def ask_continued(
         found, named, password=flags.password, system=system, template=template, strategy=strategy, dry_run=dry_run
     )
     docs = run.conversation.docs
-    for question in asked:
+    for number, question in enumerate(asked, 1):
         if dry_run:
             the_plan = run.plan(question)
             if json_out:
@@ -97,6 +100,8 @@ def ask_continued(
             env.write_json(render.turn_payload(result, run.handle, conversation.id, elapsed()))
         elif not streaming:
             env.screen.write(result.answer + "\n")
+        if checked is not None:
+            checked(number, result.citations)
 
 
 # --- dsv2 chat ------------------------------------------------------------------------------------
@@ -166,8 +171,9 @@ def chat(
 
     The documents are read and counted once; each turn evaluates only its new tokens (the earlier
     ones stay in the model's memory). When history outgrows the window, the oldest turns are
-    folded into a summary, announced. Commands: /sources, /reset, /save FILE, /system TEXT.
-    Ctrl-C stops an answer; Ctrl-D leaves. Every turn is logged (dsv2 logs).
+    folded into a summary, announced. Commands: /sources (the documents, and what the last answer
+    cited, checked against the passages it was given, as `dsv2 ask` shows), /reset, /save FILE,
+    /system TEXT. Ctrl-C stops an answer; Ctrl-D leaves. Every turn is logged (dsv2 logs).
 
     Examples:
 
@@ -177,7 +183,7 @@ def chat(
       dsv2 chat
       dsv2 chat -c
     """
-    from .. import templates
+    from .. import render, templates
     from ..errors import Dsv2Error, UsageError
     from ..fsutil import write_atomic
     from ..settings import default_home
@@ -205,6 +211,7 @@ def chat(
         env.note(f"continuing conversation {conversation.id if conversation else ''}: {len(history)} earlier turn(s)")
     env.note(HELP)
     read = _reader(env, default_home(env.environ) / "chat_history")
+    last_check: Any = None  # the last answer's citations.CitationCheck (None: no documents, no answer yet)
     while True:
         try:
             line = read("> ").strip()
@@ -223,6 +230,8 @@ def chat(
                 for doc in docs:
                     screen.block(f"{doc.source}  ({doc.kind}, {len(doc.segments)} part(s))\n")
                 screen.block(f"{conv.strategy}: {conv.context_tokens:,} tokens of documents\n")
+                if last_check is not None:
+                    screen.block(render.sources_block(last_check, "The last answer's sources").lstrip("\n"))
             elif name == "/reset":
                 conv.reset()
                 if log is not None:
@@ -266,4 +275,7 @@ def chat(
                 f"turn: {result.usage.prompt_tokens:,} prompt tokens, {result.evaluated:,} evaluated "
                 f"({result.reused:,} kept), {result.usage.output_tokens} output"
             )
+        last_check = result.citations
+        for problem in last_check.problems() if last_check is not None else []:
+            env.note(f"warning: {problem} (/sources shows them)")
         logs.record_turn(log, result, run.handle, docs, now=True, note=env.note)
