@@ -39,6 +39,11 @@ def per_second(unit: str) -> str:
     return "tok/s" if unit == "tokens" else f"{unit}/s"
 
 
+def counted(n: int, unit: str) -> str:
+    """``1 chunk``, ``3 chunks``, ``1,204 tokens``: units are named in the plural."""
+    return f"{n:,} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"
+
+
 @dataclass(frozen=True)
 class StepKind:
     """How a kind of step is described, counted and, before anything is measured, timed."""
@@ -294,7 +299,7 @@ class Screen:
             if expected > ANNOUNCE_AFTER_S:
                 how = "" if rate is not None else " (estimated)"
                 print(
-                    f"dsv2: {step.name}: {step.total:,} {step.kind.unit}"
+                    f"dsv2: {step.name}: {counted(step.total, step.kind.unit)}"
                     + (f", {done - step.start_done:,} done" if done > step.start_done else "")
                     + f", about {duration(expected)}{how}",
                     file=self.stderr,
@@ -309,7 +314,7 @@ class Screen:
         count = done - step.start_done
         rate = count / elapsed if elapsed > 0 else 0.0
         print(
-            f"dsv2: {step.name}: done, {count:,} {step.kind.unit} in {duration(elapsed)} "
+            f"dsv2: {step.name}: done, {counted(count, step.kind.unit)} in {duration(elapsed)} "
             f"({rate:,.1f} {per_second(step.kind.unit)})",
             file=self.stderr,
             flush=True,

@@ -177,3 +177,19 @@ def test_sample_report_in_a_terminal(tmp_path: Path) -> None:
     run = run_in_pty([*args, *cached], child_env())
     assert run.exit_code == 0, run.text
     assert squeeze(str(expected["summary"])) in squeeze(run.text), run.text
+
+
+@pytest.mark.parametrize(
+    ("n", "unit", "shown"),
+    [
+        (1, "chunks", "1 chunk"),
+        (3, "chunks", "3 chunks"),
+        (0, "documents", "0 documents"),
+        (1204, "tokens", "1,204 tokens"),
+    ],
+)
+def test_progress_lines_count_in_the_singular_for_one(n: int, unit: str, shown: str) -> None:
+    """The plain progress lines: 'map-reduce: final: done, 1 chunk in 2.0 s', never '1 chunks'."""
+    from dsv2cli.render import counted
+
+    assert counted(n, unit) == shown
