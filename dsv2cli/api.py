@@ -196,18 +196,18 @@ class Session:
         self.close()
 
     def _scope(self, *, resumable: bool = False) -> AbstractContextManager[object]:
-        """Around a call that runs a model or reads an index: the progress display, and the index
-        server (``index_url``) that the indexes opened within it keep their vectors in."""
+        """Around a call that runs a model or reads an index: the progress display."""
         stack = ExitStack()
-        stack.enter_context(self._index_scope())
         if self.progress is not None:
             stack.enter_context(self.progress.scope(resumable=resumable))
         return stack
 
-    def _index_scope(self) -> AbstractContextManager[None]:
-        from .index.server import server_from, using
+    def _vectors(self) -> Any:
+        """Where new indexes keep their vectors: the index server of ``index_url``
+        (``index.server.ChromaServer``), or None for the embedded store under DSV2_HOME."""
+        from .index.server import server_from
 
-        return using(server_from(self.settings.index_url, self.environ))
+        return server_from(self.settings.index_url, self.environ)
 
     def _params(self) -> GenerationParams:
         return GenerationParams(self.settings.max_tokens, self.settings.temperature, self.settings.seed)
@@ -630,6 +630,7 @@ class Session:
                     template=template,
                     counted=counts[id(handle)],
                     gpu_layers=self.settings.gpu_layers,
+                    vectors=self._vectors(),
                 )
 
         if template is not None:
@@ -719,6 +720,7 @@ class Session:
             embed_model=self.settings.embed_model,
             threads=self.settings.threads,
             gpu_layers=self.settings.gpu_layers,
+            vectors=self._vectors(),
             history=history,
             summary=summary,
             on_index_progress=progress.on_index if progress else None,
@@ -952,16 +954,16 @@ class Session:
         index_plan = None
         index_s = None
         if strategy["ask"] == "retrieve":
-            with self._index_scope():
-                index_plan = planning.estimate_index(
-                    settings.home,
-                    corpus,
-                    docs,
-                    embed_model=settings.embed_model,
-                    threads=threads_used,
-                    measure=measure,
-                    gpu_layers=settings.gpu_layers,
-                )
+            index_plan = planning.estimate_index(
+                settings.home,
+                corpus,
+                docs,
+                embed_model=settings.embed_model,
+                threads=threads_used,
+                measure=measure,
+                gpu_layers=settings.gpu_layers,
+                vectors=self._vectors(),
+            )
             sources["index"] = index_plan.source
             index_s = index_plan.seconds
         payload = {
@@ -1079,15 +1081,13 @@ class Session:
 
         if not corpus:
             raise UsageError("name the corpus: the same paths or --repo DIR given to `dsv2 ask`")
-        with self._index_scope():  # its vectors: embedded, or on the index server
-            index = open_index(self.settings.home, [str(c) for c in corpus])
+        index = open_index(self.settings.home, [str(c) for c in corpus], self._vectors())
         if self.settings.index_url is None:  # built on an index server: rebuild and drop go there
-            from .index.server import recorded_server, using
+            from .index.server import recorded_server
 
             server = recorded_server(index.status().store, self.environ)
             if server is not None:
-                with using(server):
-                    index = open_index(self.settings.home, [str(c) for c in corpus])
+                index = open_index(self.settings.home, [str(c) for c in corpus], server)
         return index
 
     def indexes(self) -> list[Any]:

@@ -100,6 +100,7 @@ def plan(
     template: str | None = None,
     counted: ContextCount | None = None,
     gpu_layers: int | None = None,
+    vectors: Any = None,
 ) -> AskPlan:
     """``system``: the whole system message (default: the shipped one); ``template``: the user
     message's template, with {{ document }} and {{ question }} (default: the shipped ``ask``).
@@ -108,7 +109,8 @@ def plan(
     ``tokens.CountCache``); without it the corpus is counted here. Whole or retrieve is chosen
     from those counts; the whole corpus's prompt is built only when it runs whole.
     ``gpu_layers``: the embedder's offload when retrieving (None: all layers where the build
-    offloads, as for the generator)."""
+    offloads, as for the generator). ``vectors``: where the index keeps its vectors (an index
+    server's ``index.server.ChromaServer``; None: embedded)."""
     if not question.strip():
         raise UsageError("the question is empty")
     if strategy == MAP_REDUCE:
@@ -166,6 +168,7 @@ def plan(
                 threads=threads,
                 gpu_layers=gpu_layers,
                 progress=on_index_progress,
+                vectors=vectors,
             )
         else:
             found = found.repack(target)

@@ -161,6 +161,7 @@ class Conversation:
         embed_model: str | None = None,
         threads: int | None = None,
         gpu_layers: int | None = None,
+        vectors: Any = None,
         history: Sequence[Exchange] = (),
         summary: str | None = None,
         on_index_progress: Callable[[int, int], None] | None = None,
@@ -179,6 +180,7 @@ class Conversation:
         self.embed_model = embed_model
         self.threads = threads
         self.gpu_layers = gpu_layers  # the embedder's offload (None: the generator's default rule)
+        self.vectors = vectors  # where the index keeps its vectors (an index server; None: embedded)
         self.on_index_progress = on_index_progress
         self.history = list(history)
         self.summary = summary
@@ -298,6 +300,7 @@ class Conversation:
             threads=self.threads,
             gpu_layers=self.gpu_layers,
             progress=self.on_index_progress,
+            vectors=self.vectors,
         )
         self.notices.extend(n for n in found.notices if n not in self.notices)
         for _ in range(4):

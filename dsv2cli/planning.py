@@ -271,17 +271,18 @@ def estimate_index(
     threads: int,
     measure: bool | None,
     gpu_layers: int | None = None,
+    vectors: Any = None,
 ) -> IndexEstimate:
     """The corpus's index as ``ask`` would find it: chunks to embed, counted exactly with the
     index's own chunker (no model is loaded), and the time at a measured rate if one was recorded
     (an earlier index build, an earlier plan), else the default. ``measure``: True measures the
     rate now, None measures it only when there is work and no recorded rate, False never does.
     ``gpu_layers``: the embedder's offload as ask would run it (None: the default), part of the
-    recorded rate's key."""
+    recorded rate's key. ``vectors``: where the index keeps its vectors (see ``index.open_index``)."""
     from .index.embedder import record_rate, recorded_rate, resolve_embedder
     from .index.retrieve import open_index
 
-    index = open_index(home, corpus)
+    index = open_index(home, corpus, vectors)
     embedder, name = planned_embedder(home, embed_model, threads, gpu_layers)
     if name is None:  # BM25 alone: chunking only
         work = index.pending(documents, None)

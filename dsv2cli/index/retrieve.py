@@ -13,7 +13,7 @@ from .embedder import Embedder, resolve_embedder
 from .ranking import Fusion, ScoredChunk, default_fusion, rank
 from .select import SelectedSource, pack_chunks
 from .store import CorpusIndex, UpdateReport
-from .vectors import DamagedStoreError, VectorStoreError
+from .vectors import DamagedStoreError, VectorStoreError, VectorStoreFactory
 
 MIN_RECORDED_CHUNKS = 32
 
@@ -48,10 +48,11 @@ class Retrieval:
         }
 
 
-def open_index(home: Path, corpus: Sequence[str | Path]) -> CorpusIndex:
+def open_index(home: Path, corpus: Sequence[str | Path], vectors: VectorStoreFactory | None = None) -> CorpusIndex:
     """The index of the corpus named by its input paths (files and directories, as given on the
-    command line): for ``dsv2 index status|rebuild|drop`` and for :func:`retrieve`."""
-    return CorpusIndex(home, [Path(p) for p in corpus])
+    command line): for ``dsv2 index status|rebuild|drop`` and for :func:`retrieve`. ``vectors``:
+    where a new index keeps its vectors (an index server, ``server.server_from``; None: embedded)."""
+    return CorpusIndex(home, [Path(p) for p in corpus], vectors=vectors)
 
 
 def retrieve(
@@ -68,6 +69,7 @@ def retrieve(
     gpu_layers: int | None = None,
     fusion: Fusion | None = None,
     progress: Callable[[int, int], None] | None = None,
+    vectors: VectorStoreFactory | None = None,
 ) -> Retrieval:
     """Update the corpus index, rank its chunks for ``question`` and pack the best into ``budget``.
 
@@ -76,7 +78,8 @@ def retrieve(
 
     ``embedder`` (an object) wins over ``embed_model`` (a GGUF path); with neither, the default
     MiniLM is used if installed, else BM25 alone and a notice says so. ``fusion``: by default
-    ``ranking.default_fusion`` (dense-leaning for a paged corpus such as PDFs).
+    ``ranking.default_fusion`` (dense-leaning for a paged corpus such as PDFs). ``vectors``: see
+    :func:`open_index`.
     """
     notices: list[str] = []
     if embedder is None:
@@ -84,7 +87,7 @@ def retrieve(
         embedder = choice.embedder
         if choice.notice:
             notices.append(choice.notice)
-    index = open_index(home, corpus)
+    index = open_index(home, corpus, vectors)
     try:
         report = index.update(documents, embedder, progress=progress)
     except VectorStoreError as exc:

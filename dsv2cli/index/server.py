@@ -32,14 +32,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, RemoteError, one_line
-from .vectors import ChromaVectorStore, EmbeddedChroma, VectorStoreFactory
+from .vectors import ChromaVectorStore, VectorStoreFactory
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -185,15 +184,6 @@ def _reason(exc: BaseException) -> str:
 
 # -- which vector store an index uses ----------------------------------------------------------
 
-# The index server of the calls in progress: api.Session sets it around each call that reads or
-# builds an index (retrieval is reached through ask/chat planning, which do not pass it along).
-_SERVER: ContextVar[VectorStoreFactory | None] = ContextVar("dsv2_index_server", default=None)
-
-
-def default_vectors() -> VectorStoreFactory:
-    """The vector store of a new CorpusIndex: the index server in use, else the embedded chromadb."""
-    return _SERVER.get() or EmbeddedChroma()
-
 
 def vectors_location(factory: VectorStoreFactory) -> str:
     """Where ``factory`` keeps vectors: its ``location`` (a server's URL), else "embedded"."""
@@ -213,13 +203,3 @@ def recorded_server(store: str | None, environ: Mapping[str, str]) -> ChromaServ
     if not store or store == EMBEDDED:
         return None
     return server_from(store, environ)
-
-
-@contextlib.contextmanager
-def using(factory: VectorStoreFactory | None) -> Iterator[None]:
-    """Within the block, new indexes keep their vectors in ``factory`` (None: the embedded store)."""
-    token = _SERVER.set(factory)
-    try:
-        yield
-    finally:
-        _SERVER.reset(token)

@@ -38,8 +38,8 @@ from ..fsutil import write_atomic
 from ..sources.base import Document, Location
 from .chunking import CHUNKER_VERSION, Chunk, chunk_document
 from .embedder import Embedder
-from .server import EMBEDDED, default_vectors, vectors_location
-from .vectors import DamagedStoreError, VectorStoreFactory
+from .server import EMBEDDED, vectors_location
+from .vectors import DamagedStoreError, EmbeddedChroma, VectorStoreFactory
 
 MANIFEST_VERSION = 1
 MANIFEST = "manifest.json"
@@ -239,7 +239,7 @@ class CorpusIndex:
     ) -> None:
         self.home = Path(home)
         self.embed_batch = embed_batch  # texts per embedder call (and per vector store write)
-        self.vectors: VectorStoreFactory = vectors if vectors is not None else default_vectors()
+        self.vectors: VectorStoreFactory = vectors if vectors is not None else EmbeddedChroma()
         self.location = vectors_location(self.vectors)  # recorded in the manifest as "store"
         self.roots = [Path(r).expanduser().resolve() for r in roots]
         self.corpus_id = corpus_id(self.roots)

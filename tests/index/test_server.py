@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from dsv2cli.cli import app
 from dsv2cli.errors import ExitCode
 from dsv2cli.index import CorpusIndex, EmbeddedChroma, LlamaEmbedder, chunk_document, retrieve
-from dsv2cli.index.server import ChromaServer, IndexServerError, using
+from dsv2cli.index.server import ChromaServer, IndexServerError
 from dsv2cli.settings import resolve
 from dsv2cli.sources import load_inputs
 
@@ -367,11 +367,10 @@ def test_vectors_someone_else_removed_are_reported_and_a_rebuild_restores_them(
     server = ChromaServer(chroma_server.url)
 
     def ask_once() -> tuple[str, list[str]]:
-        with using(server):
-            found = retrieve(
-                "customer invoice", documents, corpus=[root], home=home, budget=400,
-                count_tokens=lambda t: len(t) // 4, embedder=embedder,
-            )  # fmt: skip
+        found = retrieve(
+            "customer invoice", documents, corpus=[root], home=home, budget=400,
+            count_tokens=lambda t: len(t) // 4, embedder=embedder, vectors=server,
+        )  # fmt: skip
         return found.method, found.notices
 
     assert ask_once() == ("hybrid", [])

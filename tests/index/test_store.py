@@ -347,30 +347,33 @@ class FailingChroma:
         self.inner.drop(directory)
 
 
-def ask_retrieve(root: Path, home: Path, embedder: LlamaEmbedder):  # type: ignore[no-untyped-def]
+def ask_retrieve(root: Path, home: Path, embedder: LlamaEmbedder, vectors: Any = None):  # type: ignore[no-untyped-def]
     documents, _ = load_inputs([str(root)])
     return retrieve(
-        QUESTION, documents, corpus=[str(root)], home=home, budget=600, count_tokens=approx_tokens, embedder=embedder
+        QUESTION,
+        documents,
+        corpus=[str(root)],
+        home=home,
+        budget=600,
+        count_tokens=approx_tokens,
+        embedder=embedder,
+        vectors=vectors,
     )
 
 
 @pytest.mark.parametrize("failing", ["query", "add"])
 def test_a_failing_vector_store_reports_bm25_and_a_notice_not_hybrid(
-    make_repo, dsv2_home: Path, embedder: LlamaEmbedder, monkeypatch: pytest.MonkeyPatch, failing: str
+    make_repo, dsv2_home: Path, embedder: LlamaEmbedder, failing: str
 ) -> None:
-    from dsv2cli.index import store as store_module
-
     root = make_repo(n_files=6)
     planted = root / "pkg" / "mod_04.py"
     planted.write_text(planted.read_text() + PLANTED)
     if failing == "query":
         build(root, dsv2_home, embedder)  # vectors in place; reading them fails
-    monkeypatch.setattr(store_module, "default_vectors", lambda: FailingChroma(failing))
-    result = ask_retrieve(root, dsv2_home, embedder)
+    result = ask_retrieve(root, dsv2_home, embedder, FailingChroma(failing))
     assert result.method == "bm25" and result.to_dict()["retrieval"] == "bm25"
     assert any(f"forced failure in {failing}" in n and "BM25 alone" in n for n in result.notices), result.notices
     assert any("47.50" in s.text for s in result.sources)  # BM25 still answers from every file
-    monkeypatch.undo()
     if failing == "add":  # the build stopped after the chunks: the next run finishes the vectors
         assert CorpusIndex(dsv2_home, [root]).status().state == "interrupted"
         again = ask_retrieve(root, dsv2_home, embedder)
