@@ -70,9 +70,11 @@ class PdfTextCache:
         entry = {"stamp": self._stamp(), "pages": pages, "outline": [list(row) for row in outline]}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            write_atomic(self._path(data), json.dumps(entry, ensure_ascii=False))
+            # ASCII escapes: a lone surrogate that PDFium let through stays what it was, where UTF-8
+            # could not encode it.
+            write_atomic(self._path(data), json.dumps(entry))
             self._prune()
-        except OSError:
+        except (OSError, ValueError):
             pass  # not kept: the next run reads the PDF again
 
     def _prune(self) -> None:

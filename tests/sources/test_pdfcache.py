@@ -112,3 +112,10 @@ def test_the_cli_keeps_pdf_text_under_dsv2_home(dsv2_home: Path) -> None:
     assert all(r.returncode == 0 for r in runs), runs[0].stderr
     assert runs[0].stdout == runs[1].stdout
     assert len(list((dsv2_home / "cache" / "pdf-text").glob("*.json"))) == 1
+
+
+def test_text_utf8_cannot_encode_is_kept_as_it_was(tmp_path: Path) -> None:
+    store = PdfTextCache(tmp_path / "pdf-text", pdf.READER_VERSION)
+    pages = ["a lone surrogate \ud800 from a broken font", "ünïcode, 東京, ﬁ"]
+    store.put(b"%PDF-odd", (pages, [(0, "Tïtle \udfff", 0)]))
+    assert store.get(b"%PDF-odd") == (pages, [(0, "Tïtle \udfff", 0)])
