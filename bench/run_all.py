@@ -51,6 +51,7 @@ SUITE: list[tuple[str, str, list[str], list[str], list[str]]] = [
     ),
     ("prefix cache", "prefix_cache.py", [], ["--runs", "1"], [r"^whole process", r"^prompt evaluation"]),
     ("chat turns, state kept vs not", "chat.py", [], ["--turns", "4"], [r"^turns 2\.\."]),
+    ("planning from counts vs building the prompt", "plan.py", [], ["--repeat", "1"], [r"^(before|now)"]),
     ("one long line vs lines", "long_lines.py", [], ["--mb", "2"], [r"^(count|pack):"]),
     (
         "index build vs raw llama.cpp embedding",
