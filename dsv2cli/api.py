@@ -246,6 +246,13 @@ class Session:
         """Where text extracted from PDFs is kept by content (sources/pdfcache.py)."""
         return self.settings.home / "cache" / "pdf-text"
 
+    def pdf_text_cache(self) -> Any:
+        """The cache of text extracted from PDFs (sources.pdfcache.PdfTextCache): status(), clear()."""
+        from .sources.pdf import READER_VERSION
+        from .sources.pdfcache import PdfTextCache
+
+        return PdfTextCache(self._pdf_cache(), READER_VERSION)
+
     def _count(self, handle: ModelHandle, docs: Sequence[Document]) -> Any:
         """``packing.ContextCount`` of ``docs`` as ``handle`` counts them, through the persistent
         token-count cache: the planners choose a strategy from it, so a document seen before is

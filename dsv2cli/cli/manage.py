@@ -10,7 +10,7 @@ from .app import app
 from .common import Env
 from .options import INPUTS, RETRIEVAL, Flags, GpuLayersOpt, JsonOpt, PathsArg, RepoOpt, ThreadsOpt, uses
 
-cache_app = typer.Typer(help="Inspect or clear the prompt-prefix cache.", no_args_is_help=True)
+cache_app = typer.Typer(help="Inspect or clear the prompt-prefix and PDF-text caches.", no_args_is_help=True)
 
 
 app.add_typer(cache_app, name="cache")
@@ -19,35 +19,42 @@ app.add_typer(cache_app, name="cache")
 @cache_app.command("status")
 @uses()
 def cache_status(json_out: JsonOpt = False, *, flags: Flags, env: Env) -> None:
-    """Entries and size of the prompt-prefix cache.
+    """Entries and size of the prompt-prefix cache, and of the text kept from PDFs
+    (`pdf_text` in --json).
 
     Examples:
 
     \b
       dsv2 cache status
     """
-    status = env.session(flags).prefix_cache().status().to_dict()
+    session = env.session(flags)
+    status = session.prefix_cache().status().to_dict()
+    pdf_text = session.pdf_text_cache().status()
     if json_out:
-        env.write_json(status)
+        env.write_json({**status, "pdf_text": pdf_text})
     else:
         env.screen.write(
             f"prefix cache: {status['directory']}\nentries:      {status['entries']}\n"
             f"size:         {status['size_bytes'] / 1e6:,.1f} MB of {status['max_bytes'] / 1e6:,.0f} MB\n"
+            f"pdf text:     {pdf_text['directory']}\nentries:      {pdf_text['entries']}\n"
+            f"size:         {pdf_text['size_bytes'] / 1e6:,.1f} MB of {pdf_text['max_bytes'] / 1e6:,.0f} MB\n"
         )
 
 
 @cache_app.command("clear")
 @uses()
 def cache_clear(*, flags: Flags, env: Env) -> None:
-    """Delete every prompt-prefix cache entry.
+    """Delete every prompt-prefix cache entry and the text kept from PDFs.
 
     Examples:
 
     \b
       dsv2 cache clear
     """
-    removed = env.session(flags).prefix_cache().clear()
+    session = env.session(flags)
+    removed = session.prefix_cache().clear()
     env.note(f"prefix cache cleared: {removed} entries removed")
+    env.note(f"pdf text cache cleared: {session.pdf_text_cache().clear()} entries removed")
 
 
 index_app = typer.Typer(help="Inspect or manage the retrieval index of a corpus.", no_args_is_help=True)

@@ -77,15 +77,37 @@ class PdfTextCache:
         except (OSError, ValueError):
             pass  # not kept: the next run reads the PDF again
 
-    def _prune(self) -> None:
-        """Drop the least recently used entries until the rest fit ``max_bytes``."""
+    def _entries(self) -> list[tuple[float, int, Path]]:
+        """(last use, bytes, path) of every entry."""
         entries = []
-        for path in self.directory.glob("*.json"):
+        for path in self.directory.glob("*.json") if self.directory.is_dir() else []:
             try:
                 st = path.stat()
             except OSError:
                 continue
             entries.append((st.st_mtime, st.st_size, path))
+        return entries
+
+    def status(self) -> dict[str, object]:
+        """``dsv2 cache status``: where, how many entries, how big."""
+        entries = self._entries()
+        return {
+            "directory": str(self.directory),
+            "entries": len(entries),
+            "size_bytes": sum(size for _, size, _ in entries),
+            "max_bytes": self.max_bytes,
+        }
+
+    def clear(self) -> int:
+        """Delete every entry (``dsv2 cache clear``); how many there were."""
+        entries = self._entries()
+        for _, _, path in entries:
+            path.unlink(missing_ok=True)
+        return len(entries)
+
+    def _prune(self) -> None:
+        """Drop the least recently used entries until the rest fit ``max_bytes``."""
+        entries = self._entries()
         total = sum(size for _, size, _ in entries)
         for _, size, path in sorted(entries):
             if total <= self.max_bytes:

@@ -119,3 +119,19 @@ def test_text_utf8_cannot_encode_is_kept_as_it_was(tmp_path: Path) -> None:
     pages = ["a lone surrogate \ud800 from a broken font", "ünïcode, 東京, ﬁ"]
     store.put(b"%PDF-odd", (pages, [(0, "Tïtle \udfff", 0)]))
     assert store.get(b"%PDF-odd") == (pages, [(0, "Tïtle \udfff", 0)])
+
+
+def test_cache_status_shows_and_cache_clear_empties_the_pdf_text(dsv2_home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dsv2cli.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["pack", str(REPORT)]).exit_code == 0
+    status = json.loads(runner.invoke(app, ["cache", "status", "--json"]).stdout)
+    assert status["pdf_text"]["entries"] == 1 and status["pdf_text"]["size_bytes"] > 0
+    assert status["pdf_text"]["directory"] == str(dsv2_home / "cache" / "pdf-text")
+    assert f"pdf text:     {dsv2_home / 'cache' / 'pdf-text'}" in runner.invoke(app, ["cache", "status"]).stdout
+    cleared = runner.invoke(app, ["cache", "clear"])
+    assert "pdf text cache cleared: 1 entries removed" in cleared.stderr
+    assert json.loads(runner.invoke(app, ["cache", "status", "--json"]).stdout)["pdf_text"]["entries"] == 0
