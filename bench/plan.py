@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from annual_report import write_report  # noqa: E402
+from count import best  # noqa: E402 - the same best-of timer
 
 from dsv2cli import prompts, summarize  # noqa: E402 - after the path tweak, so a checkout runs
 from dsv2cli.chat import ModelFacts  # noqa: E402
@@ -40,15 +40,6 @@ from dsv2cli.strategies.map_reduce import MapReduce  # noqa: E402
 from dsv2cli.tokens import CountCache, Tokenizer, named_tokenizer_path, tokenizer_key  # noqa: E402
 
 FACTS = ModelFacts("deepseek-v2", "deepseek2", None)
-
-
-def best(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:
-    times, result = [], 0
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - started)
-    return min(times), result
 
 
 def main() -> None:

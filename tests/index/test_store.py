@@ -127,17 +127,7 @@ def test_a_retrieve_parses_the_manifest_once_and_a_held_index_sees_another_write
     parsed: list[Path] = []
     real = store.read_manifest
     monkeypatch.setattr(store, "read_manifest", lambda d: parsed.append(d) or real(d))
-    documents, _ = load_inputs([str(root)])
-    question = "What does the module compute?"
-    found = retrieve(
-        question,
-        documents,
-        corpus=[str(root)],
-        home=dsv2_home,
-        budget=500,
-        count_tokens=approx_tokens,
-        embedder=embedder,
-    )
+    found = ask_retrieve(root, dsv2_home, embedder, question="What does the module compute?", budget=500)
     assert found.method == "hybrid" and found.candidates == 4
     assert len(parsed) == 1  # update, chunks and dense_scores share one parse
 
@@ -347,14 +337,16 @@ class FailingChroma:
         self.inner.drop(directory)
 
 
-def ask_retrieve(root: Path, home: Path, embedder: LlamaEmbedder, vectors: Any = None):  # type: ignore[no-untyped-def]
+def ask_retrieve(  # type: ignore[no-untyped-def]
+    root: Path, home: Path, embedder: LlamaEmbedder, vectors: Any = None, question: str = QUESTION, budget: int = 600
+):
     documents, _ = load_inputs([str(root)])
     return retrieve(
-        QUESTION,
+        question,
         documents,
         corpus=[str(root)],
         home=home,
-        budget=600,
+        budget=budget,
         count_tokens=approx_tokens,
         embedder=embedder,
         vectors=vectors,
