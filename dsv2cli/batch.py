@@ -153,7 +153,9 @@ class OutDir:
             raise UsageError(f"--out {path}: cannot create the folder ({exc.strerror})") from exc
         self.path, self.key = path, key
         self.records = path / self.RECORDS
-        self.done: set[str] = set()  # content hashes summarized with this key
+        # Summary files written with this key: the input's name and its text's hash (file_for), so
+        # that an input is skipped only when that same input (not another with the same text) is done.
+        self.done: set[str] = set()
         self.notes: list[str] = []
         self._lock = threading.Lock()
         if force and self.records.exists():
@@ -171,10 +173,10 @@ class OutDir:
             except json.JSONDecodeError:
                 bad += 1  # a line cut off by an interruption: that document is summarized again
                 continue
-            if not isinstance(record, dict) or not isinstance(record.get("content_hash"), str):
+            if not isinstance(record, dict) or not isinstance(record.get("file"), str):
                 bad += 1
             elif record.get("key") == self.key:
-                self.done.add(record["content_hash"])
+                self.done.add(record["file"])
             else:
                 other += 1
         if bad:
@@ -191,7 +193,7 @@ class OutDir:
             self._append("\n")  # a cut-off last line stays on its own line
 
     def has(self, doc: Document) -> bool:
-        return doc.content_hash in self.done
+        return self.file_for(doc) in self.done
 
     def file_for(self, doc: Document) -> str:
         """``report.pdf`` -> ``report.pdf-1a2b3c4d.md``: the name, and the text's hash against collisions."""
@@ -206,7 +208,7 @@ class OutDir:
         line = {**record, "file": name, "content_hash": doc.content_hash, "key": self.key}
         self._append(json.dumps(line, ensure_ascii=False) + "\n")
         with self._lock:
-            self.done.add(doc.content_hash)
+            self.done.add(name)
 
     def _append(self, text: str) -> None:
         data = text.encode("utf-8")

@@ -250,3 +250,16 @@ def test_an_extract_batch_reports_its_progress_and_cost(dsv2_home: Path, tmp_pat
     assert run.exit_code == 0, run.output
     assert len(server.chats()) == 2
     assert re.search(r"^dsv2: batch: 2 of 2 documents, 2 request\(s\), .*done in .*, \$0\.0007$", run.stderr, re.M)
+
+
+def test_an_input_is_skipped_only_when_that_input_is_done_not_another_with_the_same_text(tmp_path: Path) -> None:
+    """Resuming a batch of identical texts under different names (form letters, copies): each
+    input still gets its own summary file."""
+    text = [Segment("The ferry left at nine.", Location("a.txt"))]
+    a, b = Document("a.txt", "text", text), Document("b.txt", "text", text)
+    folder = OutDir(tmp_path / "out", "k1")
+    folder.write(a, {"source": "a.txt", "summary": "It left at nine."})
+    again = OutDir(tmp_path / "out", "k1")
+    assert again.has(a) and not again.has(b)
+    edited = Document("a.txt", "text", [Segment("The ferry left at ten.", Location("a.txt"))])
+    assert not again.has(edited)  # the same name with other text is summarized again
