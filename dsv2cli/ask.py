@@ -17,12 +17,11 @@ from .packing import (
     count_context,
     ensure_fits,
     joined_by,
-    near_budget,
     render_block,
     render_context,
 )
 from .sources.base import Document
-from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
+from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, whole_prompt
 from .tokens import Tokenizer
 
 # Tokens kept free for what per-source counts cannot see (document tags, joins); the final
@@ -124,22 +123,25 @@ def plan(
     budget = Budget(window=window, output=max_tokens, overhead=overhead)
     counted = counted if counted is not None else count_context(docs, joined_by(tokenizer.count))
     context_tokens = counted.tokens
-    chosen = choose("ask", context_tokens, budget.document, strategy)
-    if chosen == WHOLE or (strategy is None and near_budget(context_tokens, budget)):
-        context = render_context(docs)  # the one full tokenization, for the strategy that runs:
-        prompt = build_prompt(tokenizer, facts, system, context, question, example, template)
-        document_tokens = len(prompt.ids) - overhead
-        if strategy == WHOLE or budget.fits(document_tokens):
-            ensure_fits(
-                len(prompt.ids),
-                window,
-                max_tokens,
-                document_tokens=document_tokens,
-                source=", ".join(d.source for d in docs),
-            )
-            sources = [{**p.location.to_dict(), "cite": p.cite(), "score": None} for p in passages]
-            return AskPlan(WHOLE, prompt, budget, document_tokens, sources, passages=passages)
-        context_tokens = document_tokens
+    whole = whole_prompt(
+        "ask",
+        context_tokens,
+        budget,
+        strategy,
+        lambda: build_prompt(tokenizer, facts, system, render_context(docs), question, example, template),
+        lambda p: len(p.ids) - overhead,
+    )
+    if whole is not None:
+        document_tokens = len(whole.ids) - overhead
+        ensure_fits(
+            len(whole.ids),
+            window,
+            max_tokens,
+            document_tokens=document_tokens,
+            source=", ".join(d.source for d in docs),
+        )
+        sources = [{**p.location.to_dict(), "cite": p.cite(), "score": None} for p in passages]
+        return AskPlan(WHOLE, whole, budget, document_tokens, sources, passages=passages)
 
     from .index import retrieve
 

@@ -17,12 +17,11 @@ from .packing import (
     count_context,
     ensure_fits,
     joined_by,
-    near_budget,
     render_context,
 )
 from .parallel import closer, ordered_map
 from .sources.base import Document
-from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, choose
+from .strategies import MAP_REDUCE, RETRIEVE, WHOLE, whole_prompt
 from .strategies.map_reduce import MapReduce, StageProgress
 from .tokens import Tokenizer
 
@@ -123,13 +122,18 @@ def plan(
     budget = Budget(window=window, output=max_tokens, overhead=overhead)
     counted = counted if counted is not None else count_context(docs, joined_by(tokenizer.count))
     source = ", ".join(d.source for d in docs)
-    chosen = choose("summarize", counted.tokens, budget.document, strategy)
-    if chosen == WHOLE or (strategy is None and near_budget(counted.tokens, budget)):
-        prompt = build_prompt(tokenizer, facts, spec, render_context(docs))  # the one full tokenization
+    prompt = whole_prompt(
+        "summarize",
+        counted.tokens,
+        budget,
+        strategy,
+        lambda: build_prompt(tokenizer, facts, spec, render_context(docs)),
+        lambda p: len(p.ids) - overhead,
+    )
+    if prompt is not None:
         document_tokens = len(prompt.ids) - overhead
-        if strategy == WHOLE or budget.fits(document_tokens):
-            ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=document_tokens, source=source)
-            return Plan(WHOLE, document_tokens, budget, source, prompt=prompt)
+        ensure_fits(len(prompt.ids), window, max_tokens, document_tokens=document_tokens, source=source)
+        return Plan(WHOLE, document_tokens, budget, source, prompt=prompt)
     mapper = MapReduce(
         tokenizer, facts.architecture, facts.chat_template, spec.system, spec.template, window, max_tokens, concurrency
     )

@@ -29,11 +29,11 @@ from ..packing import (
     fit_halving,
     joined_by,
     make_pieces,
-    near_budget,
     plan_chunks,
     render_document,
 )
 from ..sources.base import Document
+from ..strategies import whole_prompt
 from ..tokens import Tokenizer
 from .merge import merge
 from .schema import FieldSet
@@ -123,11 +123,16 @@ def plan(
     budget = Budget(window=window, output=max_tokens, overhead=overhead)
     counted = counted if counted is not None else count_context([doc], joined_by(tokenizer.count))
     document_tokens = counted.tokens
-    if budget.fits(document_tokens) or near_budget(document_tokens, budget):
-        whole = build_prompt(tokenizer, facts, fields, render_document(doc))  # the one full tokenization
-        if budget.fits(len(whole.ids) - overhead):
-            return ExtractPlan(doc.source, len(whole.ids) - overhead, budget, [whole])
-        document_tokens = len(whole.ids) - overhead
+    whole = whole_prompt(
+        "extract",
+        document_tokens,
+        budget,
+        None,
+        lambda: build_prompt(tokenizer, facts, fields, render_document(doc)),
+        lambda p: len(p.ids) - overhead,
+    )
+    if whole is not None:
+        return ExtractPlan(doc.source, len(whole.ids) - overhead, budget, [whole])
     if budget.document < MIN_CHUNK_TOKENS:
         raise ContextOverflowError.no_room(
             window=window,
