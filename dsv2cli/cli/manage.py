@@ -159,7 +159,10 @@ def index_rebuild(
     corpus = _corpus(paths, flags.repo)
     session.index(corpus)  # a corpus is named before anything is read
     status = session.rebuild_index(corpus, env.load(session, flags, paths))
-    env.note(f"index rebuilt: {status.files} files, {status.chunks} chunks in {status.directory}")
+    from ..render import counted
+
+    files, chunks = counted(status.files, "files"), counted(status.chunks, "chunks")
+    env.note(f"index rebuilt: {files}, {chunks} in {status.directory}")
 
 
 @index_app.command("drop")
